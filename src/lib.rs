@@ -1,0 +1,8 @@
+//! zwlock: a local access-code gateway for Z-Wave keypad locks.
+//!
+//! Layers, bottom up (each knows nothing of the ones above it):
+//! `serial` (bytes, framing, link rules) → `serialapi` (typed Serial API messages) → …
+
+pub mod replay;
+pub mod serial;
+pub mod util;
