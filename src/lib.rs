@@ -3,6 +3,8 @@
 //! Layers, bottom up (each knows nothing of the ones above it):
 //! `serial` (bytes, framing, link rules) → `serialapi` (typed Serial API messages) → …
 
+pub mod cli;
 pub mod replay;
 pub mod serial;
+pub mod serialapi;
 pub mod util;

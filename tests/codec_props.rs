@@ -24,7 +24,9 @@ fn data_frame() -> impl Strategy<Value = DataFrame> {
 /// Bytes that can never start a frame.
 fn noise() -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(
-        any::<u8>().prop_filter("not a frame byte", |b| ![0x01, 0x06, 0x15, 0x18].contains(b)),
+        any::<u8>().prop_filter("not a frame byte", |b| {
+            ![0x01, 0x06, 0x15, 0x18].contains(b)
+        }),
         0..40,
     )
 }

@@ -24,7 +24,10 @@ async fn stream_closing_fails_the_frame_in_flight_and_the_queue() {
         assert!(matches!(err, LinkError::Closed { .. }), "{err}");
         assert!(err.is_retryable());
     }
-    assert!(matches!(events.recv().await, Some(LinkEvent::Closed { .. })));
+    assert!(matches!(
+        events.recv().await,
+        Some(LinkEvent::Closed { .. })
+    ));
     task.await.unwrap();
     assert!(handle.is_closed());
     assert!(matches!(
@@ -46,9 +49,11 @@ async fn frames_are_sent_one_at_a_time() {
     let first = buf[3];
     // Nothing more may arrive until the first frame is ACKed.
     let mut more = [0u8; 1];
-    assert!(tokio::time::timeout(Duration::from_millis(1000), stick.read(&mut more))
-        .await
-        .is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1000), stick.read(&mut more))
+            .await
+            .is_err()
+    );
     stick.write_all(&[0x06]).await.unwrap();
     stick.read_exact(&mut buf).await.unwrap();
     let mut seen = [first, buf[3]];

@@ -21,8 +21,13 @@ use zwlock::serial::{DataFrame, SerialCodec};
 
 #[derive(Debug)]
 enum HostAction {
-    Nak { after_inbound: usize },
-    Send { frame: DataFrame, after_inbound: usize },
+    Nak {
+        after_inbound: usize,
+    },
+    Send {
+        frame: DataFrame,
+        after_inbound: usize,
+    },
 }
 
 struct Plan {
@@ -140,7 +145,10 @@ async fn replay(name: &str) -> Outcome {
             HostAction::Send { frame, .. } => sends.push(handle.send(frame).await),
         }
     }
-    player.await.unwrap().unwrap_or_else(|e| panic!("{name}: {e}"));
+    player
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     let counters = handle.stats();
     drop(handle);
     collector.await.unwrap();
@@ -256,7 +264,10 @@ async fn player_detects_wrong_bytes_and_wrong_timing() {
     let h = handle.clone();
     tokio::spawn(async move { h.send(DataFrame::request(0x15, Vec::new())).await });
     let err = player.await.unwrap().unwrap_err();
-    assert!(matches!(err, ReplayError::Mismatch { line: 1, .. }), "{err}");
+    assert!(
+        matches!(err, ReplayError::Mismatch { line: 1, .. }),
+        "{err}"
+    );
 
     let early = Fixture::parse("> 01 03 00 07 fb\n@+500ms\n> 01 03 00 07 fb").unwrap();
     let (stream, player) = spawn_stick(early, ReplayOptions::default());

@@ -107,8 +107,7 @@ where
                 let mut filled = 0;
                 let deadline = Instant::now() + opts.host_timeout;
                 while filled < got.len() {
-                    match tokio::time::timeout_at(deadline, stream.read(&mut got[filled..])).await
-                    {
+                    match tokio::time::timeout_at(deadline, stream.read(&mut got[filled..])).await {
                         Err(_) => {
                             return Err(ReplayError::HostSilent {
                                 line: *line,

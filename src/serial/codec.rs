@@ -234,10 +234,7 @@ mod tests {
     fn garbage_is_skipped_and_counted() {
         let mut codec = SerialCodec::new();
         let mut buf = BytesMut::from(&hex("00ffee80400104011301e8")[..]);
-        assert_eq!(
-            decode_all(&mut codec, &mut buf),
-            vec![data("0104011301e8")]
-        );
+        assert_eq!(decode_all(&mut codec, &mut buf), vec![data("0104011301e8")]);
         assert_eq!(codec.counters().garbage_bytes, 5);
     }
 

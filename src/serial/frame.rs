@@ -171,13 +171,23 @@ pub enum Head<'a> {
     Nak,
     Can,
     /// A complete data frame with a valid checksum. `body` is TYPE | FUNC | payload.
-    Data { body: &'a [u8] },
+    Data {
+        body: &'a [u8],
+    },
     /// A complete data frame whose checksum does not match. The receiver answers NAK.
-    BadChecksum { expected: u8, found: u8, len: u8 },
+    BadChecksum {
+        expected: u8,
+        found: u8,
+        len: u8,
+    },
     /// SOF followed by a LEN below the minimum of 3. The receiver answers NAK and skips SOF+LEN.
-    Malformed { len: u8 },
+    Malformed {
+        len: u8,
+    },
     /// Bytes that are none of SOF/ACK/NAK/CAN, up to (not including) the next one of those.
-    Garbage { count: usize },
+    Garbage {
+        count: usize,
+    },
 }
 
 /// Parse one framing element from the head of `input`.
@@ -334,8 +344,18 @@ mod tests {
         // (hex, type, function, payload)
         let cases = [
             ("010300ff03", FrameType::Request, 0xff, ""),
-            ("0109001303020000250bca", FrameType::Request, 0x13, "03020000250b"),
-            ("010a001303038e020425400b", FrameType::Request, 0x13, "03038e02042540"),
+            (
+                "0109001303020000250bca",
+                FrameType::Request,
+                0x13,
+                "03020000250b",
+            ),
+            (
+                "010a001303038e020425400b",
+                FrameType::Request,
+                0x13,
+                "03038e02042540",
+            ),
             ("0104011301e8", FrameType::Response, 0x13, "01"),
             ("010700130f000002e6", FrameType::Request, 0x13, "0f000002"),
             ("01030008f4", FrameType::Request, 0x08, ""),

@@ -182,7 +182,9 @@ enum Command {
         reply: oneshot::Sender<Result<(), LinkError>>,
     },
     /// Write one NAK byte (used at startup to clear the stick's receiver).
-    Nak { reply: oneshot::Sender<Result<(), LinkError>> },
+    Nak {
+        reply: oneshot::Sender<Result<(), LinkError>>,
+    },
     /// Accept the next byte whose low nibble is 6 as an ACK (some sticks garble the first ACK
     /// after a soft reset).
     AcceptSloppyAck,

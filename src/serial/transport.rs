@@ -57,7 +57,9 @@ impl FromStr for PortUrl {
         if let Some(rest) = s_trim.strip_prefix("tcp://") {
             let rest = rest.trim_end_matches('/');
             let (host, port) = if let Some(r) = rest.strip_prefix('[') {
-                let (h, p) = r.split_once("]:").ok_or_else(|| bad("expected tcp://[v6addr]:port"))?;
+                let (h, p) = r
+                    .split_once("]:")
+                    .ok_or_else(|| bad("expected tcp://[v6addr]:port"))?;
                 (h, p)
             } else {
                 rest.rsplit_once(':')
@@ -66,7 +68,9 @@ impl FromStr for PortUrl {
             if host.is_empty() {
                 return Err(bad("missing host"));
             }
-            let port: u16 = port.parse().map_err(|_| bad("port is not a number 1-65535"))?;
+            let port: u16 = port
+                .parse()
+                .map_err(|_| bad("port is not a number 1-65535"))?;
             if port == 0 {
                 return Err(bad("port is not a number 1-65535"));
             }
@@ -76,7 +80,11 @@ impl FromStr for PortUrl {
             });
         }
         if let Some(name) = s_trim.strip_prefix("sim://") {
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
                 return Err(bad("expected sim://NAME (letters, digits, - _ .)"));
             }
             return Ok(PortUrl::Sim(name.to_string()));
@@ -88,7 +96,9 @@ impl FromStr for PortUrl {
             return Ok(PortUrl::Tty(PathBuf::from(path)));
         }
         if s_trim.contains("://") {
-            return Err(bad("unknown scheme (use a tty path, tcp://host:port or sim://NAME)"));
+            return Err(bad(
+                "unknown scheme (use a tty path, tcp://host:port or sim://NAME)",
+            ));
         }
         Ok(PortUrl::Tty(PathBuf::from(s_trim)))
     }
@@ -238,7 +248,12 @@ mod tests {
             "sim://demo".parse::<PortUrl>().unwrap(),
             PortUrl::Sim("demo".into())
         );
-        for url in ["/dev/ttyACM0", "tcp://127.0.0.1:5555", "tcp://[::1]:1", "sim://demo"] {
+        for url in [
+            "/dev/ttyACM0",
+            "tcp://127.0.0.1:5555",
+            "tcp://[::1]:1",
+            "sim://demo",
+        ] {
             assert_eq!(url.parse::<PortUrl>().unwrap().to_string(), url);
         }
     }
@@ -265,7 +280,10 @@ mod tests {
     async fn missing_tty_is_a_typed_error() {
         let url: PortUrl = "/dev/zwlock-no-such-stick".parse().unwrap();
         let err = open(&url, None).await.err().unwrap();
-        assert!(matches!(err, TransportError::DeviceNotFound { .. }), "{err}");
+        assert!(
+            matches!(err, TransportError::DeviceNotFound { .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains("/dev/zwlock-no-such-stick"));
         assert!(err.is_retryable());
     }
@@ -278,7 +296,10 @@ mod tests {
         drop(l);
         let url: PortUrl = format!("tcp://127.0.0.1:{port}").parse().unwrap();
         let err = open(&url, None).await.err().unwrap();
-        assert!(matches!(err, TransportError::ConnectionRefused { .. }), "{err}");
+        assert!(
+            matches!(err, TransportError::ConnectionRefused { .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains(&port.to_string()));
     }
 

@@ -76,7 +76,10 @@ fn decode_packed(t: &str) -> Result<Vec<u8>, HexError> {
     if t.len() % 2 != 0 {
         return Err(HexError::OddLength);
     }
-    (0..t.len()).step_by(2).map(|i| parse_byte(&t[i..i + 2])).collect()
+    (0..t.len())
+        .step_by(2)
+        .map(|i| parse_byte(&t[i..i + 2]))
+        .collect()
 }
 
 fn parse_byte(t: &str) -> Result<u8, HexError> {

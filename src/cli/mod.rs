@@ -1,0 +1,3 @@
+//! The `zwlock` command line: subcommands other than the daemon itself.
+
+pub mod decode;
