@@ -3,6 +3,7 @@
 //! Layers, bottom up (each knows nothing of the ones above it):
 //! `serial` (bytes, framing, link rules) → `serialapi` (typed Serial API messages) → …
 
+pub mod cc;
 pub mod cli;
 pub mod replay;
 pub mod serial;

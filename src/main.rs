@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use zwlock::cli::decode::{self, DecodeOptions};
+use zwlock::cli::describe::DescribeOptions;
+use zwlock::serialapi::NodeIdType;
 
 #[derive(Parser)]
 #[command(
@@ -25,16 +27,50 @@ enum Command {
         /// Print one JSON object per frame.
         #[arg(long)]
         json: bool,
+        /// Show PINs instead of ****.
+        #[arg(long)]
+        show_codes: bool,
+        /// Node id width of the stick that wrote the frames (16 after SetNodeIdType).
+        #[arg(long, default_value_t = 8, value_parser = parse_node_id_bits)]
+        node_id_bits: u8,
+        /// Input lines are bare command class payloads (e.g. `63 03 05 01 31 32 33 34`).
+        #[arg(long)]
+        payload: bool,
         /// Frames as hex; read stdin when none are given.
         frames: Vec<String>,
     },
 }
 
+fn parse_node_id_bits(s: &str) -> Result<u8, String> {
+    match s {
+        "8" => Ok(8),
+        "16" => Ok(16),
+        _ => Err("expected 8 or 16".into()),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Decode { json, frames } => {
-            let opts = DecodeOptions { json };
+        Command::Decode {
+            json,
+            show_codes,
+            node_id_bits,
+            payload,
+            frames,
+        } => {
+            let opts = DecodeOptions {
+                json,
+                payload_mode: payload,
+                describe: DescribeOptions {
+                    show_codes,
+                    node_id_type: if node_id_bits == 16 {
+                        NodeIdType::Bits16
+                    } else {
+                        NodeIdType::Bits8
+                    },
+                },
+            };
             let stdin = std::io::stdin();
             if frames.is_empty() && stdin.is_terminal() {
                 eprintln!("zwlock decode: reading frames from stdin, one per line (Ctrl-D ends)");

@@ -47,7 +47,7 @@ fn decode_chunks(chunks: &[&[u8]]) -> (Vec<Received>, SerialCodec, usize) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Any bytes, fed in any split: no panic, and what stays buffered is less than one frame.
     #[test]

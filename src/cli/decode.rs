@@ -8,8 +8,10 @@ use std::io::{BufRead, Write};
 
 use serde::Serialize;
 
-use crate::serial::frame::{parse_head, FrameType, Head};
+use super::describe::{describe_command, describe_frame, CommandDescription, DescribeOptions};
+use crate::serial::frame::{data_from_body, parse_head, FrameType, Head};
 use crate::serialapi::function::FunctionId;
+use crate::serialapi::Origin;
 use crate::util::hex;
 
 /// How to decode.
@@ -17,10 +19,14 @@ use crate::util::hex;
 pub struct DecodeOptions {
     /// Print JSON objects (one per line) instead of one-line summaries.
     pub json: bool,
+    /// Input lines are bare command class payloads, not frames.
+    pub payload_mode: bool,
+    /// PINs and node ids width.
+    pub describe: DescribeOptions,
 }
 
 /// One decoded frame. Field names are the stable output schema of `zwlock decode --json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DecodedFrame {
     /// ">" host→stick, "<" stick→host, or null when the input did not say.
     pub direction: Option<&'static str>,
@@ -33,8 +39,17 @@ pub struct DecodedFrame {
     pub function: Option<&'static str>,
     /// Payload bytes after FUNC, as hex.
     pub payload: Option<String>,
-    /// Why the input is not a valid frame.
+    /// Why the input is not a valid frame (or its contents not a valid message).
     pub error: Option<String>,
+    /// The node a SendData goes to or an ApplicationCommandHandler came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<u16>,
+    /// The node command inside the frame, when there is one.
+    #[serde(flatten)]
+    pub command: Option<CommandDescription>,
+    /// Serial API fields of a frame without a node command (callbacks, responses, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<serde_json::Value>,
 }
 
 impl DecodedFrame {
@@ -47,6 +62,9 @@ impl DecodedFrame {
             function: None,
             payload: None,
             error: None,
+            node_id: None,
+            command: None,
+            fields: None,
         }
     }
 
@@ -74,8 +92,27 @@ impl DecodedFrame {
                     .as_deref()
                     .map(|p| hex::encode_spaced(&hex::decode(p).unwrap_or_default()))
                     .unwrap_or_default();
-                format!("{dir} {ty} {func} (0x{id:02x}) [{payload}]")
+                let mut line = format!("{dir} {ty} {func} (0x{id:02x}) [{payload}]");
+                if let Some(n) = self.node_id {
+                    line.push_str(&format!(" node {n}"));
+                }
+                if let Some(c) = &self.command {
+                    line.push_str(&format!(" {}", command_summary(c)));
+                } else if let Some(f) = self.fields.as_ref().filter(|f| !is_empty_object(f)) {
+                    line.push_str(&format!(" {f}"));
+                }
+                if let Some(e) = &self.error {
+                    line.push_str(&format!(" ERROR: {e}"));
+                }
+                line
             }
+            "payload" => match &self.command {
+                Some(c) => command_summary(c),
+                None => format!(
+                    "INVALID: {}",
+                    self.error.as_deref().unwrap_or("unknown error")
+                ),
+            },
             "invalid" => format!(
                 "{dir} INVALID: {}",
                 self.error.as_deref().unwrap_or("unknown error")
@@ -129,18 +166,62 @@ fn split_line(line: &str) -> Result<Option<LineBytes>, String> {
     Ok(Some((dir, bytes)))
 }
 
+fn is_empty_object(v: &serde_json::Value) -> bool {
+    v.as_object().is_some_and(|o| o.is_empty())
+}
+
+fn command_summary(c: &CommandDescription) -> String {
+    let mut s = format!("{}.{}", c.command_class, c.command);
+    if !is_empty_object(&c.fields) {
+        s.push_str(&format!(" {}", c.fields));
+    }
+    if c.encrypted == Some(true) {
+        s.push_str(" (encrypted)");
+    }
+    if let Some(inner) = &c.encapsulated {
+        s.push_str(&format!(" -> {}", command_summary(inner)));
+    }
+    s
+}
+
 /// Decode one input line into zero or more frames.
-pub fn decode_line(line: &str, _opts: &DecodeOptions) -> Vec<DecodedFrame> {
+pub fn decode_line(line: &str, opts: &DecodeOptions) -> Vec<DecodedFrame> {
     let (direction, bytes) = match split_line(line) {
         Ok(None) => return Vec::new(),
         Ok(Some(x)) => x,
         Err(e) => return vec![DecodedFrame::invalid(None, e)],
     };
-    decode_bytes(direction, &bytes)
+    if opts.payload_mode {
+        return vec![decode_payload(&bytes, opts)];
+    }
+    decode_bytes(direction, &bytes, opts)
+}
+
+/// Decode a bare command class payload (`--payload`).
+fn decode_payload(bytes: &[u8], opts: &DecodeOptions) -> DecodedFrame {
+    let mut f = DecodedFrame::bare(None, "payload");
+    match describe_command(bytes, &opts.describe) {
+        Ok(c) => f.command = Some(c),
+        Err(e) => {
+            f.frame = "invalid";
+            f.error = Some(e);
+        }
+    }
+    let shown = if opts.describe.show_codes {
+        bytes.to_vec()
+    } else {
+        super::describe::redact_bytes(bytes)
+    };
+    f.payload = Some(hex::encode(&shown));
+    f
 }
 
 /// Decode a run of bytes into frames.
-pub fn decode_bytes(direction: Option<&'static str>, mut bytes: &[u8]) -> Vec<DecodedFrame> {
+pub fn decode_bytes(
+    direction: Option<&'static str>,
+    mut bytes: &[u8],
+    opts: &DecodeOptions,
+) -> Vec<DecodedFrame> {
     let mut out = Vec::new();
     while !bytes.is_empty() {
         let (rest, head) = match parse_head(bytes) {
@@ -164,6 +245,14 @@ pub fn decode_bytes(direction: Option<&'static str>, mut bytes: &[u8]) -> Vec<De
             Head::Data { body } => {
                 let ty = FrameType::from_byte(body[0]);
                 let func = FunctionId::from_byte(body[1]);
+                let frame = data_from_body(bytes::Bytes::copy_from_slice(body));
+                let origin = match direction {
+                    Some(">") => Some(Origin::Host),
+                    Some("<") => Some(Origin::Stick),
+                    _ => None,
+                };
+                let desc = describe_frame(&frame, origin, &opts.describe);
+                let payload = desc.redacted_payload.as_deref().unwrap_or(&body[2..]);
                 DecodedFrame {
                     direction,
                     frame: "data",
@@ -174,11 +263,14 @@ pub fn decode_bytes(direction: Option<&'static str>, mut bytes: &[u8]) -> Vec<De
                     },
                     function_id: Some(body[1]),
                     function: func.name(),
-                    payload: Some(hex::encode(&body[2..])),
+                    payload: Some(hex::encode(payload)),
                     error: match ty {
                         FrameType::Other(b) => Some(format!("unknown frame type 0x{b:02x}")),
-                        _ => None,
+                        _ => desc.error,
                     },
+                    node_id: desc.node_id,
+                    command: desc.command,
+                    fields: desc.fields,
                 }
             }
             Head::BadChecksum {
@@ -211,7 +303,7 @@ pub fn run(
     let mut invalid = 0;
     let mut emit = |line: &str, out: &mut dyn Write| -> std::io::Result<()> {
         for f in decode_line(line, opts) {
-            if f.frame == "invalid" {
+            if f.frame == "invalid" || f.error.is_some() {
                 invalid += 1;
             }
             if opts.json {
@@ -303,7 +395,8 @@ mod tests {
             v,
             serde_json::json!({
                 "direction": null, "frame": "data", "type": "response", "function_id": 19,
-                "function": "SendData", "payload": "01", "error": null
+                "function": "SendData", "payload": "01", "error": null,
+                "fields": {"accepted": true}
             })
         );
         let ack = serde_json::to_value(one("06")).unwrap();
@@ -319,7 +412,10 @@ mod tests {
             &[],
             input.as_bytes(),
             &mut out,
-            &DecodeOptions { json: true },
+            &DecodeOptions {
+                json: true,
+                ..Default::default()
+            },
         )
         .unwrap();
         assert_eq!(invalid, 1);
@@ -328,5 +424,157 @@ mod tests {
         for l in text.lines() {
             serde_json::from_str::<serde_json::Value>(l).unwrap();
         }
+    }
+}
+
+#[cfg(test)]
+mod command_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn json_of(line: &str, opts: &DecodeOptions) -> serde_json::Value {
+        let v = decode_line(line, opts);
+        assert_eq!(v.len(), 1, "{line}");
+        serde_json::to_value(&v[0]).unwrap()
+    }
+
+    fn default() -> DecodeOptions {
+        DecodeOptions {
+            json: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn senddata_with_user_code_set_hides_the_pin() {
+        let v = json_of("> 010f0013050863010501313233342507ae", &default());
+        assert_eq!(v["node_id"], 5);
+        assert_eq!(v["command_class"], "UserCode");
+        assert_eq!(v["command_class_id"], 0x63);
+        assert_eq!(v["command"], "Set");
+        assert_eq!(v["fields"]["user_id"], 5);
+        assert_eq!(v["fields"]["user_id_status"], "enabled");
+        assert_eq!(v["fields"]["user_code"], "****");
+        let text = v.to_string();
+        assert!(
+            !text.contains("1234") && !text.contains("31323334"),
+            "{text}"
+        );
+        let mut show = default();
+        show.describe.show_codes = true;
+        let v = json_of("> 010f0013050863010501313233342507ae", &show);
+        assert_eq!(v["fields"]["user_code"], "1234");
+        assert_eq!(v["payload"], "050863010501313233342507");
+    }
+
+    #[test]
+    fn user_code_reports_as_locks_send_them() {
+        for (payload, status, masked) in [
+            ("630305012a2a2a2a2a2a2a2a2a2a", json!("enabled"), true),
+            ("6303050131323334000000000000", json!("enabled"), false),
+            ("63030501000000000000", json!("enabled"), true),
+            ("630305fe", json!("not_available"), false),
+            ("63030500", json!("available"), false),
+            ("6303050900", json!(9), true),
+        ] {
+            let v = json_of(
+                payload,
+                &DecodeOptions {
+                    payload_mode: true,
+                    ..default()
+                },
+            );
+            assert_eq!(v["command"], "Report", "{payload}");
+            assert_eq!(v["fields"]["user_id"], 5, "{payload}");
+            assert_eq!(v["fields"]["user_id_status"], status, "{payload}");
+            assert_eq!(v["fields"]["masked"], masked, "{payload}");
+        }
+    }
+
+    #[test]
+    fn callbacks_and_responses() {
+        let v = json_of("< 010500130701ef", &default());
+        assert_eq!(v["fields"]["callback_id"], 7);
+        assert_eq!(v["fields"]["transmit_status"], "no_ack");
+        // Without a direction the short callback is still recognised.
+        let v = json_of("010700130f000002e6", &default());
+        assert_eq!(v["fields"]["transmit_status"], "ok");
+        assert_eq!(v["fields"]["callback_id"], 15);
+        let v = json_of("0104011301e8", &default());
+        assert_eq!(v["fields"], json!({"accepted": true}));
+    }
+
+    #[test]
+    fn notification_user_id_in_every_form() {
+        let opts = DecodeOptions {
+            payload_mode: true,
+            ..default()
+        };
+        for (payload, uid) in [
+            ("7105000000ff06060463030301", 3),
+            ("7105000000ff06050102", 2),
+            ("7105000000ff060e086303050131323334", 5),
+            ("7105000000ff060d0463030500", 5),
+            ("7105000000ff060f0463030500", 5),
+            ("7105000000ff0622020105", 0x0105),
+            ("7105000000ff06060463030501ff", 5), // truncated nested report + trailing byte
+        ] {
+            let v = json_of(payload, &opts);
+            assert_eq!(v["fields"]["user_id"], uid, "{payload}");
+            assert_eq!(v["fields"]["notification_type"], 6, "{payload}");
+        }
+        // Legacy alarm fields and v2 fields in one frame.
+        let v = json_of("7105130100ff060601 03", &opts);
+        assert_eq!(v["fields"]["alarm_type"], 0x13);
+        assert_eq!(v["fields"]["alarm_level"], 1);
+        assert_eq!(v["fields"]["event"], 6);
+        assert_eq!(v["fields"]["user_id"], 3);
+        // v1 alarm.
+        let v = json_of("71051301", &opts);
+        assert_eq!(v["fields"]["alarm_type"], 0x13);
+        assert!(v["fields"].get("event").is_none());
+    }
+
+    #[test]
+    fn supervision_nests_and_security_stays_encrypted() {
+        let opts = DecodeOptions {
+            payload_mode: true,
+            ..default()
+        };
+        let v = json_of("6c0101086301050131323334", &opts);
+        assert_eq!(v["command_class"], "Supervision");
+        assert_eq!(v["encapsulated"]["command_class"], "UserCode");
+        assert_eq!(v["encapsulated"]["fields"]["user_code"], "****");
+        assert_eq!(v["payload"], "6c010108630105012a2a2a2a");
+        let v = json_of(
+            "988178193fd7b91995ba47645ec33fcdb3994b104ebd712e8b7fbd9120d049284e39c14a0dc9aee5",
+            &opts,
+        );
+        assert_eq!(v["command_class"], "Security");
+        assert_eq!(v["command"], "MessageEncapsulation");
+        assert_eq!(v["encrypted"], true);
+        let v = json_of("9f0101", &opts);
+        assert_eq!(v["command_class"], "Security2");
+        assert_eq!(v["command"], "NonceGet");
+    }
+
+    #[test]
+    fn sixteen_bit_node_ids() {
+        let mut opts = default();
+        opts.describe.node_id_type = crate::serialapi::NodeIdType::Bits16;
+        let v = json_of("> 0110001300050863010501313233342507b1", &opts);
+        assert_eq!(v["node_id"], 5);
+        assert_eq!(v["command"], "Set");
+    }
+
+    #[test]
+    fn unknown_classes_are_named_unknown() {
+        let opts = DecodeOptions {
+            payload_mode: true,
+            ..default()
+        };
+        let v = json_of("5d02010203", &opts);
+        assert_eq!(v["command_class"], "Unknown");
+        assert_eq!(v["command_class_id"], 0x5d);
     }
 }

@@ -1,3 +1,4 @@
 //! The `zwlock` command line: subcommands other than the daemon itself.
 
 pub mod decode;
+pub mod describe;

@@ -486,7 +486,9 @@ impl SetupResponse {
             SetupResponse::GetSupportedCommands { supported } => {
                 out.put_u8(SETUP_GET_SUPPORTED);
                 out.put_u8(0xFF);
-                let mut mask = [0u8; 16];
+                // 16 bytes cover every subcommand in use; larger ids widen the mask.
+                let top = supported.iter().copied().max().unwrap_or(0);
+                let mut mask = vec![0u8; ((usize::from(top.max(1)) - 1) / 8 + 1).max(16)];
                 for c in supported.iter().filter(|c| **c > 0) {
                     let i = usize::from(*c - 1);
                     mask[i / 8] |= 1 << (i % 8);
@@ -572,10 +574,7 @@ mod tests {
             supported: want.clone(),
         }
         .encode(&mut out);
-        assert_eq!(
-            hex::encode(&out),
-            "01ff8b80018000000080000000000000008000"[..36].to_string()
-        );
+        assert_eq!(hex::encode(&out), "01ff8b800180000000800000000000000080");
     }
 
     #[test]
