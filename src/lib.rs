@@ -8,4 +8,5 @@ pub mod cli;
 pub mod replay;
 pub mod serial;
 pub mod serialapi;
+pub mod sim;
 pub mod util;

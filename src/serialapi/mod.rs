@@ -9,6 +9,7 @@ pub mod function;
 pub mod message;
 pub mod network;
 pub mod node_id;
+pub mod session;
 pub mod transmit;
 
 pub use error::SerialApiError;

@@ -1,0 +1,775 @@
+//! A simulated keypad lock: slots that hold codes, and the command classes a lock answers.
+//!
+//! Pure and synchronous: [`Lock::handle`] takes the bytes of a command from the controller and
+//! returns the commands the lock sends back; keypad actions return the notifications the
+//! model sends. The stick decides when those reach the host.
+
+use std::collections::BTreeMap;
+
+use chrono::{NaiveDate, NaiveDateTime};
+
+use super::model::{LockModel, NotificationKind, UserIdForm};
+use crate::cc::notification::{access_control, NotificationReport};
+use crate::cc::schedule_entry_lock::{YearDaySchedule, ACTION_SET};
+use crate::cc::user_code::{Capabilities, UserCodeEntry};
+use crate::cc::{
+    battery, door_lock, manufacturer_specific, notification, schedule_entry_lock, supervision,
+    time_parameters, user_code, version,
+};
+use crate::cc::{
+    code::user_code_checksum, BatteryCommand, CodeBytes, Command, DoorLockCommand,
+    ManufacturerSpecificCommand, NotificationCommand, ScheduleEntryLockCommand, SupervisionCommand,
+    SupervisionStatus, TimeParametersCommand, UserCodeCommand, UserIdStatus, VersionCommand,
+};
+
+/// One slot (user id) of the lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    pub status: UserIdStatus,
+    pub code: Vec<u8>,
+}
+
+/// What became of a command that changes the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Accepted,
+    Rejected,
+    Unsupported,
+}
+
+/// Legacy alarm types the simulated Alarm-v1 locks use (Yale/Kwikset conventions).
+pub mod alarm {
+    pub const KEYPAD_UNLOCK: u8 = 0x13;
+    pub const ALL_CODES_DELETED: u8 = 0x20;
+    pub const CODE_DELETED: u8 = 0x21;
+    pub const CODE_ADDED: u8 = 0x70;
+    pub const DUPLICATE_CODE: u8 = 0x71;
+}
+
+/// A simulated lock.
+#[derive(Debug, Clone)]
+pub struct Lock {
+    pub model: LockModel,
+    slots: BTreeMap<u16, Slot>,
+    admin_code: Vec<u8>,
+    keypad_mode: u8,
+    door_mode: u8,
+    pub battery_level: u8,
+    /// Out of range: the stick's transmissions get no ACK.
+    pub in_range: bool,
+    year_day: BTreeMap<(u8, u8), YearDaySchedule>,
+    schedule_enabled: BTreeMap<u8, bool>,
+    /// The lock's clock as set by Time Parameters, and when (host seconds) it was set.
+    clock: Option<(NaiveDateTime, f64)>,
+    /// Commands received, for tests that count radio traffic.
+    pub commands_received: u64,
+}
+
+impl Lock {
+    pub fn new(model: LockModel) -> Self {
+        let mut slots = BTreeMap::new();
+        for c in &model.initial_codes {
+            slots.insert(
+                c.slot,
+                Slot {
+                    status: if c.disabled {
+                        UserIdStatus::Disabled
+                    } else {
+                        UserIdStatus::Enabled
+                    },
+                    code: c.code.as_bytes().to_vec(),
+                },
+            );
+        }
+        Lock {
+            battery_level: model.battery_level,
+            model,
+            slots,
+            admin_code: Vec::new(),
+            keypad_mode: 0,
+            door_mode: door_lock::mode::SECURED,
+            in_range: true,
+            year_day: BTreeMap::new(),
+            schedule_enabled: BTreeMap::new(),
+            clock: None,
+            commands_received: 0,
+        }
+    }
+
+    pub fn node_id(&self) -> u8 {
+        self.model.node_id
+    }
+
+    /// The occupied slots, ascending.
+    pub fn slots(&self) -> &BTreeMap<u16, Slot> {
+        &self.slots
+    }
+
+    pub fn slot(&self, id: u16) -> Option<&Slot> {
+        self.slots.get(&id)
+    }
+
+    pub fn is_locked(&self) -> bool {
+        self.door_mode == door_lock::mode::SECURED
+    }
+
+    /// The command classes in the node information frame.
+    pub fn command_classes(&self) -> Vec<u8> {
+        let m = &self.model;
+        let mut v = vec![version::ID, manufacturer_specific::ID, user_code::ID];
+        if m.door_lock {
+            v.push(door_lock::ID);
+        }
+        if m.notification != NotificationKind::None {
+            v.push(notification::ID);
+        }
+        if m.battery {
+            v.push(battery::ID);
+        }
+        if m.supervision {
+            v.push(supervision::ID);
+        }
+        if m.schedule_entry_lock {
+            v.push(schedule_entry_lock::ID);
+            v.push(time_parameters::ID);
+        }
+        v
+    }
+
+    fn class_version(&self, class: u8) -> u8 {
+        let m = &self.model;
+        match class {
+            user_code::ID => m.user_code_version,
+            version::ID => 2,
+            manufacturer_specific::ID => 2,
+            door_lock::ID if m.door_lock => 4,
+            notification::ID => match m.notification {
+                NotificationKind::V8 => 8,
+                NotificationKind::Alarm => 1,
+                NotificationKind::None => 0,
+            },
+            battery::ID if m.battery => 1,
+            supervision::ID if m.supervision => 1,
+            schedule_entry_lock::ID if m.schedule_entry_lock => 3,
+            time_parameters::ID if m.schedule_entry_lock => 1,
+            _ => 0,
+        }
+    }
+
+    /// Handle a command from the controller; returns the commands the lock sends back.
+    /// `now_secs` is the host clock (seconds), used for the lock's own clock.
+    pub fn handle(&mut self, bytes: &[u8], now_secs: f64) -> Vec<Vec<u8>> {
+        self.commands_received += 1;
+        let Ok(cmd) = Command::parse(bytes) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if let Command::Supervision(SupervisionCommand::Get {
+            session_id,
+            encapsulated,
+            ..
+        }) = &cmd
+        {
+            if !self.model.supervision {
+                return out;
+            }
+            let outcome = match Command::parse(&encapsulated.0) {
+                Ok(inner) => self.apply(&inner, now_secs, &mut out),
+                Err(_) => Outcome::Unsupported,
+            };
+            let status = match outcome {
+                Outcome::Accepted => SupervisionStatus::Success,
+                Outcome::Rejected => SupervisionStatus::Fail,
+                Outcome::Unsupported => SupervisionStatus::NoSupport,
+            };
+            out.insert(
+                0,
+                Command::Supervision(SupervisionCommand::Report {
+                    more_status_updates: false,
+                    wake_up_request: false,
+                    session_id: *session_id,
+                    status,
+                    duration: 0,
+                })
+                .encode(),
+            );
+            return out;
+        }
+        self.apply(&cmd, now_secs, &mut out);
+        out
+    }
+
+    fn apply(&mut self, cmd: &Command, now_secs: f64, out: &mut Vec<Vec<u8>>) -> Outcome {
+        if self.class_version(cmd.class_id()) == 0 {
+            return Outcome::Unsupported;
+        }
+        let mut send = |c: Command| out.push(c.encode());
+        match cmd {
+            Command::UserCode(u) => return self.user_code(u, out),
+            Command::Version(VersionCommand::Get) => {
+                send(Command::Version(VersionCommand::Report {
+                    library_type: 0x03,
+                    protocol_version: 7,
+                    protocol_sub_version: 18,
+                    firmware_version: 1,
+                    firmware_sub_version: 4,
+                    extra: Vec::new(),
+                }))
+            }
+            Command::Version(VersionCommand::CommandClassGet { requested_class }) => {
+                send(Command::Version(VersionCommand::CommandClassReport {
+                    requested_class: *requested_class,
+                    version: self.class_version(*requested_class),
+                }))
+            }
+            Command::ManufacturerSpecific(ManufacturerSpecificCommand::Get) => send(
+                Command::ManufacturerSpecific(ManufacturerSpecificCommand::Report {
+                    manufacturer_id: self.model.manufacturer_id,
+                    product_type: self.model.product_type,
+                    product_id: self.model.product_id,
+                }),
+            ),
+            Command::Battery(BatteryCommand::Get) => {
+                send(Command::Battery(BatteryCommand::Report {
+                    level: self.battery_level,
+                    flags: None,
+                }))
+            }
+            Command::DoorLock(DoorLockCommand::OperationSet { mode }) => {
+                self.door_mode = *mode;
+            }
+            Command::DoorLock(DoorLockCommand::OperationGet) => send(Command::DoorLock(
+                DoorLockCommand::OperationReport(self.door_report()),
+            )),
+            Command::Notification(NotificationCommand::SupportedGet) => send(
+                Command::Notification(NotificationCommand::SupportedReport {
+                    v1_alarm: self.model.notification == NotificationKind::Alarm,
+                    types_mask: vec![1 << notification::types::ACCESS_CONTROL],
+                }),
+            ),
+            Command::Notification(NotificationCommand::EventSupportedGet { notification_type }) => {
+                let mask = if *notification_type == notification::types::ACCESS_CONTROL {
+                    // Events 1-6 and 0x0B-0x0F.
+                    vec![0x7E, 0xF8]
+                } else {
+                    Vec::new()
+                };
+                send(Command::Notification(
+                    NotificationCommand::EventSupportedReport {
+                        notification_type: *notification_type,
+                        events_mask: mask,
+                    },
+                ))
+            }
+            Command::ScheduleEntryLock(s) => return self.schedule(s, out),
+            Command::TimeParameters(TimeParametersCommand::Set(d)) => {
+                let t = NaiveDate::from_ymd_opt(
+                    i32::from(d.year),
+                    u32::from(d.month),
+                    u32::from(d.day),
+                )
+                .and_then(|date| {
+                    date.and_hms_opt(u32::from(d.hour), u32::from(d.minute), u32::from(d.second))
+                });
+                match t {
+                    Some(t) => self.clock = Some((t, now_secs)),
+                    None => return Outcome::Rejected,
+                }
+            }
+            Command::TimeParameters(TimeParametersCommand::Get) => {
+                if let Some(t) = self.lock_time(now_secs) {
+                    use chrono::{Datelike, Timelike};
+                    send(Command::TimeParameters(TimeParametersCommand::Report(
+                        crate::cc::time_parameters::DateTime {
+                            year: t.year() as u16,
+                            month: t.month() as u8,
+                            day: t.day() as u8,
+                            hour: t.hour() as u8,
+                            minute: t.minute() as u8,
+                            second: t.second() as u8,
+                        },
+                    )))
+                }
+            }
+            _ => return Outcome::Unsupported,
+        }
+        Outcome::Accepted
+    }
+
+    fn door_report(&self) -> crate::cc::door_lock::OperationReport {
+        crate::cc::door_lock::OperationReport {
+            current_mode: self.door_mode,
+            outside_handles: 0x0F,
+            inside_handles: 0x0F,
+            condition: if self.is_locked() { 0x01 } else { 0x03 },
+            timeout_minutes: 0xFE,
+            timeout_seconds: 0xFE,
+            target_mode: Some(self.door_mode),
+            duration: Some(0),
+        }
+    }
+
+    fn lock_time(&self, now_secs: f64) -> Option<NaiveDateTime> {
+        self.clock
+            .map(|(t, at)| t + chrono::Duration::milliseconds(((now_secs - at) * 1000.0) as i64))
+    }
+
+    fn max_slots(&self) -> u16 {
+        self.model.slots
+    }
+
+    fn report(&self, user_id: u16) -> (UserIdStatus, Vec<u8>) {
+        if user_id == 0 || user_id > self.max_slots() {
+            return (UserIdStatus::NotAvailable, Vec::new());
+        }
+        match self.slots.get(&user_id) {
+            Some(s) => {
+                let code = if self.model.quirks.masked_reports {
+                    vec![b'*'; 10]
+                } else if self.model.quirks.zero_padded_reports {
+                    let mut c = s.code.clone();
+                    c.resize(10, 0);
+                    c
+                } else {
+                    s.code.clone()
+                };
+                (s.status, code)
+            }
+            None if self.model.quirks.empty_status_fe => (UserIdStatus::NotAvailable, Vec::new()),
+            None => (UserIdStatus::Available, Vec::new()),
+        }
+    }
+
+    fn code_valid(&self, code: &[u8]) -> bool {
+        let len = code.len();
+        len >= usize::from(self.model.min_code_length)
+            && len <= usize::from(self.model.max_code_length)
+            && code.iter().all(u8::is_ascii_digit)
+    }
+
+    /// Store a code in a slot, as the lock's rules allow; notifications go to `out`.
+    fn set_slot(
+        &mut self,
+        user_id: u16,
+        status: UserIdStatus,
+        code: &[u8],
+        out: &mut Vec<Vec<u8>>,
+    ) -> Outcome {
+        if user_id == 0 {
+            if status == UserIdStatus::Available {
+                self.slots.clear();
+                return Outcome::Accepted;
+            }
+            return Outcome::Rejected;
+        }
+        if user_id > self.max_slots() {
+            return Outcome::Rejected;
+        }
+        if status == UserIdStatus::Available {
+            self.slots.remove(&user_id);
+            return Outcome::Accepted;
+        }
+        if !matches!(status, UserIdStatus::Enabled | UserIdStatus::Disabled)
+            || !self.code_valid(code)
+        {
+            return Outcome::Rejected;
+        }
+        let q = &self.model.quirks;
+        if q.reject_duplicates
+            && self
+                .slots
+                .iter()
+                .any(|(id, s)| *id != user_id && s.status.is_occupied() && s.code == code)
+        {
+            if let Some(n) = self.event(
+                access_control::NEW_USER_CODE_NOT_ADDED_DUPLICATE,
+                alarm::DUPLICATE_CODE,
+                user_id,
+            ) {
+                out.push(n);
+            }
+            return Outcome::Rejected;
+        }
+        if let Some(cap) = q.capacity {
+            if !self.slots.contains_key(&user_id) && self.slots.len() >= usize::from(cap) {
+                return Outcome::Rejected;
+            }
+        }
+        if q.set_reads_back_available {
+            return Outcome::Accepted;
+        }
+        self.slots.insert(
+            user_id,
+            Slot {
+                status,
+                code: code.to_vec(),
+            },
+        );
+        Outcome::Accepted
+    }
+
+    fn user_code(&mut self, u: &UserCodeCommand, out: &mut Vec<Vec<u8>>) -> Outcome {
+        use UserCodeCommand as U;
+        let v2 = self.model.user_code_version >= 2;
+        let send = |out: &mut Vec<Vec<u8>>, c: U| out.push(Command::UserCode(c).encode());
+        match u {
+            U::Set {
+                user_id,
+                user_id_status,
+                user_code,
+            } => {
+                return self.set_slot(
+                    u16::from(*user_id),
+                    *user_id_status,
+                    user_code.as_bytes(),
+                    out,
+                )
+            }
+            U::Get { user_id } => {
+                let (status, code) = self.report(u16::from(*user_id));
+                send(
+                    out,
+                    U::Report {
+                        user_id: *user_id,
+                        user_id_status: status,
+                        user_code: CodeBytes::new(code),
+                    },
+                );
+            }
+            U::UsersNumberGet => {
+                let n = self.max_slots();
+                send(
+                    out,
+                    U::UsersNumberReport {
+                        supported_users: n.min(255) as u8,
+                        extended_supported_users: v2.then_some(n),
+                    },
+                );
+            }
+            U::CapabilitiesGet if v2 => {
+                let mut keys = vec![0u8; 8];
+                keys[6] = 0xFF;
+                keys[7] = 0x03;
+                send(
+                    out,
+                    U::CapabilitiesReport(Capabilities {
+                        admin_code_supported: true,
+                        admin_code_deactivation_supported: false,
+                        supported_statuses_mask: vec![0x07],
+                        checksum_supported: self.model.checksum,
+                        multiple_report_supported: self.model.bulk_reports,
+                        multiple_set_supported: false,
+                        supported_keypad_modes_mask: vec![0x01],
+                        supported_keys_mask: keys,
+                    }),
+                );
+            }
+            U::KeypadModeSet { keypad_mode } if v2 => {
+                if *keypad_mode != 0 {
+                    return Outcome::Rejected;
+                }
+                self.keypad_mode = *keypad_mode;
+            }
+            U::KeypadModeGet if v2 => send(
+                out,
+                U::KeypadModeReport {
+                    keypad_mode: self.keypad_mode,
+                },
+            ),
+            U::AdminCodeSet { admin_code } if v2 => {
+                if !self.code_valid(admin_code.as_bytes()) {
+                    return Outcome::Rejected;
+                }
+                self.admin_code = admin_code.as_bytes().to_vec();
+            }
+            U::AdminCodeGet if v2 => send(
+                out,
+                U::AdminCodeReport {
+                    admin_code: CodeBytes::new(self.admin_code.clone()),
+                },
+            ),
+            U::UserCodeChecksumGet if v2 && self.model.checksum => {
+                let checksum = user_code_checksum(
+                    self.slots
+                        .iter()
+                        .map(|(id, s)| (*id, s.status, s.code.as_slice())),
+                );
+                send(out, U::UserCodeChecksumReport { checksum });
+            }
+            U::ExtendedUserCodeSet { entries } if v2 => {
+                let mut outcome = Outcome::Accepted;
+                for e in entries {
+                    if self.set_slot(e.user_id, e.user_id_status, e.user_code.as_bytes(), out)
+                        != Outcome::Accepted
+                    {
+                        outcome = Outcome::Rejected;
+                    }
+                }
+                return outcome;
+            }
+            U::ExtendedUserCodeGet {
+                user_id,
+                report_more,
+            } if v2 => {
+                let (entries, next_user_id) = self.extended_report(*user_id, *report_more);
+                send(
+                    out,
+                    U::ExtendedUserCodeReport {
+                        entries,
+                        next_user_id,
+                    },
+                );
+            }
+            _ => return Outcome::Unsupported,
+        }
+        Outcome::Accepted
+    }
+
+    /// Entries from `start` on: several per report when the lock supports bulk reports and
+    /// the host asked for more, within a frame's room; plus the next user id to ask for.
+    fn extended_report(&self, start: u16, more: bool) -> (Vec<UserCodeEntry>, u16) {
+        const ROOM: usize = 40;
+        let max = self.max_slots();
+        let mut entries = Vec::new();
+        let mut used = 3; // count + next user id
+        let mut id = start;
+        loop {
+            let (status, code) = self.report(id);
+            let size = 4 + code.len();
+            if !entries.is_empty() && used + size > ROOM {
+                break;
+            }
+            used += size;
+            entries.push(UserCodeEntry {
+                user_id: id,
+                user_id_status: status,
+                user_code: CodeBytes::new(code),
+            });
+            if id >= max || !(more && self.model.bulk_reports) {
+                id = id.saturating_add(1);
+                break;
+            }
+            id += 1;
+        }
+        let next = if id > max || id == 0 { 0 } else { id };
+        (entries, next)
+    }
+
+    fn schedule(&mut self, s: &ScheduleEntryLockCommand, out: &mut Vec<Vec<u8>>) -> Outcome {
+        use ScheduleEntryLockCommand as S;
+        match s {
+            S::SupportedGet => out.push(
+                Command::ScheduleEntryLock(S::SupportedReport {
+                    week_day_slots: 0,
+                    year_day_slots: 1,
+                    daily_repeating_slots: Some(0),
+                })
+                .encode(),
+            ),
+            S::EnableSet { user_id, enabled } => {
+                self.schedule_enabled.insert(*user_id, *enabled);
+            }
+            S::EnableAllSet { enabled } => {
+                for id in 1..=self.max_slots().min(255) as u8 {
+                    self.schedule_enabled.insert(id, *enabled);
+                }
+            }
+            S::YearDaySet {
+                action,
+                user_id,
+                slot_id,
+                schedule,
+            } => {
+                if *slot_id != 1 || u16::from(*user_id) > self.max_slots() {
+                    return Outcome::Rejected;
+                }
+                if *action == ACTION_SET {
+                    self.year_day.insert((*user_id, *slot_id), *schedule);
+                } else {
+                    self.year_day.remove(&(*user_id, *slot_id));
+                }
+            }
+            S::YearDayGet { user_id, slot_id } => {
+                let schedule =
+                    self.year_day
+                        .get(&(*user_id, *slot_id))
+                        .copied()
+                        .unwrap_or(YearDaySchedule {
+                            start_year: 0xFF,
+                            start_month: 0xFF,
+                            start_day: 0xFF,
+                            start_hour: 0xFF,
+                            start_minute: 0xFF,
+                            stop_year: 0xFF,
+                            stop_month: 0xFF,
+                            stop_day: 0xFF,
+                            stop_hour: 0xFF,
+                            stop_minute: 0xFF,
+                        });
+                out.push(
+                    Command::ScheduleEntryLock(S::YearDayReport {
+                        user_id: *user_id,
+                        slot_id: *slot_id,
+                        schedule,
+                    })
+                    .encode(),
+                );
+            }
+            _ => return Outcome::Unsupported,
+        }
+        Outcome::Accepted
+    }
+
+    /// Whether the lock's own schedule lets `user_id` in now.
+    fn schedule_allows(&self, user_id: u16, now_secs: f64) -> bool {
+        let Ok(uid) = u8::try_from(user_id) else {
+            return true;
+        };
+        if !self.schedule_enabled.get(&uid).copied().unwrap_or(false) {
+            return true;
+        }
+        let (Some(s), Some(now)) = (self.year_day.get(&(uid, 1)), self.lock_time(now_secs)) else {
+            // Schedule enforcement on, but no schedule or no clock: the lock refuses.
+            return false;
+        };
+        let at = |y: u8, mo: u8, d: u8, h: u8, mi: u8| {
+            NaiveDate::from_ymd_opt(2000 + i32::from(y), u32::from(mo), u32::from(d))
+                .and_then(|date| date.and_hms_opt(u32::from(h), u32::from(mi), 0))
+        };
+        match (
+            at(
+                s.start_year,
+                s.start_month,
+                s.start_day,
+                s.start_hour,
+                s.start_minute,
+            ),
+            at(
+                s.stop_year,
+                s.stop_month,
+                s.stop_day,
+                s.stop_hour,
+                s.stop_minute,
+            ),
+        ) {
+            (Some(a), Some(b)) => a <= now && now < b,
+            _ => false,
+        }
+    }
+
+    /// An Access Control event (or its legacy alarm) about `user_id`, as the model sends it.
+    fn event(&self, event: u8, alarm_type: u8, user_id: u16) -> Option<Vec<u8>> {
+        let report = match self.model.notification {
+            NotificationKind::None => return None,
+            NotificationKind::Alarm => {
+                NotificationReport::alarm(alarm_type, user_id.min(255) as u8)
+            }
+            NotificationKind::V8 => {
+                let params = match (self.model.user_id_form, event) {
+                    (_, access_control::ALL_USER_CODES_DELETED) => Vec::new(),
+                    (UserIdForm::Byte, _) => vec![user_id.min(255) as u8],
+                    (UserIdForm::Report, _) => {
+                        let (status, code) = self.report(user_id);
+                        Command::UserCode(UserCodeCommand::Report {
+                            user_id: user_id.min(255) as u8,
+                            user_id_status: status,
+                            user_code: CodeBytes::new(code),
+                        })
+                        .encode()
+                    }
+                };
+                NotificationReport::access_control(event, params)
+            }
+        };
+        Some(Command::Notification(NotificationCommand::Report(report)).encode())
+    }
+
+    /// Someone types `pin` at the keypad. Returns the notifications and whether it unlocked.
+    pub fn keypad_enter(&mut self, pin: &str, now_secs: f64) -> (bool, Vec<Vec<u8>>) {
+        let found = self
+            .slots
+            .iter()
+            .find(|(_, s)| s.status == UserIdStatus::Enabled && s.code == pin.as_bytes())
+            .map(|(id, _)| *id);
+        match found {
+            Some(id) if self.schedule_allows(id, now_secs) => {
+                self.door_mode = door_lock::mode::UNSECURED;
+                (
+                    true,
+                    self.event(access_control::KEYPAD_UNLOCK, alarm::KEYPAD_UNLOCK, id)
+                        .into_iter()
+                        .collect(),
+                )
+            }
+            _ => (false, Vec::new()),
+        }
+    }
+
+    /// Someone programs `pin` into `slot` at the keypad (with the master code).
+    pub fn keypad_program(&mut self, slot: u16, pin: &str) -> Vec<Vec<u8>> {
+        if slot == 0 || slot > self.max_slots() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        let saved = self.model.quirks.set_reads_back_available;
+        self.model.quirks.set_reads_back_available = false;
+        let outcome = self.set_slot(slot, UserIdStatus::Enabled, pin.as_bytes(), &mut out);
+        self.model.quirks.set_reads_back_available = saved;
+        if outcome == Outcome::Accepted {
+            out.extend(self.event(access_control::NEW_USER_CODE_ADDED, alarm::CODE_ADDED, slot));
+        }
+        out
+    }
+
+    /// Someone deletes the code in `slot` at the keypad.
+    pub fn keypad_delete(&mut self, slot: u16) -> Vec<Vec<u8>> {
+        if self.slots.remove(&slot).is_none() {
+            return Vec::new();
+        }
+        self.event(
+            access_control::SINGLE_USER_CODE_DELETED,
+            alarm::CODE_DELETED,
+            slot,
+        )
+        .into_iter()
+        .collect()
+    }
+
+    /// Factory reset: every code gone.
+    pub fn factory_reset(&mut self) -> Vec<Vec<u8>> {
+        self.slots.clear();
+        self.year_day.clear();
+        self.schedule_enabled.clear();
+        self.admin_code.clear();
+        self.event(
+            access_control::ALL_USER_CODES_DELETED,
+            alarm::ALL_CODES_DELETED,
+            0,
+        )
+        .into_iter()
+        .collect()
+    }
+
+    /// Set a slot directly (another controller, a vendor app): no notification.
+    pub fn write_slot(&mut self, slot: u16, code: Option<&str>) {
+        match code {
+            Some(c) => {
+                self.slots.insert(
+                    slot,
+                    Slot {
+                        status: UserIdStatus::Enabled,
+                        code: c.as_bytes().to_vec(),
+                    },
+                );
+            }
+            None => {
+                self.slots.remove(&slot);
+            }
+        }
+    }
+
+    /// The year-day schedule of a user, if one is stored.
+    pub fn year_day_schedule(&self, user_id: u8) -> Option<YearDaySchedule> {
+        self.year_day.get(&(user_id, 1)).copied()
+    }
+}
