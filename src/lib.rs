@@ -5,6 +5,7 @@
 
 pub mod cc;
 pub mod cli;
+pub mod driver;
 pub mod replay;
 pub mod serial;
 pub mod serialapi;

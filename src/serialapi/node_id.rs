@@ -3,10 +3,10 @@
 use bytes::BufMut;
 use nom::number::complete::{be_u16, be_u8};
 use nom::IResult;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A Z-Wave node id (1–232 classic, 256–4000 Long Range).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct NodeId(pub u16);
 

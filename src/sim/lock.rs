@@ -63,6 +63,9 @@ pub struct Lock {
     clock: Option<(NaiveDateTime, f64)>,
     /// Commands received, for tests that count radio traffic.
     pub commands_received: u64,
+    /// Supervision Reports received for the lock's own supervised notifications.
+    pub supervision_reports_received: u64,
+    supervision_session: u8,
 }
 
 impl Lock {
@@ -93,6 +96,8 @@ impl Lock {
             schedule_enabled: BTreeMap::new(),
             clock: None,
             commands_received: 0,
+            supervision_reports_received: 0,
+            supervision_session: 0,
         }
     }
 
@@ -164,6 +169,10 @@ impl Lock {
             return Vec::new();
         };
         let mut out = Vec::new();
+        if let Command::Supervision(SupervisionCommand::Report { .. }) = &cmd {
+            self.supervision_reports_received += 1;
+            return out;
+        }
         if let Command::Supervision(SupervisionCommand::Get {
             session_id,
             encapsulated,
@@ -658,7 +667,23 @@ impl Lock {
     }
 
     /// An Access Control event (or its legacy alarm) about `user_id`, as the model sends it.
-    fn event(&self, event: u8, alarm_type: u8, user_id: u16) -> Option<Vec<u8>> {
+    fn event(&mut self, event: u8, alarm_type: u8, user_id: u16) -> Option<Vec<u8>> {
+        let bytes = self.event_bytes(event, alarm_type, user_id)?;
+        if !self.model.quirks.supervised_notifications {
+            return Some(bytes);
+        }
+        self.supervision_session = (self.supervision_session + 1) % 64;
+        Some(
+            Command::Supervision(SupervisionCommand::Get {
+                status_updates: false,
+                session_id: self.supervision_session,
+                encapsulated: crate::cc::RawCommand(bytes),
+            })
+            .encode(),
+        )
+    }
+
+    fn event_bytes(&self, event: u8, alarm_type: u8, user_id: u16) -> Option<Vec<u8>> {
         let report = match self.model.notification {
             NotificationKind::None => return None,
             NotificationKind::Alarm => {

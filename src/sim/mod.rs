@@ -77,6 +77,8 @@ pub struct LockSnapshot {
     pub in_range: bool,
     /// Commands the lock received over the air.
     pub commands_received: u64,
+    /// Supervision Reports the lock got for its own supervised notifications.
+    pub supervision_reports_received: u64,
     #[serde(skip)]
     pub year_day_schedules: Vec<(u8, YearDaySchedule)>,
 }

@@ -146,6 +146,9 @@ pub struct Quirks {
     /// Zero-pad code fields in reports to 10 bytes.
     #[serde(default)]
     pub zero_padded_reports: bool,
+    /// Send notifications inside Supervision Get (and expect a Supervision Report back).
+    #[serde(default)]
+    pub supervised_notifications: bool,
 }
 
 /// A simulated keypad lock.
@@ -249,6 +252,9 @@ pub struct Faults {
     /// Extra delay of every SendData callback, in ms.
     #[serde(default)]
     pub callback_delay_ms: u64,
+    /// SendData refused with RES "not accepted" (the stick is busy).
+    #[serde(default)]
+    pub busy_send_data: f64,
 }
 
 /// Why a simulation description is unusable.
@@ -328,6 +334,7 @@ impl SimConfig {
                 ("can_host_frame", n.faults.can_host_frame),
                 ("drop_callback", n.faults.drop_callback),
                 ("duplicate_callback", n.faults.duplicate_callback),
+                ("busy_send_data", n.faults.busy_send_data),
             ] {
                 if !(0.0..=1.0).contains(&p) {
                     return Err(bad(format!("fault {name} must be between 0 and 1")));

@@ -489,7 +489,10 @@ impl Stick {
                 self.later(radio * 2 + beam, StickRequest::ApplicationUpdate(update));
             }
             HostRequest::SendData(sd) => {
-                if self.busy.is_some() || self.lost_callback.is_some() {
+                if self.busy.is_some()
+                    || self.lost_callback.is_some()
+                    || self.rng.chance(self.faults.busy_send_data)
+                {
                     self.respond(StickResponse::SendData { accepted: false });
                     return;
                 }
@@ -799,6 +802,7 @@ fn snapshot(l: &Lock) -> LockSnapshot {
         battery_level: l.battery_level,
         in_range: l.in_range,
         commands_received: l.commands_received,
+        supervision_reports_received: l.supervision_reports_received,
         year_day_schedules: l
             .slots()
             .keys()

@@ -1,0 +1,132 @@
+//! The node interview: what a lock is and what it can do. Steps already done (fields already
+//! known) are skipped, so an interview cut short by a silent lock resumes where it stopped.
+
+use super::node::{Manufacturer, NodeInfo};
+use super::{DriverError, DriverHandle, Priority};
+use crate::cc::{
+    battery, door_lock, manufacturer_specific, notification, schedule_entry_lock, security0,
+    security2, supervision, time_parameters, user_code, version, wake_up, BatteryCommand, Command,
+    DoorLockCommand, ManufacturerSpecificCommand, UserCodeCommand, VersionCommand,
+};
+
+/// The classes whose version matters to zwlock.
+const INTERESTING: [u8; 12] = [
+    user_code::ID,
+    notification::ID,
+    door_lock::ID,
+    battery::ID,
+    version::ID,
+    manufacturer_specific::ID,
+    supervision::ID,
+    schedule_entry_lock::ID,
+    time_parameters::ID,
+    wake_up::ID,
+    security0::ID,
+    security2::ID,
+];
+
+/// Interview `info.node_id`, continuing from what `info` already holds. Returns what is known
+/// afterwards and, when a step failed, why.
+pub async fn run(driver: &DriverHandle, mut info: NodeInfo) -> (NodeInfo, Option<DriverError>) {
+    match steps(driver, &mut info).await {
+        Ok(()) => {
+            info.interviewed = true;
+            (info, None)
+        }
+        Err(e) => (info, Some(e)),
+    }
+}
+
+async fn steps(driver: &DriverHandle, info: &mut NodeInfo) -> Result<(), DriverError> {
+    let node = info.node_id;
+    let p = Priority::Background;
+    if info.command_classes.is_none() {
+        let nif = driver.request_node_info(node).await?;
+        info.command_classes = Some(nif.supported());
+    }
+    let has_version = info.supports(version::ID);
+    for cc in INTERESTING {
+        if !info.supports(cc) || info.versions.contains_key(&cc) {
+            continue;
+        }
+        let v = if has_version {
+            match driver
+                .get(
+                    node,
+                    Command::Version(VersionCommand::CommandClassGet {
+                        requested_class: cc,
+                    }),
+                    p,
+                )
+                .await?
+            {
+                Command::Version(VersionCommand::CommandClassReport { version, .. }) => version,
+                _ => 1,
+            }
+        } else {
+            1
+        };
+        info.versions.insert(cc, v);
+    }
+    if info.manufacturer.is_none() && info.supports(manufacturer_specific::ID) {
+        if let Command::ManufacturerSpecific(ManufacturerSpecificCommand::Report {
+            manufacturer_id,
+            product_type,
+            product_id,
+        }) = driver
+            .get(
+                node,
+                Command::ManufacturerSpecific(ManufacturerSpecificCommand::Get),
+                p,
+            )
+            .await?
+        {
+            info.manufacturer = Some(Manufacturer {
+                manufacturer_id,
+                product_type,
+                product_id,
+            });
+        }
+    }
+    if info.user_code.is_none() && info.supports(user_code::ID) {
+        let users = driver
+            .get(node, Command::UserCode(UserCodeCommand::UsersNumberGet), p)
+            .await?;
+        let slots = match &users {
+            Command::UserCode(u) => u.users_number().unwrap_or(0),
+            _ => 0,
+        };
+        let caps = if info.version(user_code::ID) >= 2 {
+            match driver
+                .get(node, Command::UserCode(UserCodeCommand::CapabilitiesGet), p)
+                .await?
+            {
+                Command::UserCode(UserCodeCommand::CapabilitiesReport(c)) => Some(c),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        info.set_user_code(slots, caps.as_ref());
+    }
+    if info.notification.is_none() {
+        info.derive_notification();
+    }
+    if info.battery_level.is_none() && info.supports(battery::ID) {
+        if let Command::Battery(b) = driver
+            .get(node, Command::Battery(BatteryCommand::Get), p)
+            .await?
+        {
+            info.battery_level = b.percent();
+        }
+    }
+    if info.door_locked.is_none() && info.supports(door_lock::ID) {
+        if let Command::DoorLock(DoorLockCommand::OperationReport(r)) = driver
+            .get(node, Command::DoorLock(DoorLockCommand::OperationGet), p)
+            .await?
+        {
+            info.door_locked = r.is_locked();
+        }
+    }
+    Ok(())
+}
