@@ -5,6 +5,8 @@
 
 pub mod cc;
 pub mod cli;
+pub mod config;
+pub mod daemon;
 pub mod driver;
 pub mod replay;
 pub mod serial;

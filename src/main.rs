@@ -5,9 +5,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use std::path::PathBuf;
+
+use anyhow::Context;
 use zwlock::cli::decode::{self, DecodeOptions};
 use zwlock::cli::describe::DescribeOptions;
+use zwlock::config::Config;
+use zwlock::daemon;
 use zwlock::serialapi::NodeIdType;
+use zwlock::sim::control::{self, ControlRequest};
+use zwlock::sim::{SimConfig, Simulator};
 
 #[derive(Parser)]
 #[command(
@@ -22,6 +29,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the daemon.
+    Daemon {
+        /// Configuration file.
+        #[arg(long, default_value = "/etc/zwlock/zwlock.toml")]
+        config: PathBuf,
+    },
+    /// Check a configuration file without starting anything.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// The built-in simulator: serve it to other programs, or act on a running one.
+    Sim {
+        #[command(subcommand)]
+        action: SimAction,
+    },
     /// Decode Serial API frames given as hex (arguments, or stdin one per line).
     Decode {
         /// Print one JSON object per frame.
@@ -41,6 +64,49 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Check PATH: exit 0 when it is usable, else print what is wrong.
+    Check { path: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum SimAction {
+    /// Expose a simulated network on a TCP port (as ser2net would expose a stick).
+    Serve {
+        /// File with [[network]] tables, or a daemon config with [[sim.network]] tables.
+        #[arg(long)]
+        config: PathBuf,
+        /// Network to serve (the first one when omitted).
+        #[arg(long)]
+        network: Option<String>,
+        /// tcp://127.0.0.1:PORT
+        #[arg(long, default_value = "tcp://127.0.0.1:5555")]
+        listen: String,
+        /// Also open a control socket here.
+        #[arg(long)]
+        control: Option<PathBuf>,
+    },
+    /// Act on a running simulation through its control socket.
+    Control {
+        #[arg(long)]
+        socket: PathBuf,
+        #[arg(long, default_value = "demo")]
+        network: String,
+        #[arg(long)]
+        node: Option<u8>,
+        /// enter, program, delete, factory_reset, external_write, out_of_range, in_range,
+        /// battery, unplug, plug, show
+        action: String,
+        #[arg(long)]
+        pin: Option<String>,
+        #[arg(long)]
+        slot: Option<u16>,
+        #[arg(long)]
+        level: Option<u8>,
+    },
+}
+
 fn parse_node_id_bits(s: &str) -> Result<u8, String> {
     match s {
         "8" => Ok(8),
@@ -49,9 +115,80 @@ fn parse_node_id_bits(s: &str) -> Result<u8, String> {
     }
 }
 
+fn init_logging(level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("ZWLOCK_LOG")
+        .unwrap_or_else(|_| EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info")));
+    // Under systemd the journal adds its own timestamps.
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr);
+    if journald {
+        builder.without_time().with_ansi(false).init();
+    } else {
+        builder.init();
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Daemon { config } => {
+            let config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("zwlock: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            init_logging(&config.log.level);
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("zwlock: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(daemon::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "daemon failed");
+                    eprintln!("zwlock: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Config {
+            action: ConfigAction::Check { path },
+        } => match Config::load(&path) {
+            Ok(_) => {
+                println!("{}: ok", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Sim { action } => match runtime()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(sim_command(action)))
+        {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("zwlock sim: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Decode {
             json,
             show_codes,
@@ -85,6 +222,96 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             }
+        }
+    }
+}
+
+async fn sim_command(action: SimAction) -> anyhow::Result<ExitCode> {
+    match action {
+        SimAction::Serve {
+            config,
+            network,
+            listen,
+            control: control_path,
+        } => {
+            init_logging("info");
+            let text = std::fs::read_to_string(&config)
+                .with_context(|| format!("reading {}", config.display()))?;
+            // Either a simulator file ([[network]]) or a daemon config ([[sim.network]]).
+            let sim_config = match SimConfig::from_toml(&text) {
+                Ok(c) if !c.network.is_empty() => c,
+                _ => Config::parse(&text, &config.display().to_string())?.sim_config(),
+            };
+            let name = match network {
+                Some(n) => n,
+                None => sim_config
+                    .network
+                    .first()
+                    .map(|n| n.name.clone())
+                    .context("the file defines no simulated network")?,
+            };
+            let sim = Simulator::new(sim_config);
+            let net = sim
+                .network(&name)
+                .with_context(|| format!("no simulated network '{name}'"))?;
+            let addr = listen
+                .strip_prefix("tcp://")
+                .with_context(|| format!("{listen}: expected tcp://HOST:PORT"))?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on {listen}"))?;
+            if let Some(p) = control_path {
+                let s = sim.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = control::serve(s, &p).await {
+                        tracing::error!(error = %e, "control socket failed");
+                    }
+                });
+            }
+            tracing::info!(network = %name, %listen, "simulator serving");
+            loop {
+                let (mut tcp, peer) = listener.accept().await?;
+                let _ = tcp.set_nodelay(true);
+                let mut stick = match net.connect() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(%peer, error = %e, "connection refused");
+                        continue;
+                    }
+                };
+                tracing::info!(%peer, "client connected");
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy_bidirectional(&mut tcp, &mut stick).await;
+                    tracing::info!(%peer, "client disconnected");
+                });
+            }
+        }
+        SimAction::Control {
+            socket,
+            network,
+            node,
+            action,
+            pin,
+            slot,
+            level,
+        } => {
+            let req = ControlRequest {
+                network,
+                node,
+                action,
+                pin,
+                slot,
+                level,
+            };
+            let answer = control::request(&socket, &req)
+                .await
+                .with_context(|| format!("control socket {}", socket.display()))?;
+            println!("{answer}");
+            Ok(if answer["ok"] == true {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }

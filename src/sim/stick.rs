@@ -179,6 +179,13 @@ impl Stick {
             .flatten()
             .min();
             let connected = self.conn.is_some();
+            // Work that is already due runs now: a timer would cost a millisecond tick.
+            if next.is_some_and(|t| t <= Instant::now()) {
+                self.on_timer().await;
+                self.pump().await;
+                tokio::task::yield_now().await;
+                continue;
+            }
             tokio::select! {
                 biased;
                 c = control.recv() => match c {

@@ -1,0 +1,324 @@
+//! The daemon's configuration file (TOML). Unknown keys and bad values are refused with the
+//! file, the line and what was expected; nothing starts on a bad file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::serial::PortUrl;
+use crate::sim::SimConfig;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub serial: SerialConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Simulated networks, for `sim://NAME` ports.
+    #[serde(default)]
+    pub sim: SimSection,
+}
+
+/// `[serial]`: the stick and how patient to be with it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SerialConfig {
+    /// `/dev/ttyACM0`, `/dev/serial/by-id/…`, `tcp://host:port` or `sim://NAME`.
+    #[serde(default = "default_port")]
+    pub port: String,
+    /// How long a lock gets to answer a Get, in ms (FLiRS locks need seconds).
+    #[serde(default = "default_report_timeout")]
+    pub report_timeout_ms: u64,
+    /// Soft-reset the stick at startup.
+    #[serde(default = "yes")]
+    pub soft_reset: bool,
+    /// First and longest wait between reconnection attempts, in ms.
+    #[serde(default = "default_reconnect_initial")]
+    pub reconnect_initial_ms: u64,
+    #[serde(default = "default_reconnect_max")]
+    pub reconnect_max_ms: u64,
+    /// Jobs waiting per lock before new ones are refused.
+    #[serde(default = "default_queue_depth")]
+    pub queue_depth: usize,
+}
+
+/// `[store]`: where declared state lives.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    #[serde(default = "default_db")]
+    pub path: PathBuf,
+}
+
+/// `[api]`: the control socket.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    #[serde(default = "default_socket")]
+    pub socket: PathBuf,
+    /// File mode of the socket, octal as a string ("0660").
+    #[serde(default = "default_socket_mode")]
+    pub socket_mode: String,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// error, warn, info, debug or trace (or a tracing filter such as "zwlock=debug").
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+/// `[sim]`: simulated networks and the socket to act on them.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SimSection {
+    /// Unix socket for `zwlock sim control` (none when absent).
+    #[serde(default)]
+    pub control_socket: Option<PathBuf>,
+    #[serde(default)]
+    pub network: Vec<crate::sim::NetworkModel>,
+}
+
+fn default_port() -> String {
+    "/dev/ttyACM0".into()
+}
+fn default_report_timeout() -> u64 {
+    5000
+}
+fn default_reconnect_initial() -> u64 {
+    1000
+}
+fn default_reconnect_max() -> u64 {
+    60_000
+}
+fn default_queue_depth() -> usize {
+    64
+}
+fn default_db() -> PathBuf {
+    "/var/lib/zwlock/zwlock.db".into()
+}
+fn default_socket() -> PathBuf {
+    "/run/zwlock/api.sock".into()
+}
+fn default_socket_mode() -> String {
+    "0660".into()
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+fn yes() -> bool {
+    true
+}
+
+impl Default for SerialConfig {
+    fn default() -> Self {
+        SerialConfig {
+            port: default_port(),
+            report_timeout_ms: default_report_timeout(),
+            soft_reset: true,
+            reconnect_initial_ms: default_reconnect_initial(),
+            reconnect_max_ms: default_reconnect_max(),
+            queue_depth: default_queue_depth(),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { path: default_db() }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            socket: default_socket(),
+            socket_mode: default_socket_mode(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: default_log_level(),
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{path}:{line}:{column}: {reason}")]
+    Syntax {
+        path: String,
+        line: usize,
+        column: usize,
+        reason: String,
+    },
+    #[error("{path}: {key}: {reason}")]
+    Value {
+        path: String,
+        key: &'static str,
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Read and check a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parse and check configuration text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+            ConfigError::Syntax {
+                path: origin.to_string(),
+                line,
+                column,
+                reason: e.message().to_string(),
+            }
+        })?;
+        config.check(origin)?;
+        Ok(config)
+    }
+
+    fn check(&self, origin: &str) -> Result<(), ConfigError> {
+        let bad = |key, reason: String| ConfigError::Value {
+            path: origin.to_string(),
+            key,
+            reason,
+        };
+        let port = self.port().map_err(|e| bad("serial.port", e.to_string()))?;
+        if let PortUrl::Sim(name) = &port {
+            if !self.sim.network.iter().any(|n| &n.name == name) {
+                return Err(bad(
+                    "serial.port",
+                    format!("sim://{name} needs a [[sim.network]] named \"{name}\""),
+                ));
+            }
+        }
+        if self.serial.report_timeout_ms < 100 || self.serial.report_timeout_ms > 60_000 {
+            return Err(bad("serial.report_timeout_ms", "expected 100-60000".into()));
+        }
+        if self.serial.reconnect_initial_ms == 0
+            || self.serial.reconnect_initial_ms > self.serial.reconnect_max_ms
+        {
+            return Err(bad(
+                "serial.reconnect_initial_ms",
+                "expected 1 or more, and at most reconnect_max_ms".into(),
+            ));
+        }
+        if self.serial.queue_depth == 0 || self.serial.queue_depth > 10_000 {
+            return Err(bad("serial.queue_depth", "expected 1-10000".into()));
+        }
+        self.socket_mode().map_err(|e| bad("api.socket_mode", e))?;
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| bad("log.level", format!("not a log level or filter: {e}")))?;
+        self.sim_config()
+            .validate()
+            .map_err(|e| bad("sim.network", e.to_string()))?;
+        Ok(())
+    }
+
+    pub fn port(&self) -> Result<PortUrl, crate::serial::transport::InvalidPortUrl> {
+        self.serial.port.parse()
+    }
+
+    pub fn socket_mode(&self) -> Result<u32, String> {
+        let m = u32::from_str_radix(self.api.socket_mode.trim_start_matches("0o"), 8)
+            .map_err(|_| format!("'{}' is not an octal file mode", self.api.socket_mode))?;
+        if m > 0o777 || m & 0o600 != 0o600 {
+            return Err(format!(
+                "'{}' must be at most 0777 and let the owner read and write",
+                self.api.socket_mode
+            ));
+        }
+        Ok(m)
+    }
+
+    pub fn sim_config(&self) -> SimConfig {
+        SimConfig {
+            network: self.sim.network.clone(),
+        }
+    }
+
+    pub fn report_timeout(&self) -> Duration {
+        Duration::from_millis(self.serial.report_timeout_ms)
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |p| before.len() - p - 1)
+        + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_sane() {
+        let c = Config::parse("", "empty").unwrap();
+        assert_eq!(c.serial.port, "/dev/ttyACM0");
+        assert_eq!(c.socket_mode().unwrap(), 0o660);
+        assert_eq!(c.report_timeout(), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn unknown_keys_name_file_and_line() {
+        let e = Config::parse("[serial]\nport = \"/dev/ttyACM0\"\nbaud = 9600\n", "z.toml")
+            .unwrap_err();
+        let ConfigError::Syntax { line, reason, .. } = &e else {
+            panic!("{e}")
+        };
+        assert_eq!(*line, 3);
+        assert!(reason.contains("baud"), "{reason}");
+        assert!(e.to_string().starts_with("z.toml:3:"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_say_what_is_expected() {
+        for (text, key) in [
+            ("[serial]\nport = \"ftp://x\"", "serial.port"),
+            ("[serial]\nport = \"sim://nope\"", "serial.port"),
+            (
+                "[serial]\nreport_timeout_ms = 5",
+                "serial.report_timeout_ms",
+            ),
+            ("[api]\nsocket_mode = \"0999\"", "api.socket_mode"),
+            ("[api]\nsocket_mode = \"0040\"", "api.socket_mode"),
+            ("[log]\nlevel = \"loud[\"", "log.level"),
+        ] {
+            let e = Config::parse(text, "c").unwrap_err();
+            assert!(
+                matches!(&e, ConfigError::Value { key: k, .. } if *k == key),
+                "{text}: {e}"
+            );
+        }
+        let e = Config::parse("[serial]\nreport_timeout_ms = \"soon\"", "c").unwrap_err();
+        assert!(matches!(e, ConfigError::Syntax { line: 2, .. }), "{e}");
+    }
+}

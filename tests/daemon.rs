@@ -1,0 +1,210 @@
+//! The real `zwlock` binary: the daemon on a simulated network, its control socket, signals,
+//! and `config check`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_zwlock");
+
+fn demo_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let text = format!(
+        r#"
+[serial]
+port = "sim://demo"
+[store]
+path = "{dir}/zwlock.db"
+[api]
+socket = "{dir}/api.sock"
+[log]
+level = "info"
+[sim]
+control_socket = "{dir}/sim.sock"
+[[sim.network]]
+name = "demo"
+radio_ms = 1
+[[sim.network.lock]]
+node_id = 5
+listening = "always"
+initial_codes = [{{ slot = 1, code = "1234" }}]
+"#,
+        dir = dir.display()
+    );
+    let path = dir.join("zwlock.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn daemon_runs_on_the_simulator_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = demo_config(dir.path());
+    let mut child = Command::new(BIN)
+        .args(["daemon", "--config"])
+        .arg(&config)
+        .env("ZWLOCK_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    let wait_for = |needle: &str, log: &mut Vec<String>| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+                let hit = line.contains(needle);
+                log.push(line);
+                if hit {
+                    return;
+                }
+            }
+        }
+        panic!("no '{needle}' in the log:\n{}", log.join("\n"));
+    };
+    wait_for("controller ready", &mut log);
+    wait_for("lock interviewed", &mut log);
+    // Someone unlocks at the keypad: the daemon hears the lock.
+    let sock = dir.path().join("sim.sock");
+    let out = Command::new(BIN)
+        .args(["sim", "control", "--socket"])
+        .arg(&sock)
+        .args(["--network", "demo", "--node", "5", "enter", "--pin", "1234"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"unlocked\":true"));
+    wait_for("lock report", &mut log);
+    // A wrong action is refused with a message and a failing exit code.
+    let out = Command::new(BIN)
+        .args(["sim", "control", "--socket"])
+        .arg(&sock)
+        .args(["--network", "demo", "--node", "5", "fly"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("unknown action"));
+    // SIGTERM: exit 0, control socket removed.
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "daemon did not stop within 10 s");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(!sock.exists(), "control socket left behind");
+    // No PIN in anything the daemon printed.
+    while let Ok(line) = rx.try_recv() {
+        log.push(line);
+    }
+    assert!(
+        !log.iter().any(|l| l.contains("1234")),
+        "{}",
+        log.join("\n")
+    );
+}
+
+#[test]
+fn config_check_reports_file_line_and_what_is_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = demo_config(dir.path());
+    let out = Command::new(BIN)
+        .args(["config", "check"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[serial]\nport = \"/dev/ttyACM0\"\nspeed = 9600\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["config", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:3:"), "{err}");
+    assert!(err.contains("speed"), "{err}");
+    // The daemon refuses to start on it too.
+    let out = Command::new(BIN)
+        .args(["daemon", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    // A missing file.
+    let out = Command::new(BIN)
+        .args(["config", "check", "/nonexistent/zwlock.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/zwlock.toml"));
+}
+
+#[test]
+fn the_checked_in_configs_are_valid() {
+    for f in ["config/demo.toml"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
+        let out = Command::new(BIN)
+            .args(["config", "check"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{f}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn decode_cli_reads_stdin_and_exits_non_zero_on_bad_frames() {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(["decode", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"2026-08-14 08:01:48.427 SERIAL \xc2\xbb 0x010f0013050863010501313233342507ae (17 bytes)\n01 04 01 13 01 e9\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["direction"], ">");
+    assert_eq!(lines[0]["command"], "Set");
+    assert_eq!(lines[0]["fields"]["user_code"], "****");
+    assert_eq!(lines[1]["frame"], "invalid");
+    assert!(!text.contains("31323334"));
+}
