@@ -164,7 +164,7 @@ fn config_check_reports_file_line_and_what_is_expected() {
 
 #[test]
 fn the_checked_in_configs_are_valid() {
-    for f in ["config/demo.toml"] {
+    for f in ["config/demo.toml", "config/zwlock.toml"] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
         let out = Command::new(BIN)
             .args(["config", "check"])
