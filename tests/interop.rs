@@ -484,11 +484,8 @@ fn to_fixture(capture: &[(Instant, bool, Vec<u8>)]) -> String {
     for (at, host, bytes) in capture {
         let buf = &mut pending[usize::from(*host)];
         buf.extend_from_slice(bytes);
-        loop {
-            let (n, garbage) = match parse_head(buf) {
-                Ok((rest, head)) => (buf.len() - rest.len(), matches!(head, Head::Garbage { .. })),
-                Err(_) => break,
-            };
+        while let Ok((rest, head)) = parse_head(buf) {
+            let (n, garbage) = (buf.len() - rest.len(), matches!(head, Head::Garbage { .. }));
             let frame: Vec<u8> = buf.drain(..n).collect();
             if garbage {
                 continue;
