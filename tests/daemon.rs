@@ -208,3 +208,55 @@ fn decode_cli_reads_stdin_and_exits_non_zero_on_bad_frames() {
     assert_eq!(lines[1]["frame"], "invalid");
     assert!(!text.contains("31323334"));
 }
+
+/// `zwlock sim serve` exposes a simulated network over TCP; the driver reaches it with tcp://.
+#[test]
+fn sim_serve_speaks_over_tcp() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sim/locks.toml");
+    let mut child = Command::new(BIN)
+        .args(["sim", "serve", "--config"])
+        .arg(&fixture)
+        .args(["--listen", &format!("tcp://127.0.0.1:{port}")])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "sim serve did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The probe connection above was accepted and closed; now the driver connects.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let result = rt.block_on(async {
+        let mut config =
+            zwlock::driver::DriverConfig::new(format!("tcp://127.0.0.1:{port}").parse().unwrap());
+        config.interview = false;
+        let (driver, mut events) = zwlock::driver::Driver::spawn(config);
+        let ev = tokio::time::timeout(Duration::from_secs(20), events.recv()).await;
+        let r = driver
+            .get(
+                zwlock::serialapi::NodeId(9),
+                zwlock::cc::Command::UserCode(zwlock::cc::UserCodeCommand::UsersNumberGet),
+                zwlock::driver::Priority::Normal,
+            )
+            .await;
+        (ev, r)
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let (ev, r) = result;
+    assert!(
+        matches!(ev, Ok(Some(zwlock::driver::DriverEvent::Connected(ref c))) if c.home_id == 0xC0FFEE01),
+        "{ev:?}"
+    );
+    assert!(
+        matches!(r, Ok(zwlock::cc::Command::UserCode(ref u)) if u.users_number() == Some(250)),
+        "{r:?}"
+    );
+}

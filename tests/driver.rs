@@ -548,3 +548,41 @@ async fn unplugged_stick_fails_work_and_reconnects() {
     assert_eq!(pin_of(&r).as_deref(), Some("1234"));
     assert!(s.driver.stats().await.unwrap().reconnects >= 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stick_that_stops_answering_is_reset_and_recovers() {
+    let mut s = start_with(sim_config(), |c| {
+        c.interview = false;
+        c.reconnect_initial = Duration::from_secs(1);
+    });
+    s.wait_for("connected", |e| matches!(e, DriverEvent::Connected(_)))
+        .await;
+    // The stick refuses every frame: each request fails after its retransmissions.
+    s.net
+        .set_faults(Faults {
+            nak_host_frame: 1.0,
+            ..Faults::default()
+        })
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let e = s
+            .driver
+            .get(NodeId(5), get(1), Priority::Normal)
+            .await
+            .unwrap_err();
+        assert!(e.is_retryable(), "{e}");
+    }
+    s.wait_for("reset", |e| matches!(e, DriverEvent::Disconnected { .. }))
+        .await;
+    s.net.set_faults(Faults::default()).await.unwrap();
+    s.wait_for("connected again", |e| {
+        matches!(e, DriverEvent::Connected(_))
+    })
+    .await;
+    assert!(s
+        .driver
+        .get(NodeId(5), get(1), Priority::Normal)
+        .await
+        .is_ok());
+}

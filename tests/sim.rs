@@ -903,3 +903,30 @@ async fn same_seed_same_bytes() {
     let c = scripted_run(43).await;
     assert_ne!(a, c, "a different seed should inject different faults");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_request_the_stick_ignores_times_out_cleanly() {
+    let net = network();
+    let h = host(&net);
+    // 0x28 is a function the simulated stick neither advertises nor answers.
+    let t0 = tokio::time::Instant::now();
+    let e = h
+        .request(HostRequest::Other {
+            function: 0x28,
+            payload: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            zwlock::serialapi::session::SessionError::ResponseTimeout { .. }
+        ),
+        "{e}"
+    );
+    assert!(e.is_retryable());
+    assert!(t0.elapsed() >= Duration::from_secs(10));
+    // The session is not stuck behind it.
+    let id = h.request(HostRequest::GetControllerId).await.unwrap();
+    assert!(id.response.is_some());
+}
