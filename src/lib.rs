@@ -5,6 +5,7 @@
 
 pub mod cc;
 pub mod cli;
+pub mod codes;
 pub mod config;
 pub mod daemon;
 pub mod driver;
@@ -12,4 +13,5 @@ pub mod replay;
 pub mod serial;
 pub mod serialapi;
 pub mod sim;
+pub mod store;
 pub mod util;

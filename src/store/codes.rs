@@ -1,0 +1,376 @@
+//! Access codes (declared state plus what is known to be on the lock), and their errors and
+//! warnings.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row, ToSql};
+use uuid::Uuid;
+
+use super::{parse_opt_ts, parse_ts, parse_uuid, ts, Store, StoreError};
+
+/// An access code as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CodeRow {
+    pub access_code_id: Uuid,
+    pub device_id: Uuid,
+    /// The declared PIN.
+    pub code: String,
+    pub name: Option<String>,
+    pub common_code_key: Option<String>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    /// unset | setting | set | removing | unknown
+    pub status: String,
+    /// active (should be on the lock in its window) | deleted (remove, then forget)
+    pub desired: String,
+    pub slot: Option<u16>,
+    /// The PIN confirmed on the lock in `slot`, if any.
+    pub programmed_code: Option<String>,
+    pub allow_external_modification: bool,
+    pub is_one_time_use: bool,
+    pub is_backup: bool,
+    /// On an original: the backup pulled for it. On a backup: the original it was pulled for
+    /// (None while it waits in the pool).
+    pub pulled_backup_access_code_id: Option<Uuid>,
+    pub prefer_native_scheduling: bool,
+    pub is_scheduled_on_device: bool,
+    /// Failed attempts in the current effort to set or remove.
+    pub attempts: u32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When the current effort to set or remove began.
+    pub pending_since: Option<DateTime<Utc>>,
+    /// The lock refused the code; no retry until the code changes.
+    pub blocked: bool,
+    pub used_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for CodeRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeRow")
+            .field("access_code_id", &self.access_code_id)
+            .field("device_id", &self.device_id)
+            .field("status", &self.status)
+            .field("desired", &self.desired)
+            .field("slot", &self.slot)
+            .field("starts_at", &self.starts_at)
+            .field("ends_at", &self.ends_at)
+            .field("attempts", &self.attempts)
+            .field("blocked", &self.blocked)
+            .finish_non_exhaustive()
+    }
+}
+
+const COLUMNS: &str =
+    "access_code_id, device_id, code, name, common_code_key, starts_at, ends_at, status, \
+    desired, slot, programmed_code, allow_external_modification, is_one_time_use, is_backup, \
+    pulled_backup_access_code_id, prefer_native_scheduling, is_scheduled_on_device, attempts, \
+    next_attempt_at, pending_since, blocked, used_at, created_at, updated_at, deleted_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CodeRow, StoreError>> {
+    let s = |i: usize| r.get::<_, Option<String>>(i);
+    let id: String = r.get(0)?;
+    let device: String = r.get(1)?;
+    let (starts, ends) = (s(5)?, s(6)?);
+    let pulled = s(14)?;
+    let (next, pending, used) = (s(18)?, s(19)?, s(21)?);
+    let (created, updated): (String, String) = (r.get(22)?, r.get(23)?);
+    let deleted = s(24)?;
+    let b = |i: usize| r.get::<_, i64>(i).map(|v| v != 0);
+    let row = CodeRow {
+        access_code_id: Uuid::nil(),
+        device_id: Uuid::nil(),
+        code: r.get(2)?,
+        name: s(3)?,
+        common_code_key: s(4)?,
+        starts_at: None,
+        ends_at: None,
+        status: r.get(7)?,
+        desired: r.get(8)?,
+        slot: r.get::<_, Option<i64>>(9)?.map(|v| v as u16),
+        programmed_code: s(10)?,
+        allow_external_modification: b(11)?,
+        is_one_time_use: b(12)?,
+        is_backup: b(13)?,
+        pulled_backup_access_code_id: None,
+        prefer_native_scheduling: b(15)?,
+        is_scheduled_on_device: b(16)?,
+        attempts: r.get::<_, i64>(17)? as u32,
+        next_attempt_at: None,
+        pending_since: None,
+        blocked: b(20)?,
+        used_at: None,
+        created_at: Utc::now(),
+        updated_at: Utc::now(),
+        deleted_at: None,
+    };
+    Ok((|| {
+        Ok(CodeRow {
+            access_code_id: parse_uuid("access_codes.access_code_id", &id)?,
+            device_id: parse_uuid("access_codes.device_id", &device)?,
+            starts_at: parse_opt_ts("access_codes.starts_at", starts)?,
+            ends_at: parse_opt_ts("access_codes.ends_at", ends)?,
+            pulled_backup_access_code_id: pulled
+                .map(|p| parse_uuid("access_codes.pulled_backup_access_code_id", &p))
+                .transpose()?,
+            next_attempt_at: parse_opt_ts("access_codes.next_attempt_at", next)?,
+            pending_since: parse_opt_ts("access_codes.pending_since", pending)?,
+            used_at: parse_opt_ts("access_codes.used_at", used)?,
+            created_at: parse_ts("access_codes.created_at", &created)?,
+            updated_at: parse_ts("access_codes.updated_at", &updated)?,
+            deleted_at: parse_opt_ts("access_codes.deleted_at", deleted)?,
+            ..row
+        })
+    })())
+}
+
+/// Which codes to list.
+#[derive(Debug, Clone, Default)]
+pub struct CodeFilter {
+    pub device_id: Option<Uuid>,
+    pub access_code_ids: Option<Vec<Uuid>>,
+    pub common_code_key: Option<String>,
+    /// Partial match on name, code or id.
+    pub search: Option<String>,
+    pub include_backups: bool,
+    /// Continue after this (created_at, id) position.
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: Option<usize>,
+}
+
+/// Error or warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssueKind {
+    Error,
+    Warning,
+}
+
+impl IssueKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            IssueKind::Error => "error",
+            IssueKind::Warning => "warning",
+        }
+    }
+}
+
+/// An error or warning on an access code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueRow {
+    pub kind: IssueKind,
+    pub code: String,
+    pub message: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Write a whole code row (insert, or update in place: a REPLACE would delete the row and
+    /// with it, by cascade, its errors and warnings).
+    pub fn put_code(conn: &Connection, c: &CodeRow) -> Result<(), StoreError> {
+        let opt_ts = |t: &Option<DateTime<Utc>>| t.as_ref().map(ts);
+        let updates = COLUMNS
+            .split(',')
+            .map(str::trim)
+            .filter(|c| *c != "access_code_id")
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        conn.execute(
+            &format!(
+                "INSERT INTO access_codes ({COLUMNS}) VALUES \
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25) \
+                 ON CONFLICT(access_code_id) DO UPDATE SET {updates}"
+            ),
+            params![
+                c.access_code_id.to_string(),
+                c.device_id.to_string(),
+                c.code,
+                c.name,
+                c.common_code_key,
+                opt_ts(&c.starts_at),
+                opt_ts(&c.ends_at),
+                c.status,
+                c.desired,
+                c.slot,
+                c.programmed_code,
+                c.allow_external_modification,
+                c.is_one_time_use,
+                c.is_backup,
+                c.pulled_backup_access_code_id.map(|u| u.to_string()),
+                c.prefer_native_scheduling,
+                c.is_scheduled_on_device,
+                c.attempts,
+                opt_ts(&c.next_attempt_at),
+                opt_ts(&c.pending_since),
+                c.blocked,
+                opt_ts(&c.used_at),
+                ts(&c.created_at),
+                ts(&c.updated_at),
+                opt_ts(&c.deleted_at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// A code that has not been deleted.
+    pub fn code(conn: &Connection, id: &Uuid) -> Result<Option<CodeRow>, StoreError> {
+        conn.query_row(
+            &format!("SELECT {COLUMNS} FROM access_codes WHERE access_code_id = ?1 AND deleted_at IS NULL"),
+            [id.to_string()],
+            from_row,
+        )
+        .optional()?
+        .transpose()
+    }
+
+    /// Every code of a device that has not been deleted, oldest first.
+    pub fn device_codes(conn: &Connection, device_id: &Uuid) -> Result<Vec<CodeRow>, StoreError> {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM access_codes WHERE device_id = ?1 AND deleted_at IS NULL ORDER BY created_at, access_code_id"
+        ))?;
+        let rows = stmt.query_map([device_id.to_string()], from_row)?;
+        rows.map(|r| r?).collect()
+    }
+
+    /// Codes matching `filter`, oldest first, at most `limit`.
+    pub fn list_codes(conn: &Connection, filter: &CodeFilter) -> Result<Vec<CodeRow>, StoreError> {
+        let mut sql = format!("SELECT {COLUMNS} FROM access_codes WHERE deleted_at IS NULL");
+        let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+        if let Some(d) = &filter.device_id {
+            args.push(Box::new(d.to_string()));
+            sql.push_str(&format!(" AND device_id = ?{}", args.len()));
+        }
+        if let Some(ids) = &filter.access_code_ids {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut marks = Vec::new();
+            for id in ids {
+                args.push(Box::new(id.to_string()));
+                marks.push(format!("?{}", args.len()));
+            }
+            sql.push_str(&format!(" AND access_code_id IN ({})", marks.join(",")));
+        }
+        if let Some(k) = &filter.common_code_key {
+            args.push(Box::new(k.clone()));
+            sql.push_str(&format!(" AND common_code_key = ?{}", args.len()));
+        }
+        if let Some(s) = &filter.search {
+            args.push(Box::new(format!(
+                "%{}%",
+                s.replace('%', "\\%").replace('_', "\\_")
+            )));
+            let n = args.len();
+            sql.push_str(&format!(
+                " AND (name LIKE ?{n} ESCAPE '\\' OR code LIKE ?{n} ESCAPE '\\' OR access_code_id LIKE ?{n} ESCAPE '\\')"
+            ));
+        }
+        if !filter.include_backups {
+            // Pool codes are hidden until pulled (a pulled backup links back to its original).
+            sql.push_str(" AND (is_backup = 0 OR pulled_backup_access_code_id IS NOT NULL)");
+        }
+        if let Some((t, id)) = &filter.after {
+            args.push(Box::new(ts(t)));
+            args.push(Box::new(id.to_string()));
+            let n = args.len();
+            sql.push_str(&format!(
+                " AND (created_at, access_code_id) > (?{}, ?{n})",
+                n - 1
+            ));
+        }
+        sql.push_str(" ORDER BY created_at, access_code_id");
+        if let Some(l) = filter.limit {
+            sql.push_str(&format!(" LIMIT {l}"));
+        }
+        let mut stmt = conn.prepare(&sql)?;
+        let refs: Vec<&dyn ToSql> = args.iter().map(|a| a.as_ref()).collect();
+        let rows = stmt.query_map(refs.as_slice(), from_row)?;
+        rows.map(|r| r?).collect()
+    }
+
+    /// Codes of every device that are not settled (work for the reconcilers), by device.
+    pub fn devices_with_codes(conn: &Connection) -> Result<Vec<Uuid>, StoreError> {
+        let mut stmt =
+            conn.prepare("SELECT DISTINCT device_id FROM access_codes WHERE deleted_at IS NULL")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.map(|r| parse_uuid("access_codes.device_id", &r?))
+            .collect()
+    }
+
+    /// Record an error or warning (kept with its first time while it lasts).
+    pub fn set_issue(
+        conn: &Connection,
+        id: &Uuid,
+        kind: IssueKind,
+        code: &str,
+        message: &str,
+        at: &DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = conn.execute(
+            "INSERT INTO access_code_issues (access_code_id, kind, code, message, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO UPDATE SET message = ?4",
+            params![id.to_string(), kind.as_str(), code, message, ts(at)],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Remove an error or warning; returns whether it was there.
+    pub fn clear_issue(
+        conn: &Connection,
+        id: &Uuid,
+        kind: IssueKind,
+        code: &str,
+    ) -> Result<bool, StoreError> {
+        let n = conn.execute(
+            "DELETE FROM access_code_issues WHERE access_code_id = ?1 AND kind = ?2 AND code = ?3",
+            params![id.to_string(), kind.as_str(), code],
+        )?;
+        Ok(n > 0)
+    }
+
+    pub fn has_issue(
+        conn: &Connection,
+        id: &Uuid,
+        kind: IssueKind,
+        code: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(conn
+            .query_row(
+                "SELECT 1 FROM access_code_issues WHERE access_code_id = ?1 AND kind = ?2 AND code = ?3",
+                params![id.to_string(), kind.as_str(), code],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    pub fn issues(conn: &Connection, id: &Uuid) -> Result<Vec<IssueRow>, StoreError> {
+        let mut stmt = conn.prepare(
+            "SELECT kind, code, message, created_at FROM access_code_issues WHERE access_code_id = ?1 \
+             ORDER BY created_at, code",
+        )?;
+        let rows = stmt.query_map([id.to_string()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        rows.map(|r| {
+            let (kind, code, message, at) = r?;
+            Ok(IssueRow {
+                kind: if kind == "error" {
+                    IssueKind::Error
+                } else {
+                    IssueKind::Warning
+                },
+                code,
+                message,
+                created_at: parse_ts("access_code_issues.created_at", &at)?,
+            })
+        })
+        .collect()
+    }
+}

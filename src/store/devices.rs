@@ -1,0 +1,234 @@
+//! Devices: the locks, and what the interview learned of them (kept as opaque JSON).
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use uuid::Uuid;
+
+use super::{parse_opt_ts, parse_ts, parse_uuid, ts, Store, StoreError};
+
+/// A lock as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRow {
+    pub device_id: Uuid,
+    pub node_id: u16,
+    pub name: String,
+    /// The driver's node record, as JSON (the store does not read it).
+    pub info_json: Option<String>,
+    pub slot_count: u16,
+    pub min_code_length: u8,
+    pub max_code_length: u8,
+    pub code_characters: String,
+    pub online: bool,
+    pub battery_level: Option<u8>,
+    pub locked: Option<bool>,
+    pub last_contact_at: Option<DateTime<Utc>>,
+    /// Slots zwlock never allocates (e.g. slot 1 for the owner's master code).
+    pub reserved_slots: Vec<u16>,
+    /// Spare codes to keep programmed (0 = no backup pool).
+    pub backup_pool_size: u8,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "device_id, node_id, name, info_json, slot_count, min_code_length, max_code_length, \
+    code_characters, online, battery_level, locked, last_contact_at, reserved_slots, backup_pool_size, \
+    created_at, updated_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<DeviceRow, StoreError>> {
+    let id: String = r.get(0)?;
+    let reserved: String = r.get(12)?;
+    let created: String = r.get(14)?;
+    let updated: String = r.get(15)?;
+    let last: Option<String> = r.get(11)?;
+    Ok((|| {
+        Ok(DeviceRow {
+            device_id: parse_uuid("devices.device_id", &id)?,
+            node_id: r.get::<_, i64>(1).map(|v| v as u16).unwrap_or(0),
+            name: r.get(2).unwrap_or_default(),
+            info_json: r.get(3).unwrap_or(None),
+            slot_count: r.get::<_, i64>(4).map(|v| v as u16).unwrap_or(0),
+            min_code_length: r.get::<_, i64>(5).map(|v| v as u8).unwrap_or(4),
+            max_code_length: r.get::<_, i64>(6).map(|v| v as u8).unwrap_or(10),
+            code_characters: r.get(7).unwrap_or_else(|_| "0123456789".into()),
+            online: r.get::<_, i64>(8).map(|v| v != 0).unwrap_or(true),
+            battery_level: r.get::<_, Option<i64>>(9).unwrap_or(None).map(|v| v as u8),
+            locked: r.get::<_, Option<i64>>(10).unwrap_or(None).map(|v| v != 0),
+            last_contact_at: parse_opt_ts("devices.last_contact_at", last)?,
+            reserved_slots: serde_json::from_str(&reserved).map_err(|_| StoreError::Corrupt {
+                what: "devices.reserved_slots",
+                value: reserved.clone(),
+            })?,
+            backup_pool_size: r.get::<_, i64>(13).map(|v| v as u8).unwrap_or(0),
+            created_at: parse_ts("devices.created_at", &created)?,
+            updated_at: parse_ts("devices.updated_at", &updated)?,
+        })
+    })())
+}
+
+/// What the driver learned, to write into a device row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceFacts {
+    pub node_id: u16,
+    pub info_json: Option<String>,
+    pub slot_count: u16,
+    pub min_code_length: u8,
+    pub max_code_length: u8,
+    pub code_characters: String,
+    pub battery_level: Option<u8>,
+    pub locked: Option<bool>,
+}
+
+impl Store {
+    /// Insert or refresh a device from what the driver learned; returns the row.
+    pub fn upsert_device(
+        conn: &Connection,
+        facts: &DeviceFacts,
+        now: &DateTime<Utc>,
+    ) -> Result<DeviceRow, StoreError> {
+        let existing = Store::device_by_node(conn, facts.node_id)?;
+        let now_s = ts(now);
+        match existing {
+            Some(d) => {
+                conn.execute(
+                    "UPDATE devices SET info_json = COALESCE(?2, info_json), \
+                     slot_count = CASE WHEN ?3 > 0 THEN ?3 ELSE slot_count END, \
+                     min_code_length = ?4, max_code_length = ?5, code_characters = ?6, \
+                     battery_level = COALESCE(?7, battery_level), locked = COALESCE(?8, locked), \
+                     updated_at = ?9 WHERE device_id = ?1",
+                    params![
+                        d.device_id.to_string(),
+                        facts.info_json,
+                        facts.slot_count,
+                        facts.min_code_length,
+                        facts.max_code_length,
+                        facts.code_characters,
+                        facts.battery_level,
+                        facts.locked,
+                        now_s
+                    ],
+                )?;
+            }
+            None => {
+                conn.execute(
+                    "INSERT INTO devices (device_id, node_id, name, info_json, slot_count, min_code_length, \
+                     max_code_length, code_characters, battery_level, locked, created_at, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+                    params![
+                        Uuid::new_v4().to_string(),
+                        facts.node_id,
+                        format!("Lock {}", facts.node_id),
+                        facts.info_json,
+                        facts.slot_count,
+                        facts.min_code_length,
+                        facts.max_code_length,
+                        facts.code_characters,
+                        facts.battery_level,
+                        facts.locked,
+                        now_s
+                    ],
+                )?;
+            }
+        }
+        Store::device_by_node(conn, facts.node_id)?.ok_or(StoreError::Corrupt {
+            what: "devices",
+            value: format!("node {} vanished", facts.node_id),
+        })
+    }
+
+    pub fn device(conn: &Connection, id: &Uuid) -> Result<Option<DeviceRow>, StoreError> {
+        conn.query_row(
+            &format!("SELECT {COLUMNS} FROM devices WHERE device_id = ?1"),
+            [id.to_string()],
+            from_row,
+        )
+        .optional()?
+        .transpose()
+    }
+
+    pub fn device_by_node(
+        conn: &Connection,
+        node_id: u16,
+    ) -> Result<Option<DeviceRow>, StoreError> {
+        conn.query_row(
+            &format!("SELECT {COLUMNS} FROM devices WHERE node_id = ?1"),
+            [node_id],
+            from_row,
+        )
+        .optional()?
+        .transpose()
+    }
+
+    pub fn devices(conn: &Connection) -> Result<Vec<DeviceRow>, StoreError> {
+        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM devices ORDER BY node_id"))?;
+        let rows = stmt.query_map([], from_row)?;
+        rows.map(|r| r?).collect()
+    }
+
+    pub fn set_device_online(
+        conn: &Connection,
+        id: &Uuid,
+        online: bool,
+        now: &DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        conn.execute(
+            "UPDATE devices SET online = ?2, updated_at = ?3 WHERE device_id = ?1",
+            params![id.to_string(), online, ts(now)],
+        )?;
+        Ok(())
+    }
+
+    pub fn touch_device(
+        conn: &Connection,
+        id: &Uuid,
+        now: &DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        conn.execute(
+            "UPDATE devices SET last_contact_at = ?2, online = 1 WHERE device_id = ?1",
+            params![id.to_string(), ts(now)],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_device_state(
+        conn: &Connection,
+        id: &Uuid,
+        battery_level: Option<u8>,
+        locked: Option<bool>,
+    ) -> Result<(), StoreError> {
+        conn.execute(
+            "UPDATE devices SET battery_level = COALESCE(?2, battery_level), locked = COALESCE(?3, locked) \
+             WHERE device_id = ?1",
+            params![id.to_string(), battery_level, locked],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_device_settings(
+        conn: &Connection,
+        id: &Uuid,
+        name: Option<&str>,
+        reserved_slots: Option<&[u16]>,
+        backup_pool_size: Option<u8>,
+    ) -> Result<(), StoreError> {
+        if let Some(n) = name {
+            conn.execute(
+                "UPDATE devices SET name = ?2 WHERE device_id = ?1",
+                params![id.to_string(), n],
+            )?;
+        }
+        if let Some(r) = reserved_slots {
+            let json = serde_json::to_string(r).expect("a list of numbers");
+            conn.execute(
+                "UPDATE devices SET reserved_slots = ?2 WHERE device_id = ?1",
+                params![id.to_string(), json],
+            )?;
+        }
+        if let Some(b) = backup_pool_size {
+            conn.execute(
+                "UPDATE devices SET backup_pool_size = ?2 WHERE device_id = ?1",
+                params![id.to_string(), b],
+            )?;
+        }
+        Ok(())
+    }
+}
