@@ -21,6 +21,8 @@ pub struct Config {
     pub api: ApiConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub codes: CodesConfig,
     /// Simulated networks, for `sim://NAME` ports.
     #[serde(default)]
     pub sim: SimSection,
@@ -66,6 +68,78 @@ pub struct ApiConfig {
     /// File mode of the socket, octal as a string ("0660").
     #[serde(default = "default_socket_mode")]
     pub socket_mode: String,
+    /// Optional loopback TCP listener ("127.0.0.1:8127"); off when absent.
+    #[serde(default)]
+    pub tcp_listen: Option<String>,
+    /// File holding the Bearer token the TCP listener requires (mode 0600).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+/// `[codes]`: how patient the engine is with locks.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CodesConfig {
+    /// Slots zwlock never uses, on every lock (e.g. [1] for the owner's master code).
+    #[serde(default)]
+    pub reserved_slots: Vec<u16>,
+    /// A code not yet on (or off) its lock after this long gets a delay warning.
+    #[serde(default = "default_delay_warning")]
+    pub delay_warning_after_seconds: u64,
+    /// ... and a failure error after this long, or after `failure_attempts` failed tries.
+    #[serde(default = "default_failure_after")]
+    pub failure_after_seconds: u64,
+    #[serde(default = "default_failure_attempts")]
+    pub failure_attempts: u32,
+    /// Wait between tries of one code: first and longest (doubling in between).
+    #[serde(default = "default_retry_initial")]
+    pub retry_initial_seconds: u64,
+    #[serde(default = "default_retry_max")]
+    pub retry_max_seconds: u64,
+}
+
+fn default_delay_warning() -> u64 {
+    300
+}
+fn default_failure_after() -> u64 {
+    1800
+}
+fn default_failure_attempts() -> u32 {
+    5
+}
+fn default_retry_initial() -> u64 {
+    10
+}
+fn default_retry_max() -> u64 {
+    600
+}
+
+impl Default for CodesConfig {
+    fn default() -> Self {
+        CodesConfig {
+            reserved_slots: Vec::new(),
+            delay_warning_after_seconds: default_delay_warning(),
+            failure_after_seconds: default_failure_after(),
+            failure_attempts: default_failure_attempts(),
+            retry_initial_seconds: default_retry_initial(),
+            retry_max_seconds: default_retry_max(),
+        }
+    }
+}
+
+impl CodesConfig {
+    pub fn engine_config(&self) -> crate::codes::EngineConfig {
+        use std::time::Duration;
+        crate::codes::EngineConfig {
+            delay_warning_after: Duration::from_secs(self.delay_warning_after_seconds),
+            failure_after: Duration::from_secs(self.failure_after_seconds),
+            failure_attempts: self.failure_attempts,
+            retry_initial: Duration::from_secs(self.retry_initial_seconds),
+            retry_max: Duration::from_secs(self.retry_max_seconds),
+            reserved_slots: self.reserved_slots.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 /// `[log]`.
@@ -143,6 +217,8 @@ impl Default for ApiConfig {
         ApiConfig {
             socket: default_socket(),
             socket_mode: default_socket_mode(),
+            tcp_listen: None,
+            token_file: None,
         }
     }
 }

@@ -3,12 +3,14 @@
 //! Layers, bottom up (each knows nothing of the ones above it):
 //! `serial` (bytes, framing, link rules) → `serialapi` (typed Serial API messages) → …
 
+pub mod api;
 pub mod cc;
 pub mod cli;
 pub mod codes;
 pub mod config;
 pub mod daemon;
 pub mod driver;
+pub mod metrics;
 pub mod replay;
 pub mod serial;
 pub mod serialapi;

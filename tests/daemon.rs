@@ -35,18 +35,31 @@ initial_codes = [{{ slot = 1, code = "1234" }}]
     path
 }
 
+/// A child process stopped (by its PID) when the test ends, even when it fails.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 #[test]
 fn daemon_runs_on_the_simulator_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let config = demo_config(dir.path());
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(["daemon", "--config"])
         .arg(&config)
         .env("ZWLOCK_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let mut child = Reaped(child);
+    let stderr = child.0.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -67,8 +80,8 @@ fn daemon_runs_on_the_simulator_and_stops_on_sigterm() {
         }
         panic!("no '{needle}' in the log:\n{}", log.join("\n"));
     };
-    wait_for("controller ready", &mut log);
-    wait_for("lock interviewed", &mut log);
+    wait_for("stick ready", &mut log);
+    wait_for("device.added", &mut log);
     // Someone unlocks at the keypad: the daemon hears the lock.
     let sock = dir.path().join("sim.sock");
     let out = Command::new(BIN)
@@ -83,7 +96,7 @@ fn daemon_runs_on_the_simulator_and_stops_on_sigterm() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"unlocked\":true"));
-    wait_for("lock report", &mut log);
+    wait_for("lock.unlocked", &mut log);
     // A wrong action is refused with a message and a failing exit code.
     let out = Command::new(BIN)
         .args(["sim", "control", "--socket"])
@@ -94,7 +107,7 @@ fn daemon_runs_on_the_simulator_and_stops_on_sigterm() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("unknown action"));
     // SIGTERM: exit 0, control socket removed.
-    let pid = child.id().to_string();
+    let pid = child.0.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
         .status()
@@ -102,7 +115,7 @@ fn daemon_runs_on_the_simulator_and_stops_on_sigterm() {
         .success());
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
+        if let Some(s) = child.0.try_wait().unwrap() {
             break s;
         }
         assert!(Instant::now() < deadline, "daemon did not stop within 10 s");
@@ -110,6 +123,10 @@ fn daemon_runs_on_the_simulator_and_stops_on_sigterm() {
     };
     assert!(status.success(), "{status:?}");
     assert!(!sock.exists(), "control socket left behind");
+    assert!(
+        !dir.path().join("api.sock").exists(),
+        "API socket left behind"
+    );
     // No PIN in anything the daemon printed.
     while let Ok(line) = rx.try_recv() {
         log.push(line);
@@ -217,13 +234,14 @@ fn sim_serve_speaks_over_tcp() {
         l.local_addr().unwrap().port()
     };
     let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sim/locks.toml");
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(["sim", "serve", "--config"])
         .arg(&fixture)
         .args(["--listen", &format!("tcp://127.0.0.1:{port}")])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let mut child = Reaped(child);
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "sim serve did not listen");
@@ -247,9 +265,9 @@ fn sim_serve_speaks_over_tcp() {
         (ev, r)
     });
     let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status();
-    let _ = child.wait();
+    let _ = child.0.wait();
     let (ev, r) = result;
     assert!(
         matches!(ev, Ok(Some(zwlock::driver::DriverEvent::Connected(ref c))) if c.home_id == 0xC0FFEE01),

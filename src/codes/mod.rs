@@ -2,13 +2,19 @@
 //! reconciliation with the locks, errors, warnings and events. Knows nothing of HTTP or bytes
 //! on the wire.
 
+mod bulk;
 pub mod clock;
 pub mod engine;
+mod intents;
 pub mod model;
+mod queries;
 mod reconcile;
 mod reports;
+mod unmanaged;
 pub mod validate;
 
+pub use bulk::WhenCannotShare;
 pub use clock::{Clock, SystemClock, TestClock};
 pub use engine::{CreateRequest, Engine, EngineConfig, EngineError, UpdateRequest};
 pub use model::AccessCode;
+pub use queries::Page;

@@ -63,6 +63,9 @@ enum After {
 pub(super) async fn run(engine: Engine, device_id: Uuid, wake: Arc<Notify>) {
     let mut backoff_until: Option<tokio::time::Instant> = None;
     loop {
+        if engine.is_stopping() {
+            return;
+        }
         if let Some(until) = backoff_until {
             tokio::select! {
                 _ = tokio::time::sleep_until(until) => {}
@@ -602,6 +605,7 @@ async fn finish(
             }
             Outcome::Failed { reason, lock_backoff: lb } => {
                 lock_backoff = lb;
+                engine.inner.reconcile_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 c.attempts += 1;
                 let backoff = retry_delay(&config, c.attempts);
                 c.next_attempt_at = Some(now + chrono::Duration::from_std(backoff).unwrap_or_default());

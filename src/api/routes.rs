@@ -1,0 +1,370 @@
+//! The routes: Seam's paths, methods, parameters and response keys.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::params::flex;
+use super::Request;
+use crate::codes::{model, CreateRequest, Engine, UpdateRequest, WhenCannotShare};
+use crate::store::{CodeFilter, EventFilter};
+
+/// A route's answer: the object to return under `ok: true`.
+pub type Answer = Result<Value, ApiError>;
+
+#[derive(Debug, Deserialize)]
+struct AccessCodeId {
+    access_code_id: Uuid,
+}
+
+#[derive(Debug, Deserialize)]
+struct DeviceId {
+    device_id: Uuid,
+}
+
+pub fn create(e: &Engine, r: &Request) -> Answer {
+    let req: CreateRequest = r.params()?;
+    let (code, attempt) = e.create(req)?;
+    Ok(json!({ "access_code": code, "action_attempt": attempt }))
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateMultiple {
+    device_ids: Vec<Uuid>,
+    #[serde(default)]
+    behavior_when_code_cannot_be_shared: Option<WhenCannotShare>,
+    #[serde(flatten)]
+    base: Value,
+}
+
+pub fn create_multiple(e: &Engine, r: &Request) -> Answer {
+    let req: CreateMultiple = r.params()?;
+    let mut base = req.base;
+    // The base needs a device id to parse; each lock gets its own.
+    if let Some(o) = base.as_object_mut() {
+        o.insert("device_id".into(), json!(Uuid::nil()));
+    }
+    let base: CreateRequest = serde_json::from_value(base)
+        .map_err(|e| ApiError::invalid_fields(vec![("body".into(), e.to_string())]))?;
+    let codes = e.create_multiple(
+        &req.device_ids,
+        base,
+        req.behavior_when_code_cannot_be_shared.unwrap_or_default(),
+    )?;
+    Ok(json!({ "access_codes": codes }))
+}
+
+#[derive(Debug, Deserialize)]
+struct GetParams {
+    access_code_id: Option<Uuid>,
+    device_id: Option<Uuid>,
+    code: Option<String>,
+}
+
+pub fn get(e: &Engine, r: &Request) -> Answer {
+    let p: GetParams = r.params()?;
+    let code = match (p.access_code_id, p.device_id, p.code) {
+        (Some(id), None, None) => e.get(&id)?,
+        (None, Some(d), Some(c)) => e.get_by_code(&d, &c)?,
+        _ => {
+            return Err(ApiError::field(
+                "access_code_id",
+                "give access_code_id, or device_id and code",
+            ))
+        }
+    };
+    Ok(json!({ "access_code": code }))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListParams {
+    device_id: Option<Uuid>,
+    #[serde(default, deserialize_with = "flex::opt_vec")]
+    access_code_ids: Option<Vec<Uuid>>,
+    search: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_usize")]
+    limit: Option<usize>,
+    page_cursor: Option<String>,
+}
+
+pub fn list(e: &Engine, r: &Request) -> Answer {
+    let p: ListParams = r.params()?;
+    if p.device_id.is_none() && p.access_code_ids.is_none() && p.search.is_none() {
+        return Err(ApiError::field(
+            "device_id",
+            "give device_id, access_code_ids or search",
+        ));
+    }
+    if p.search.as_deref() == Some("") {
+        return Err(ApiError::field("search", "must not be empty"));
+    }
+    if p.limit == Some(0) {
+        return Err(ApiError::field("limit", "must be at least 1"));
+    }
+    let filter = CodeFilter {
+        device_id: p.device_id,
+        access_code_ids: p.access_code_ids,
+        search: p.search,
+        ..Default::default()
+    };
+    let page = e.list_page(filter, p.limit, p.page_cursor.as_deref())?;
+    Ok(json!({ "access_codes": page.items, "pagination": pagination(r, page.next_cursor) }))
+}
+
+fn pagination(r: &Request, next: Option<String>) -> Value {
+    json!({
+        "has_next_page": next.is_some(),
+        "next_page_cursor": next,
+        "next_page_url": next.as_ref().map(|c| format!("http://localhost{}?page_cursor={}", r.path, url_encode(c))),
+    })
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub fn update(e: &Engine, r: &Request) -> Answer {
+    let req: UpdateRequest = r.params()?;
+    let raw: Value = r.params()?;
+    if raw.get("is_managed") == Some(&json!(false)) {
+        return Err(ApiError::field(
+            "is_managed",
+            "turning a managed code unmanaged is not supported",
+        ));
+    }
+    let (_, attempt) = e.update(req)?;
+    Ok(json!({ "action_attempt": attempt }))
+}
+
+#[derive(Debug, Deserialize)]
+struct UpdateMultiple {
+    common_code_key: String,
+    #[serde(default, deserialize_with = "some")]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "some")]
+    starts_at: Option<Option<DateTime<Utc>>>,
+    #[serde(default, deserialize_with = "some")]
+    ends_at: Option<Option<DateTime<Utc>>>,
+}
+
+fn some<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+pub fn update_multiple(e: &Engine, r: &Request) -> Answer {
+    let p: UpdateMultiple = r.params()?;
+    e.update_multiple(&p.common_code_key, p.name, p.starts_at, p.ends_at)?;
+    Ok(json!({}))
+}
+
+pub fn delete(e: &Engine, r: &Request) -> Answer {
+    let p: AccessCodeId = r.params()?;
+    let attempt = e.delete(&p.access_code_id)?;
+    Ok(json!({ "action_attempt": attempt }))
+}
+
+pub fn generate_code(e: &Engine, r: &Request) -> Answer {
+    let p: DeviceId = r.params()?;
+    let code = e.generate_code(&p.device_id)?;
+    Ok(json!({ "generated_code": { "device_id": p.device_id, "code": code } }))
+}
+
+pub fn pull_backup(_e: &Engine, r: &Request) -> Answer {
+    let _: AccessCodeId = r.params()?;
+    Err(ApiError::new(
+        axum::http::StatusCode::BAD_REQUEST,
+        "backup_access_code_pool_not_enabled",
+        "no lock has a backup code pool yet",
+    ))
+}
+
+pub fn unmanaged_list(e: &Engine, r: &Request) -> Answer {
+    let p: DeviceId = r.params()?;
+    e.device_row(&p.device_id)?;
+    let codes = e.unmanaged(&p.device_id)?;
+    Ok(json!({ "access_codes": codes, "pagination": pagination(r, None) }))
+}
+
+pub fn unmanaged_get(e: &Engine, r: &Request) -> Answer {
+    let p: GetParams = r.params()?;
+    let code = match (p.access_code_id, p.device_id, p.code.as_deref()) {
+        (Some(id), None, None) => e.unmanaged_get(Some(&id), None)?,
+        (None, Some(d), Some(c)) => e.unmanaged_get(None, Some((&d, c)))?,
+        _ => {
+            return Err(ApiError::field(
+                "access_code_id",
+                "give access_code_id, or device_id and code",
+            ))
+        }
+    };
+    Ok(json!({ "access_code": code }))
+}
+
+#[derive(Debug, Deserialize)]
+struct ConvertParams {
+    access_code_id: Uuid,
+    #[serde(default, deserialize_with = "flex::opt_bool")]
+    allow_external_modification: Option<bool>,
+    #[serde(default, deserialize_with = "flex::opt_bool")]
+    is_external_modification_allowed: Option<bool>,
+    #[serde(default, deserialize_with = "flex::opt_bool")]
+    is_managed: Option<bool>,
+}
+
+pub fn unmanaged_convert(e: &Engine, r: &Request) -> Answer {
+    let p: ConvertParams = r.params()?;
+    let allow = p
+        .allow_external_modification
+        .or(p.is_external_modification_allowed)
+        .unwrap_or(false);
+    e.convert_to_managed(&p.access_code_id, allow)?;
+    Ok(json!({}))
+}
+
+pub fn unmanaged_update(e: &Engine, r: &Request) -> Answer {
+    let p: ConvertParams = r.params()?;
+    match p.is_managed {
+        Some(true) => {
+            let allow = p
+                .allow_external_modification
+                .or(p.is_external_modification_allowed)
+                .unwrap_or(false);
+            e.convert_to_managed(&p.access_code_id, allow)?;
+            Ok(json!({}))
+        }
+        Some(false) => {
+            e.unmanaged_get(Some(&p.access_code_id), None)?;
+            Ok(json!({}))
+        }
+        None => Err(ApiError::field("is_managed", "is required")),
+    }
+}
+
+pub fn unmanaged_delete(e: &Engine, r: &Request) -> Answer {
+    let p: AccessCodeId = r.params()?;
+    let attempt = e.delete_unmanaged(&p.access_code_id)?;
+    Ok(json!({ "action_attempt": attempt }))
+}
+
+#[derive(Debug, Deserialize)]
+struct DeviceGet {
+    device_id: Option<Uuid>,
+    name: Option<String>,
+}
+
+pub fn devices_get(e: &Engine, r: &Request) -> Answer {
+    let p: DeviceGet = r.params()?;
+    let device = match (p.device_id, p.name) {
+        (Some(id), _) => e.device_row(&id)?,
+        (None, Some(name)) => e
+            .devices()?
+            .into_iter()
+            .find(|d| d.name == name)
+            .ok_or_else(|| {
+                ApiError::not_found("device_not_found", format!("no device named {name}"))
+            })?,
+        (None, None) => return Err(ApiError::field("device_id", "give device_id or name")),
+    };
+    Ok(json!({ "device": e.device_json(&device) }))
+}
+
+pub fn devices_list(e: &Engine, r: &Request) -> Answer {
+    let _: Value = r.params()?;
+    let devices: Vec<Value> = e.devices()?.iter().map(|d| e.device_json(d)).collect();
+    Ok(json!({ "devices": devices, "pagination": pagination(r, None) }))
+}
+
+pub fn lock_door(e: &Engine, r: &Request) -> Answer {
+    let p: DeviceId = r.params()?;
+    Ok(json!({ "action_attempt": e.set_door(&p.device_id, true)? }))
+}
+
+pub fn unlock_door(e: &Engine, r: &Request) -> Answer {
+    let p: DeviceId = r.params()?;
+    Ok(json!({ "action_attempt": e.set_door(&p.device_id, false)? }))
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsParams {
+    since: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "flex::opt_vec")]
+    between: Option<Vec<DateTime<Utc>>>,
+    device_id: Option<Uuid>,
+    #[serde(default, deserialize_with = "flex::opt_vec")]
+    device_ids: Option<Vec<Uuid>>,
+    access_code_id: Option<Uuid>,
+    #[serde(default, deserialize_with = "flex::opt_vec")]
+    access_code_ids: Option<Vec<Uuid>>,
+    event_type: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_vec")]
+    event_types: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "flex::opt_usize")]
+    limit: Option<usize>,
+}
+
+pub fn events_list(e: &Engine, r: &Request) -> Answer {
+    let p: EventsParams = r.params()?;
+    let (since, until) = match (p.since, p.between) {
+        (Some(s), None) => (Some(s), None),
+        (None, Some(b)) if b.len() == 2 => (Some(b[0]), Some(b[1])),
+        (None, Some(_)) => return Err(ApiError::field("between", "must be two timestamps")),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::field("since", "give since or between, not both"))
+        }
+        (None, None) => return Err(ApiError::field("since", "give since or between")),
+    };
+    let join = |one: Option<Uuid>, many: Option<Vec<Uuid>>| -> Option<Vec<Uuid>> {
+        match (one, many) {
+            (None, None) => None,
+            (a, b) => Some(a.into_iter().chain(b.unwrap_or_default()).collect()),
+        }
+    };
+    let types = match (p.event_type, p.event_types) {
+        (None, None) => None,
+        (a, b) => Some(a.into_iter().chain(b.unwrap_or_default()).collect()),
+    };
+    let filter = EventFilter {
+        since,
+        until,
+        after_seq: None,
+        device_ids: join(p.device_id, p.device_ids),
+        access_code_ids: join(p.access_code_id, p.access_code_ids),
+        event_types: types,
+        limit: Some(p.limit.unwrap_or(500).clamp(1, 10_000)),
+    };
+    let events: Vec<Value> = e.events(&filter)?.iter().map(model::event_json).collect();
+    Ok(json!({ "events": events }))
+}
+
+#[derive(Debug, Deserialize)]
+struct AttemptParams {
+    action_attempt_id: Uuid,
+}
+
+pub fn action_attempts_get(e: &Engine, r: &Request) -> Answer {
+    let p: AttemptParams = r.params()?;
+    Ok(json!({ "action_attempt": e.action_attempt(&p.action_attempt_id)? }))
+}
+
+pub fn health(e: &Engine, _r: &Request) -> Answer {
+    let devices = e.devices()?;
+    Ok(json!({
+        "msg": if e.hub_connected() { "zwlock is running and the stick is connected" } else { "zwlock is running; the stick is not connected" },
+        "service_health_statuses": [
+            { "service": "stick", "status": if e.hub_connected() { "healthy" } else { "degraded" } },
+            { "service": "locks", "status": if devices.iter().all(|d| d.online) { "healthy" } else { "degraded" },
+              "count": devices.len() },
+        ],
+    }))
+}

@@ -1,0 +1,431 @@
+//! Intents: what users ask of their access codes (create, update, delete). Each is
+//! validated, then committed with its event and action attempt before any frame is sent.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::engine::{CreateRequest, Engine, EngineError, UpdateRequest};
+use super::model::{self, error_code, rfc3339, status, AccessCode};
+use super::validate::{self, CodeRules, FieldError};
+use crate::store::{AttemptRow, CodeRow, DeviceRow, IssueKind, Store, StoreError};
+
+impl Engine {
+    pub(super) fn attempt(
+        conn: &rusqlite::Connection,
+        action_type: &str,
+        status: &str,
+        result: Option<Value>,
+        now: &DateTime<Utc>,
+    ) -> Result<AttemptRow, StoreError> {
+        let a = AttemptRow {
+            action_attempt_id: Uuid::new_v4(),
+            action_type: action_type.into(),
+            status: status.into(),
+            result,
+            error: None,
+            created_at: *now,
+            updated_at: *now,
+        };
+        Store::put_attempt(conn, &a)?;
+        Ok(a)
+    }
+
+    pub(super) fn rules(device: &DeviceRow) -> CodeRules {
+        CodeRules::for_lock(
+            device.min_code_length,
+            device.max_code_length,
+            &device.code_characters,
+        )
+    }
+
+    /// PINs in use on a device: managed codes (not deleted) and readable unmanaged codes.
+    pub(super) fn pins_in_use(
+        conn: &rusqlite::Connection,
+        device_id: &Uuid,
+    ) -> Result<(Vec<CodeRow>, Vec<crate::store::SlotRow>), StoreError> {
+        let codes = Store::device_codes(conn, device_id)?;
+        let claimed: BTreeSet<u16> = codes.iter().filter_map(|c| c.slot).collect();
+        let unmanaged = Store::slots(conn, device_id)?
+            .into_iter()
+            .filter(|s| s.state.holds_code() && !claimed.contains(&s.slot))
+            .collect();
+        Ok((codes, unmanaged))
+    }
+
+    pub(super) fn check_pin_free(
+        conn: &rusqlite::Connection,
+        device_id: &Uuid,
+        pin: &str,
+        except: Option<&Uuid>,
+        same_key: Option<&str>,
+    ) -> Result<(), EngineError> {
+        let (codes, unmanaged) = Self::pins_in_use(conn, device_id)?;
+        if let Some(c) = codes.iter().find(|c| {
+            c.desired == "active"
+                && c.code == pin
+                && Some(&c.access_code_id) != except
+                && !(same_key.is_some() && c.common_code_key.as_deref() == same_key)
+        }) {
+            return Err(EngineError::Conflict {
+                kind: "duplicate_access_code",
+                message: "an access code with this PIN already exists on the lock".into(),
+                other_id: Some(c.access_code_id),
+            });
+        }
+        if let Some(s) = unmanaged.iter().find(|s| s.code.as_deref() == Some(pin)) {
+            return Err(EngineError::Conflict {
+                kind: error_code::CONFLICTING_UNMANAGED_ACCESS_CODE_ID,
+                message: format!(
+                    "an unmanaged code with this PIN is on the lock in slot {} (unmanaged access code {})",
+                    s.slot, s.unmanaged_id
+                ),
+                other_id: Some(s.unmanaged_id),
+            });
+        }
+        Ok(())
+    }
+
+    /// Create an access code. Returns it and the (already successful) action attempt.
+    pub fn create(&self, req: CreateRequest) -> Result<(AccessCode, Value), EngineError> {
+        let now = self.now();
+        let mut errors = Vec::new();
+        if req.is_offline_access_code == Some(true) {
+            errors.push(FieldError::new(
+                "is_offline_access_code",
+                "Z-Wave locks do not support offline access codes",
+            ));
+        }
+        if req.use_backup_access_code_pool == Some(true) {
+            errors.push(FieldError::new(
+                "use_backup_access_code_pool",
+                "backup code pools are not supported yet",
+            ));
+        }
+        if let Some(n) = &req.name {
+            if let Err(e) = validate::check_name(n) {
+                errors.push(e);
+            }
+        }
+        if let Err(e) = validate::check_window(req.starts_at, req.ends_at, now) {
+            errors.push(e);
+        }
+        let allow_ext = req
+            .allow_external_modification
+            .or(req.is_external_modification_allowed)
+            .unwrap_or(false);
+        let is_one_time = req.is_one_time_use.unwrap_or(false);
+        let (row, events, attempt) = {
+            let mut guard = self.inner.store.lock().unwrap_or_else(|e| e.into_inner());
+            let tx = guard.conn_mut_tx()?;
+            let device =
+                Store::device(&tx, &req.device_id)?.ok_or_else(|| EngineError::NotFound {
+                    what: "device",
+                    id: req.device_id.to_string(),
+                })?;
+            let rules = Self::rules(&device);
+            if let Some(l) = req.preferred_code_length {
+                if l < rules.min_length || l > rules.max_length {
+                    errors.push(FieldError::new(
+                        "preferred_code_length",
+                        format!(
+                            "the lock takes {}-{} digits",
+                            rules.min_length, rules.max_length
+                        ),
+                    ));
+                }
+            }
+            if let Some(c) = &req.code {
+                if let Err(e) = rules.check(c) {
+                    errors.push(e);
+                }
+            }
+            if !errors.is_empty() {
+                return Err(EngineError::Invalid(errors));
+            }
+            let pin = match &req.code {
+                Some(c) => {
+                    Self::check_pin_free(&tx, &device.device_id, c, None, None)?;
+                    c.clone()
+                }
+                None => {
+                    let (codes, unmanaged) = Self::pins_in_use(&tx, &device.device_id)?;
+                    let taken: BTreeSet<String> = codes
+                        .iter()
+                        .map(|c| c.code.clone())
+                        .chain(unmanaged.iter().filter_map(|s| s.code.clone()))
+                        .collect();
+                    let len = req.preferred_code_length.unwrap_or(rules.min_length.max(4));
+                    validate::generate_pin(len, &rules.characters, &taken)
+                        .ok_or_else(|| EngineError::invalid("code", "no free PIN of that length"))?
+                }
+            };
+            let row = CodeRow {
+                access_code_id: Uuid::new_v4(),
+                device_id: device.device_id,
+                code: pin,
+                name: req.name.clone(),
+                common_code_key: req.common_code_key.clone(),
+                starts_at: req.starts_at,
+                ends_at: req.ends_at,
+                status: status::UNSET.into(),
+                desired: "active".into(),
+                slot: None,
+                programmed_code: None,
+                allow_external_modification: allow_ext,
+                is_one_time_use: is_one_time,
+                is_backup: false,
+                pulled_backup_access_code_id: None,
+                prefer_native_scheduling: req.prefer_native_scheduling.unwrap_or(true),
+                is_scheduled_on_device: false,
+                attempts: 0,
+                next_attempt_at: None,
+                pending_since: None,
+                blocked: false,
+                used_at: None,
+                created_at: now,
+                updated_at: now,
+                deleted_at: None,
+            };
+            Store::put_code(&tx, &row)?;
+            let ev = Store::add_event(
+                &tx,
+                "access_code.created",
+                Some(&row.device_id),
+                Some(&row.access_code_id),
+                &now,
+                json!({}),
+            )?;
+            let code = self.render(&tx, &row)?;
+            let attempt = Self::attempt(
+                &tx,
+                "CREATE_ACCESS_CODE",
+                "success",
+                Some(json!({ "access_code": code })),
+                &now,
+            )?;
+            tx.commit().map_err(StoreError::from)?;
+            (row, vec![ev], attempt)
+        };
+        self.publish(events);
+        self.wake(row.device_id);
+        tracing::info!(access_code_id = %row.access_code_id, device_id = %row.device_id, "access code created");
+        let code = self.with_store(|s| self.render(s.conn(), &row))?;
+        Ok((code, model::attempt_json(&attempt)))
+    }
+
+    /// Change an access code.
+    pub fn update(&self, req: UpdateRequest) -> Result<(AccessCode, Value), EngineError> {
+        let now = self.now();
+        let (row, events, attempt) = {
+            let mut guard = self.inner.store.lock().unwrap_or_else(|e| e.into_inner());
+            let tx = guard.conn_mut_tx()?;
+            let mut row = Store::code(&tx, &req.access_code_id)?
+                .filter(|c| c.desired == "active")
+                .ok_or_else(|| EngineError::NotFound {
+                    what: "access code",
+                    id: req.access_code_id.to_string(),
+                })?;
+            let device =
+                Store::device(&tx, &row.device_id)?.ok_or_else(|| EngineError::NotFound {
+                    what: "device",
+                    id: row.device_id.to_string(),
+                })?;
+            let before = row.clone();
+            let mut errors = Vec::new();
+            if req.is_offline_access_code == Some(true) {
+                errors.push(FieldError::new(
+                    "is_offline_access_code",
+                    "Z-Wave locks do not support offline access codes",
+                ));
+            }
+            if let Some(n) = &req.name {
+                if let Some(n) = n {
+                    if let Err(e) = validate::check_name(n) {
+                        errors.push(e);
+                    }
+                }
+                row.name = n.clone();
+            }
+            if let Some(c) = &req.code {
+                match Self::rules(&device).check(c) {
+                    Ok(()) => row.code = c.clone(),
+                    Err(e) => errors.push(e),
+                }
+            }
+            if let Some(s) = req.starts_at {
+                row.starts_at = s;
+            }
+            if let Some(e) = req.ends_at {
+                row.ends_at = e;
+            }
+            match req.code_type.as_deref() {
+                None => {}
+                Some("ongoing") => {
+                    row.starts_at = None;
+                    row.ends_at = None;
+                }
+                Some("time_bound") if row.starts_at.is_none() || row.ends_at.is_none() => errors
+                    .push(FieldError::new(
+                        "type",
+                        "time_bound needs starts_at and ends_at",
+                    )),
+                Some("time_bound") => {}
+                Some(other) => errors.push(FieldError::new(
+                    "type",
+                    format!("'{other}' is not ongoing or time_bound"),
+                )),
+            }
+            if row.starts_at != before.starts_at || row.ends_at != before.ends_at {
+                if let Err(e) = validate::check_window(row.starts_at, row.ends_at, now) {
+                    errors.push(e);
+                }
+            }
+            if let Some(a) = req
+                .allow_external_modification
+                .or(req.is_external_modification_allowed)
+            {
+                row.allow_external_modification = a;
+            }
+            if let Some(o) = req.is_one_time_use {
+                row.is_one_time_use = o;
+            }
+            if let Some(p) = req.prefer_native_scheduling {
+                row.prefer_native_scheduling = p;
+            }
+            if !errors.is_empty() {
+                return Err(EngineError::Invalid(errors));
+            }
+            if row.code != before.code {
+                Self::check_pin_free(
+                    &tx,
+                    &row.device_id,
+                    &row.code,
+                    Some(&row.access_code_id),
+                    None,
+                )?;
+                // A new PIN deserves a fresh start.
+                row.blocked = false;
+                row.attempts = 0;
+                row.next_attempt_at = None;
+                row.pending_since = None;
+                for code in [
+                    error_code::FAILED_TO_SET_ON_DEVICE,
+                    error_code::DUPLICATE_CODE_ON_DEVICE,
+                ] {
+                    Store::clear_issue(&tx, &row.access_code_id, IssueKind::Error, code)?;
+                }
+            }
+            let changed = changed_properties(&before, &row);
+            row.updated_at = now;
+            if row.status == status::SET && row.programmed_code.as_deref() != Some(&row.code) {
+                row.status = status::UNSET.into();
+            }
+            Store::put_code(&tx, &row)?;
+            let mut events = Vec::new();
+            if !changed.is_empty() {
+                events.push(Store::add_event(
+                    &tx,
+                    "access_code.changed",
+                    Some(&row.device_id),
+                    Some(&row.access_code_id),
+                    &now,
+                    json!({ "changed_properties": changed }),
+                )?);
+            }
+            let code = self.render(&tx, &row)?;
+            let attempt = Self::attempt(
+                &tx,
+                "UPDATE_ACCESS_CODE",
+                "success",
+                Some(json!({ "access_code": code })),
+                &now,
+            )?;
+            tx.commit().map_err(StoreError::from)?;
+            (row, events, attempt)
+        };
+        self.publish(events);
+        self.wake(row.device_id);
+        let code = self.with_store(|s| self.render(s.conn(), &row))?;
+        Ok((code, model::attempt_json(&attempt)))
+    }
+
+    /// Delete an access code: it is removed from the lock, then forgotten.
+    pub fn delete(&self, access_code_id: &Uuid) -> Result<Value, EngineError> {
+        let now = self.now();
+        let (device_id, events, attempt) = {
+            let mut guard = self.inner.store.lock().unwrap_or_else(|e| e.into_inner());
+            let tx = guard.conn_mut_tx()?;
+            let mut row = Store::code(&tx, access_code_id)?
+                .filter(|c| c.desired == "active")
+                .ok_or_else(|| EngineError::NotFound {
+                    what: "access code",
+                    id: access_code_id.to_string(),
+                })?;
+            row.desired = "deleted".into();
+            row.updated_at = now;
+            row.attempts = 0;
+            row.next_attempt_at = None;
+            row.pending_since = None;
+            row.blocked = false;
+            let on_lock = row.programmed_code.is_some() || row.status == status::SETTING;
+            if on_lock {
+                row.status = status::REMOVING.into();
+            } else {
+                row.deleted_at = Some(now);
+                row.slot = None;
+            }
+            Store::put_code(&tx, &row)?;
+            let ev = Store::add_event(
+                &tx,
+                "access_code.deleted",
+                Some(&row.device_id),
+                Some(&row.access_code_id),
+                &now,
+                json!({ "code": row.code }),
+            )?;
+            let attempt =
+                Self::attempt(&tx, "DELETE_ACCESS_CODE", "success", Some(json!({})), &now)?;
+            tx.commit().map_err(StoreError::from)?;
+            (row.device_id, vec![ev], attempt)
+        };
+        self.publish(events);
+        self.wake(device_id);
+        Ok(model::attempt_json(&attempt))
+    }
+}
+
+/// Properties that differ between two versions of a code, for `access_code.changed`.
+fn changed_properties(a: &CodeRow, b: &CodeRow) -> Vec<Value> {
+    let mut v = Vec::new();
+    let mut diff = |name: &str, x: Option<String>, y: Option<String>| {
+        if x != y {
+            v.push(json!({ "property": name, "from": x, "to": y }));
+        }
+    };
+    diff("code", Some(a.code.clone()), Some(b.code.clone()));
+    diff("name", a.name.clone(), b.name.clone());
+    diff(
+        "starts_at",
+        a.starts_at.as_ref().map(rfc3339),
+        b.starts_at.as_ref().map(rfc3339),
+    );
+    diff(
+        "ends_at",
+        a.ends_at.as_ref().map(rfc3339),
+        b.ends_at.as_ref().map(rfc3339),
+    );
+    diff(
+        "is_external_modification_allowed",
+        Some(a.allow_external_modification.to_string()),
+        Some(b.allow_external_modification.to_string()),
+    );
+    diff(
+        "is_one_time_use",
+        Some(a.is_one_time_use.to_string()),
+        Some(b.is_one_time_use.to_string()),
+    );
+    v
+}
