@@ -1,4 +1,5 @@
 //! The `zwlock` command line: subcommands other than the daemon itself.
 
+pub mod client;
 pub mod decode;
 pub mod describe;

@@ -1,0 +1,738 @@
+//! The API end to end: HTTP over the Unix socket, against the engine on the simulator.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use zwlock::api::{Api, ListenConfig};
+use zwlock::cli::client::{Client, Reply};
+use zwlock::codes::{Engine, EngineConfig, SystemClock};
+use zwlock::driver::{Driver, DriverConfig};
+use zwlock::sim::{SimConfig, Simulator};
+use zwlock::store::Store;
+
+const NET: &str = r#"
+[[network]]
+name = "api"
+radio_ms = 2
+[[network.lock]]
+node_id = 5
+name = "front"
+listening = "always"
+slots = 20
+initial_codes = [{ slot = 1, code = "2580" }]
+[[network.lock]]
+node_id = 6
+name = "back"
+listening = "always"
+user_code_version = 1
+supervision = false
+slots = 10
+"#;
+
+/// The daemon's pieces in a background runtime.
+struct Daemon {
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    pub client: Client,
+}
+
+impl Daemon {
+    fn start() -> Daemon {
+        Self::start_with(|_| {})
+    }
+
+    fn start_with(tweak: impl FnOnce(&mut ListenConfig) + Send + 'static) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("api.sock");
+        let db = dir.path().join("zwlock.db");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let sock = socket.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let sim = Simulator::new(SimConfig::from_toml(NET).unwrap());
+                let mut dc = DriverConfig::new("sim://api".parse().unwrap());
+                dc.simulator = Some(Arc::new(sim));
+                let (driver, events) = Driver::spawn(dc);
+                let store = Store::open(&db).unwrap();
+                let config = EngineConfig {
+                    tick: Duration::from_millis(500),
+                    retry_initial: Duration::from_millis(200),
+                    ..Default::default()
+                };
+                let engine =
+                    Engine::start(store, driver, events, Arc::new(SystemClock), config).unwrap();
+                let mut lc = ListenConfig {
+                    socket: sock,
+                    socket_mode: 0o660,
+                    tcp: None,
+                };
+                tweak(&mut lc);
+                let api = Api::bind(&lc).await.unwrap();
+                ready_tx.send(()).unwrap();
+                api.serve(engine, async move {
+                    let _ = stop_rx.await;
+                })
+                .await;
+            });
+        });
+        ready_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        let d = Daemon {
+            client: Client::new(&socket),
+            dir,
+            socket,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        };
+        // Wait for both locks.
+        d.until("locks", Duration::from_secs(30), |d| {
+            d.get("/devices/list").body["devices"]
+                .as_array()
+                .map_or(0, Vec::len)
+                == 2
+        });
+        d
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        self.client.call(method, path, body.as_ref()).unwrap()
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        self.call("GET", path, None)
+    }
+
+    fn post(&self, path: &str, body: Value) -> Reply {
+        self.call("POST", path, Some(body))
+    }
+
+    fn device(&self, node: u64) -> String {
+        let r = self.get("/devices/list");
+        r.body["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["properties"]["zwave"]["node_id"] == node)
+            .unwrap()["device_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn until(&self, what: &str, max: Duration, mut pred: impl FnMut(&Daemon) -> bool) {
+        let t0 = Instant::now();
+        while t0.elapsed() < max {
+            if pred(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{what}: not within {max:?}");
+    }
+
+    fn code_status(&self, id: &str) -> String {
+        self.get(&format!("/access_codes/get?access_code_id={id}"))
+            .body["access_code"]["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn assert_error(r: &Reply, status: u16, kind: &str) {
+    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.raw));
+    assert_eq!(r.body["ok"], false, "{}", r.body);
+    assert_eq!(r.body["error"]["type"], kind, "{}", r.body);
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+}
+
+#[test]
+fn access_code_lifecycle_over_the_socket() {
+    let d = Daemon::start();
+    let dev = d.device(5);
+    let r = d.post(
+        "/access_codes/create",
+        json!({ "device_id": dev, "code": "4821", "name": "Guest 12" }),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["ok"], true);
+    let code = &r.body["access_code"];
+    for key in [
+        "access_code_id",
+        "device_id",
+        "workspace_id",
+        "code",
+        "name",
+        "common_code_key",
+        "type",
+        "status",
+        "created_at",
+        "errors",
+        "warnings",
+        "pending_mutations",
+        "is_managed",
+        "is_backup_access_code_available",
+        "is_external_modification_allowed",
+        "is_one_time_use",
+        "is_offline_access_code",
+        "is_scheduled_on_device",
+        "is_backup",
+        "pulled_backup_access_code_id",
+        "is_waiting_for_code_assignment",
+        "starts_at",
+        "ends_at",
+        "appearance",
+    ] {
+        assert!(code.get(key).is_some(), "access_code lacks {key}: {code}");
+    }
+    assert_eq!(code["type"], "ongoing");
+    assert_eq!(
+        r.body["action_attempt"]["action_type"],
+        "CREATE_ACCESS_CODE"
+    );
+    let id = code["access_code_id"].as_str().unwrap().to_string();
+    d.until("set", Duration::from_secs(20), |d| {
+        d.code_status(&id) == "set"
+    });
+    // get by id (GET with _strict, as the SDKs send it), by device + code (POST).
+    let r = d.get(&format!(
+        "/access_codes/get?access_code_id={id}&_strict=true"
+    ));
+    assert_eq!(r.body["access_code"]["name"], "Guest 12");
+    let r = d.post(
+        "/access_codes/get",
+        json!({ "device_id": dev, "code": "4821" }),
+    );
+    assert_eq!(r.body["access_code"]["access_code_id"], id);
+    // list, with pagination.
+    let r = d.get(&format!("/access_codes/list?device_id={dev}&_strict=true"));
+    assert_eq!(r.body["access_codes"].as_array().unwrap().len(), 1);
+    assert_eq!(r.body["pagination"]["has_next_page"], false);
+    // update (PATCH), a bad update, delete (DELETE with a query string).
+    let r = d.call(
+        "PATCH",
+        "/access_codes/update",
+        Some(json!({ "access_code_id": id, "name": "Guest 13" })),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["action_attempt"]["action_type"],
+        "UPDATE_ACCESS_CODE"
+    );
+    let r = d.call(
+        "PATCH",
+        "/access_codes/update",
+        Some(json!({ "access_code_id": id, "code": "12x4" })),
+    );
+    assert_error(&r, 400, "invalid_input");
+    assert!(
+        r.body["error"]["validation_errors"]["code"]["_errors"][0]
+            .as_str()
+            .is_some(),
+        "{}",
+        r.body
+    );
+    assert!(
+        !r.body.to_string().contains("12x4"),
+        "error repeats the PIN"
+    );
+    assert_eq!(
+        d.get(&format!("/access_codes/get?access_code_id={id}"))
+            .body["access_code"]["name"],
+        "Guest 13"
+    );
+    let r = d.call(
+        "DELETE",
+        &format!("/access_codes/delete?access_code_id={id}&_strict=true"),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["action_attempt"]["action_type"],
+        "DELETE_ACCESS_CODE"
+    );
+    d.until("gone", Duration::from_secs(20), |d| {
+        d.get(&format!("/access_codes/get?access_code_id={id}"))
+            .status
+            == 404
+    });
+    assert_error(
+        &d.get(&format!("/access_codes/get?access_code_id={id}")),
+        404,
+        "access_code_not_found",
+    );
+    // Events tell the story.
+    let r = d.get("/events/list?since=2020-01-01T00:00:00Z");
+    let types: Vec<&str> = r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["access_code_id"] == id.as_str())
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    for t in [
+        "access_code.created",
+        "access_code.set_on_device",
+        "access_code.changed",
+        "access_code.deleted",
+        "access_code.removed_from_device",
+    ] {
+        assert!(types.contains(&t), "{t} not in {types:?}");
+    }
+}
+
+#[test]
+fn codes_on_several_locks_and_paging() {
+    let d = Daemon::start();
+    let (a, b) = (d.device(5), d.device(6));
+    let r = d.call(
+        "PUT",
+        "/access_codes/create_multiple",
+        Some(json!({ "device_ids": [a, b], "name": "Cleaner" })),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let codes = r.body["access_codes"].as_array().unwrap();
+    assert_eq!(codes.len(), 2);
+    assert_eq!(codes[0]["code"], codes[1]["code"]);
+    let key = codes[0]["common_code_key"].as_str().unwrap().to_string();
+    assert_eq!(codes[1]["common_code_key"], key.as_str());
+    let r = d.call(
+        "PATCH",
+        "/access_codes/update_multiple",
+        Some(json!({ "common_code_key": key, "name": "Cleaner (Tue)" })),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    for dev in [&a, &b] {
+        let r = d.get(&format!("/access_codes/list?device_id={dev}"));
+        assert_eq!(r.body["access_codes"][0]["name"], "Cleaner (Tue)");
+    }
+    // Paging through five codes two at a time.
+    for pin in ["3141", "2718", "1618", "1414"] {
+        assert_eq!(
+            d.post(
+                "/access_codes/create",
+                json!({ "device_id": a, "code": pin })
+            )
+            .status,
+            200
+        );
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut q = format!("/access_codes/list?device_id={a}&limit=2");
+        if let Some(c) = &cursor {
+            q.push_str(&format!(
+                "&page_cursor={}",
+                c.replace(':', "%3A").replace('+', "%2B")
+            ));
+        }
+        let r = d.get(&q);
+        assert_eq!(r.status, 200, "{}", r.body);
+        seen.extend(
+            r.body["access_codes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["access_code_id"].as_str().unwrap().to_string()),
+        );
+        if r.body["pagination"]["has_next_page"] != true {
+            break;
+        }
+        cursor = r.body["pagination"]["next_page_cursor"]
+            .as_str()
+            .map(str::to_string);
+    }
+    assert_eq!(seen.len(), 5);
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 5, "a page repeated a code");
+    assert_error(
+        &d.get(&format!(
+            "/access_codes/list?device_id={a}&page_cursor=nonsense"
+        )),
+        400,
+        "invalid_input",
+    );
+    // A generated code fits the lock.
+    let r = d.get(&format!("/access_codes/generate_code?device_id={a}"));
+    assert_eq!(r.body["generated_code"]["code"].as_str().unwrap().len(), 4);
+}
+
+#[test]
+fn unmanaged_codes_devices_door_and_attempts() {
+    let d = Daemon::start();
+    let dev = d.device(5);
+    // Creating a code reads slot 1 first: the keypad code there becomes visible as unmanaged.
+    let r = d.post(
+        "/access_codes/create",
+        json!({ "device_id": dev, "code": "7319" }),
+    );
+    let id = r.body["access_code"]["access_code_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    d.until("set", Duration::from_secs(20), |d| {
+        d.code_status(&id) == "set"
+    });
+    let r = d.get(&format!("/access_codes/unmanaged/list?device_id={dev}"));
+    let un = r.body["access_codes"].as_array().unwrap();
+    assert_eq!(un.len(), 1, "{}", r.body);
+    assert_eq!(un[0]["code"], "2580");
+    assert_eq!(un[0]["is_managed"], false);
+    let uid = un[0]["access_code_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        d.get(&format!("/access_codes/unmanaged/get?access_code_id={uid}"))
+            .body["access_code"]["code"],
+        "2580"
+    );
+    // The same PIN as the unmanaged code is refused.
+    let r = d.post(
+        "/access_codes/create",
+        json!({ "device_id": dev, "code": "2580" }),
+    );
+    assert_error(&r, 409, "conflicting_unmanaged_access_code_id");
+    // Convert it: it keeps its slot and PIN.
+    let r = d.call(
+        "PATCH",
+        "/access_codes/unmanaged/convert_to_managed",
+        Some(json!({ "access_code_id": uid })),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = d.get(&format!("/access_codes/get?access_code_id={uid}"));
+    assert_eq!(r.body["access_code"]["code"], "2580");
+    assert_eq!(r.body["access_code"]["status"], "set");
+    assert!(d
+        .get(&format!("/access_codes/unmanaged/list?device_id={dev}"))
+        .body["access_codes"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    // Devices.
+    let r = d.get(&format!("/devices/get?device_id={dev}"));
+    let p = &r.body["device"]["properties"];
+    assert_eq!(p["online"], true);
+    assert_eq!(p["max_active_codes_supported"], 20);
+    assert_eq!(p["supported_code_lengths"], json!([4, 5, 6, 7, 8, 9, 10]));
+    assert_eq!(
+        d.post("/devices/get", json!({ "name": "Lock 5" })).body["device"]["device_id"],
+        dev.as_str()
+    );
+    assert_error(
+        &d.get("/devices/get?device_id=8f8e3f0e-0000-4000-8000-000000000000"),
+        404,
+        "device_not_found",
+    );
+    // Door: unlock, and the attempt completes.
+    let r = d.post("/locks/unlock_door", json!({ "device_id": dev }));
+    let attempt = r.body["action_attempt"]["action_attempt_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(r.body["action_attempt"]["status"], "pending");
+    d.until("unlocked", Duration::from_secs(20), |d| {
+        d.get(&format!("/action_attempts/get?action_attempt_id={attempt}"))
+            .body["action_attempt"]["status"]
+            == "success"
+    });
+    let r = d.get(&format!("/action_attempts/get?action_attempt_id={attempt}"));
+    assert_eq!(
+        r.body["action_attempt"]["result"]["was_confirmed_by_device"],
+        true
+    );
+    assert_eq!(
+        d.get(&format!("/devices/get?device_id={dev}")).body["device"]["properties"]["locked"],
+        false
+    );
+    assert_error(
+        &d.get("/action_attempts/get?action_attempt_id=8f8e3f0e-0000-4000-8000-000000000000"),
+        404,
+        "action_attempt_not_found",
+    );
+    // Health and the OpenAPI document.
+    let r = d.get("/health");
+    assert_eq!(r.body["ok"], true);
+    let r = d.get("/openapi.json");
+    assert_eq!(r.status, 200);
+    let paths = r.body["paths"].as_object().unwrap();
+    for (path, methods, _) in zwlock::api::ROUTES {
+        let entry = paths
+            .get(*path)
+            .unwrap_or_else(|| panic!("{path} missing from openapi.json"));
+        for m in *methods {
+            assert!(
+                entry.get(m.to_lowercase()).is_some(),
+                "{m} {path} missing from openapi.json"
+            );
+        }
+    }
+    // Metrics.
+    let r = d.client.call("GET", "/metrics", None).unwrap();
+    let text = String::from_utf8(r.raw).unwrap();
+    assert!(text.contains("zwlock_frames_sent_total"), "{text}");
+    assert!(
+        text.contains("zwlock_access_codes{status=\"set\"} 2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn every_kind_of_bad_input_gets_a_4xx_and_changes_nothing() {
+    let d = Daemon::start();
+    let dev = d.device(5);
+    let c = &d.client;
+    assert_error(
+        &c.call_raw("POST", "/access_codes/create", Some(b"{not json"))
+            .unwrap(),
+        400,
+        "invalid_input",
+    );
+    assert_error(
+        &c.call_raw("POST", "/access_codes/create", Some(b"[1, 2]"))
+            .unwrap(),
+        400,
+        "invalid_input",
+    );
+    assert_error(
+        &d.post("/access_codes/create", json!({ "device_id": "not-a-uuid" })),
+        400,
+        "invalid_input",
+    );
+    assert_error(
+        &d.post(
+            "/access_codes/create",
+            json!({ "device_id": dev, "code": 1234 }),
+        ),
+        400,
+        "invalid_input",
+    );
+    assert_error(
+        &d.post(
+            "/access_codes/create",
+            json!({ "device_id": dev, "starts_at": "tomorrow", "ends_at": "later" }),
+        ),
+        400,
+        "invalid_input",
+    );
+    assert_error(
+        &d.post(
+            "/access_codes/create",
+            json!({ "device_id": dev, "starts_at": "2030-01-01T00:00:00Z" }),
+        ),
+        400,
+        "invalid_input",
+    );
+    assert_error(
+        &d.post(
+            "/access_codes/create",
+            json!({ "device_id": dev, "is_offline_access_code": true }),
+        ),
+        400,
+        "invalid_input",
+    );
+    assert_error(
+        &d.post("/access_codes/create", json!({})),
+        400,
+        "invalid_input",
+    );
+    assert_error(
+        &d.post(
+            "/access_codes/create",
+            json!({ "device_id": "8f8e3f0e-0000-4000-8000-000000000000" }),
+        ),
+        404,
+        "device_not_found",
+    );
+    let big = vec![b' '; 70 * 1024];
+    assert_eq!(
+        c.call_raw("POST", "/access_codes/create", Some(&big))
+            .unwrap()
+            .status,
+        413
+    );
+    assert_error(&d.get("/access_codes/create"), 405, "method_not_allowed");
+    assert_error(
+        &d.call("DELETE", "/access_codes/update", None),
+        405,
+        "method_not_allowed",
+    );
+    assert_error(&d.get("/no/such/route"), 404, "not_found");
+    assert_error(&d.get("/access_codes/list"), 400, "invalid_input");
+    assert_error(
+        &d.get("/access_codes/list?device_id=%zz"),
+        400,
+        "invalid_query_params",
+    );
+    assert_error(
+        &d.get("/access_codes/list?limit=abc&device_id=x"),
+        400,
+        "invalid_input",
+    );
+    assert_error(&d.get("/events/list"), 400, "invalid_input");
+    assert_error(
+        &d.get("/access_codes/get?access_code_id=8f8e3f0e-0000-4000-8000-000000000000"),
+        404,
+        "access_code_not_found",
+    );
+    // Text that claims to be something else.
+    let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    use std::io::{Read, Write};
+    s.write_all(b"POST /access_codes/create HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    assert!(out.contains("invalid_content_type"), "{out}");
+    // Nothing was created by any of it, and the daemon still answers.
+    let r = d.get(&format!("/access_codes/list?device_id={dev}"));
+    assert!(r.body["access_codes"].as_array().unwrap().is_empty());
+    assert_eq!(d.get("/health").status, 200);
+}
+
+#[test]
+fn socket_mode_stale_socket_and_strangers() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Daemon::start();
+    let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    let socket = d.socket.clone();
+    drop(d);
+    assert!(!socket.exists(), "socket left behind");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    // A stale socket file (nobody listening) is replaced.
+    let stale = dir.join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    assert!(stale.exists());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let cfg = ListenConfig {
+            socket: stale.clone(),
+            socket_mode: 0o600,
+            tcp: None,
+        };
+        let api = Api::bind(&cfg).await.unwrap();
+        // A second daemon on a live socket is refused.
+        let e = Api::bind(&cfg).await.err().unwrap();
+        assert!(e.to_string().contains("another process"), "{e}");
+        drop(api);
+        // A regular file is never replaced.
+        let file = dir.join("not-a-socket");
+        std::fs::write(&file, b"keep me").unwrap();
+        let e = Api::bind(&ListenConfig {
+            socket: file.clone(),
+            socket_mode: 0o600,
+            tcp: None,
+        })
+        .await
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("not a socket"), "{e}");
+        assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+        // TCP only on loopback.
+        let e = Api::bind(&ListenConfig {
+            socket: dir.join("x.sock"),
+            socket_mode: 0o600,
+            tcp: Some(("0.0.0.0:0".parse().unwrap(), "t".repeat(20))),
+        })
+        .await
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("loopback"), "{e}");
+    });
+}
+
+#[test]
+fn tcp_listener_requires_the_token() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let token = "a-long-enough-test-token";
+    let d = Daemon::start_with(move |c| {
+        c.tcp = Some((format!("127.0.0.1:{port}").parse().unwrap(), token.into()))
+    });
+    use std::io::{Read, Write};
+    let ask = |auth: Option<&str>| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let h = auth
+            .map(|a| format!("Authorization: Bearer {a}\r\n"))
+            .unwrap_or_default();
+        write!(
+            s,
+            "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{h}\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(ask(None).starts_with("HTTP/1.1 401"));
+    assert!(ask(Some("wrong-token-of-some-length")).starts_with("HTTP/1.1 401"));
+    assert!(ask(Some(token)).starts_with("HTTP/1.1 200"));
+    // The Unix socket needs no token.
+    assert_eq!(d.get("/health").status, 200);
+}
+
+#[test]
+fn events_stream_as_they_happen() {
+    let d = Daemon::start();
+    let dev = d.device(6);
+    let client = d.client.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = client.follow("/events/stream", |kind, data| {
+            let _ = tx.send((kind.to_string(), data.to_string()));
+            kind != "access_code.set_on_device"
+        });
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let r = d.post(
+        "/access_codes/create",
+        json!({ "device_id": dev, "code": "8642" }),
+    );
+    let id = r.body["access_code"]["access_code_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut kinds = Vec::new();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(20) {
+        if let Ok((kind, data)) = rx.recv_timeout(Duration::from_millis(200)) {
+            let v: Value = serde_json::from_str(&data).unwrap();
+            assert_eq!(v["event_type"], kind.as_str());
+            if v["access_code_id"] == id.as_str() {
+                kinds.push(kind.clone());
+            }
+            if kind == "access_code.set_on_device" {
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        kinds,
+        vec!["access_code.created", "access_code.set_on_device"]
+    );
+}

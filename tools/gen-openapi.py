@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Write src/api/openapi.json from the route table in src/api/mod.rs.
+
+Run from the repository root after changing routes: python3 tools/gen-openapi.py
+The test api::unmanaged_codes_devices_door_and_attempts checks that every route and method
+is in the document.
+"""
+import json
+import re
+
+src = open("src/api/mod.rs").read()
+routes = re.findall(r'\(\s*"(/[^"]+)",\s*&\[([^\]]*)\],\s*routes::(\w+),?\s*\)', src, re.S)
+
+uuid = {"type": "string", "format": "uuid"}
+ts = {"type": "string", "format": "date-time"}
+
+
+def obj(props, required=()):
+    o = {"type": "object", "properties": props}
+    if required:
+        o["required"] = list(required)
+    return o
+
+
+def ref(n):
+    return {"$ref": "#/components/schemas/" + n}
+
+
+err = obj({"error": obj({"type": {"type": "string"}, "message": {"type": "string"},
+                         "validation_errors": {"type": "object"}, "data": {"type": "object"}}, ["type", "message"]),
+           "ok": {"type": "boolean", "enum": [False]}}, ["error", "ok"])
+issue = obj({"error_code": {"type": "string"}, "message": {"type": "string"}, "created_at": ts,
+             "is_access_code_error": {"type": "boolean"}, "is_device_error": {"type": "boolean"}}, ["error_code", "message"])
+warning = obj({"warning_code": {"type": "string"}, "message": {"type": "string"}, "created_at": ts}, ["warning_code", "message"])
+issues = {"type": "array", "items": ref("error_item")}
+warnings = {"type": "array", "items": ref("warning_item")}
+access_code = obj({
+    "access_code_id": uuid, "device_id": uuid, "workspace_id": uuid,
+    "code": {"type": "string", "nullable": True}, "name": {"type": "string", "nullable": True},
+    "common_code_key": {"type": "string", "nullable": True},
+    "appearance": {"type": "object", "nullable": True, "description": "Always null: Z-Wave User Code locks store no names."},
+    "type": {"type": "string", "enum": ["ongoing", "time_bound"]},
+    "status": {"type": "string", "enum": ["unset", "setting", "set", "removing", "unknown"]},
+    "starts_at": {**ts, "nullable": True}, "ends_at": {**ts, "nullable": True}, "created_at": ts,
+    "errors": issues, "warnings": warnings,
+    "pending_mutations": {"type": "array", "items": {"type": "object"}},
+    "is_managed": {"type": "boolean"}, "is_scheduled_on_device": {"type": "boolean"},
+    "is_backup_access_code_available": {"type": "boolean"}, "is_backup": {"type": "boolean"},
+    "pulled_backup_access_code_id": {**uuid, "nullable": True},
+    "is_waiting_for_code_assignment": {"type": "boolean"},
+    "is_external_modification_allowed": {"type": "boolean"}, "is_one_time_use": {"type": "boolean"},
+    "is_offline_access_code": {"type": "boolean"},
+    "slot": {"type": "integer", "nullable": True, "description": "The lock slot (user id) the code occupies."},
+    "used_at": {**ts, "nullable": True, "description": "When a one-time code was used."},
+}, ["access_code_id", "device_id", "workspace_id", "code", "name", "type", "status", "created_at", "errors",
+    "warnings", "pending_mutations", "is_managed", "is_backup_access_code_available",
+    "is_external_modification_allowed", "is_one_time_use", "is_offline_access_code"])
+unmanaged = obj({"access_code_id": uuid, "device_id": uuid, "workspace_id": uuid,
+                 "code": {"type": "string", "nullable": True}, "name": {"type": "string", "nullable": True},
+                 "type": {"type": "string"}, "status": {"type": "string", "enum": ["set", "unset"]},
+                 "created_at": ts, "errors": issues, "warnings": warnings,
+                 "is_managed": {"type": "boolean", "enum": [False]}, "slot": {"type": "integer"}},
+                ["access_code_id", "device_id", "code", "status", "is_managed"])
+device = obj({"device_id": uuid, "device_type": {"type": "string"}, "display_name": {"type": "string"},
+              "workspace_id": uuid, "created_at": ts,
+              "capabilities_supported": {"type": "array", "items": {"type": "string"}},
+              "properties": {"type": "object"}, "errors": {"type": "array", "items": {"type": "object"}},
+              "warnings": {"type": "array", "items": {"type": "object"}}, "is_managed": {"type": "boolean"}},
+             ["device_id", "device_type", "properties", "errors", "warnings"])
+event = obj({"event_id": uuid, "event_type": {"type": "string"}, "workspace_id": uuid, "created_at": ts,
+             "occurred_at": ts, "device_id": uuid, "access_code_id": uuid},
+            ["event_id", "event_type", "created_at", "occurred_at"])
+attempt = obj({"action_attempt_id": uuid, "action_type": {"type": "string"},
+               "status": {"type": "string", "enum": ["pending", "success", "error"]},
+               "result": {"type": "object", "nullable": True}, "error": {"type": "object", "nullable": True}},
+              ["action_attempt_id", "action_type", "status"])
+pagination = obj({"has_next_page": {"type": "boolean"}, "next_page_cursor": {"type": "string", "nullable": True},
+                  "next_page_url": {"type": "string", "nullable": True}},
+                 ["has_next_page", "next_page_cursor", "next_page_url"])
+
+code_params = {
+    "device_id": uuid, "code": {"type": "string", "pattern": "^\\d{4,10}$"},
+    "name": {"type": "string", "maxLength": 100}, "starts_at": ts, "ends_at": ts,
+    "preferred_code_length": {"type": "integer"}, "common_code_key": {"type": "string"},
+    "allow_external_modification": {"type": "boolean"}, "is_external_modification_allowed": {"type": "boolean"},
+    "is_one_time_use": {"type": "boolean"},
+    "is_offline_access_code": {"type": "boolean", "description": "true is refused: Z-Wave locks have no offline codes."},
+    "prefer_native_scheduling": {"type": "boolean"}, "use_backup_access_code_pool": {"type": "boolean"},
+}
+by_code = obj({"access_code_id": uuid, "device_id": uuid, "code": {"type": "string"}})
+convert = {"access_code_id": uuid, "allow_external_modification": {"type": "boolean"},
+           "is_external_modification_allowed": {"type": "boolean"}}
+spec = {
+    "create": (obj(code_params, ["device_id"]),
+               {"access_code": ref("access_code"), "action_attempt": ref("action_attempt")}, "Create an access code."),
+    "create_multiple": (obj({**{k: v for k, v in code_params.items() if k != "device_id"},
+                             "device_ids": {"type": "array", "items": uuid},
+                             "behavior_when_code_cannot_be_shared": {"type": "string", "enum": ["throw", "create_random_code"]}},
+                            ["device_ids"]),
+                        {"access_codes": {"type": "array", "items": ref("access_code")}},
+                        "Create one code on several locks; without a code they share a generated PIN and a common_code_key."),
+    "get": (by_code, {"access_code": ref("access_code")}, "Get an access code by id, or by device and PIN."),
+    "list": (obj({"device_id": uuid, "access_code_ids": {"type": "array", "items": uuid},
+                  "search": {"type": "string", "minLength": 1}, "limit": {"type": "integer", "default": 55000},
+                  "page_cursor": {"type": "string", "nullable": True}}),
+             {"access_codes": {"type": "array", "items": ref("access_code")}, "pagination": ref("pagination")},
+             "List access codes."),
+    "update": (obj({**code_params, "access_code_id": uuid, "type": {"type": "string", "enum": ["ongoing", "time_bound"]},
+                    "is_managed": {"type": "boolean"}}, ["access_code_id"]),
+               {"action_attempt": ref("action_attempt")}, "Change an access code."),
+    "update_multiple": (obj({"common_code_key": {"type": "string"}, "name": {"type": "string"}, "starts_at": ts, "ends_at": ts},
+                            ["common_code_key"]), {}, "Change every code sharing a common_code_key."),
+    "delete": (obj({"access_code_id": uuid, "device_id": uuid, "sync": {"type": "boolean"}}, ["access_code_id"]),
+               {"action_attempt": ref("action_attempt")}, "Delete an access code: removed from the lock, then forgotten."),
+    "generate_code": (obj({"device_id": uuid}, ["device_id"]),
+                      {"generated_code": obj({"device_id": uuid, "code": {"type": "string"}})},
+                      "A PIN the lock accepts and does not hold."),
+    "pull_backup": (obj({"access_code_id": uuid}, ["access_code_id"]),
+                    {"access_code": ref("access_code"), "backup_access_code": ref("access_code")},
+                    "Pull a backup code for a code that failed to set."),
+    "unmanaged_list": (obj({"device_id": uuid}, ["device_id"]),
+                       {"access_codes": {"type": "array", "items": ref("unmanaged_access_code")}, "pagination": ref("pagination")},
+                       "Codes on the lock that no managed code owns."),
+    "unmanaged_get": (by_code, {"access_code": ref("unmanaged_access_code")}, "An unmanaged code."),
+    "unmanaged_update": (obj({**convert, "is_managed": {"type": "boolean"}}, ["access_code_id", "is_managed"]), {},
+                         "is_managed: true converts the code to managed."),
+    "unmanaged_delete": (obj({"access_code_id": uuid}, ["access_code_id"]), {"action_attempt": ref("action_attempt")},
+                         "Remove an unmanaged code from the lock."),
+    "unmanaged_convert": (obj(convert, ["access_code_id"]), {}, "Take over an unmanaged code: it keeps its slot and PIN."),
+    "devices_list": (obj({}), {"devices": {"type": "array", "items": ref("device")}, "pagination": ref("pagination")}, "The locks."),
+    "devices_get": (obj({"device_id": uuid, "name": {"type": "string"}}), {"device": ref("device")}, "A lock, by id or name."),
+    "lock_door": (obj({"device_id": uuid}, ["device_id"]), {"action_attempt": ref("action_attempt")}, "Lock the door (LOCK_DOOR)."),
+    "unlock_door": (obj({"device_id": uuid}, ["device_id"]), {"action_attempt": ref("action_attempt")}, "Unlock the door (UNLOCK_DOOR)."),
+    "events_list": (obj({"since": ts, "between": {"type": "array", "items": ts, "minItems": 2, "maxItems": 2},
+                         "device_id": uuid, "device_ids": {"type": "array", "items": uuid}, "access_code_id": uuid,
+                         "access_code_ids": {"type": "array", "items": uuid}, "event_type": {"type": "string"},
+                         "event_types": {"type": "array", "items": {"type": "string"}},
+                         "limit": {"type": "integer", "default": 500}}),
+                    {"events": {"type": "array", "items": ref("event")}}, "Events since a time (or between two)."),
+    "action_attempts_get": (obj({"action_attempt_id": uuid}, ["action_attempt_id"]),
+                            {"action_attempt": ref("action_attempt")}, "An action attempt."),
+    "health": (obj({}), {"msg": {"type": "string"}, "service_health_statuses": {"type": "array", "items": {"type": "object"}}},
+               "Whether the daemon and its stick are up."),
+}
+
+errors = {code: {"description": text, "content": {"application/json": {"schema": ref("error")}}}
+          for code, text in [("400", "Invalid input"), ("404", "Not found"), ("405", "Method not allowed"),
+                             ("409", "Conflict (duplicate PIN)"), ("413", "Body too large"), ("500", "Internal error")]}
+paths = {}
+for path, methods, handler in routes:
+    req, resp, summary = spec[handler]
+    ok = obj({**resp, "ok": {"type": "boolean", "enum": [True]}}, ["ok", *resp.keys()])
+    entry = {}
+    for m in re.findall(r'"(\w+)"', methods):
+        op = {"summary": summary, "operationId": path.strip("/").replace("/", "_") + "_" + m.lower(),
+              "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": ok}}}, **errors}}
+        if m in ("GET", "DELETE"):
+            op["parameters"] = [{"name": k, "in": "query", "required": k in req.get("required", []), "schema": v,
+                                 **({"explode": True, "style": "form"} if v.get("type") == "array" else {})}
+                                for k, v in req["properties"].items()]
+        else:
+            op["requestBody"] = {"required": bool(req.get("required")),
+                                 "content": {"application/json": {"schema": req}}}
+        entry[m.lower()] = op
+    paths[path] = entry
+paths["/events/stream"] = {"get": {
+    "summary": "New events as server-sent events; after_seq=N replays what came after event N.",
+    "operationId": "events_stream_get",
+    "parameters": [{"name": "after_seq", "in": "query", "required": False, "schema": {"type": "integer"}}],
+    "responses": {"200": {"description": "One SSE event per event; id = its sequence number",
+                          "content": {"text/event-stream": {"schema": {"type": "string"}}}}}}}
+paths["/openapi.json"] = {"get": {"summary": "This document.", "operationId": "openapi_get",
+                                  "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}}}}
+paths["/metrics"] = {"get": {"summary": "Prometheus metrics.", "operationId": "metrics_get",
+                             "responses": {"200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}}}}
+doc = {
+    "openapi": "3.0.3",
+    "info": {"title": "zwlock", "version": "0.1.0",
+             "description": "Local access codes for Z-Wave keypad locks. HTTP/1.1 + JSON on a Unix socket; routes, "
+                            "objects and envelopes follow Seam's access code API. Parameters come from the query string "
+                            "for GET and DELETE and from a JSON body otherwise; _strict is ignored."},
+    "servers": [{"url": "http://localhost", "description": "the Unix socket (default /run/zwlock/api.sock)"}],
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                                  "description": "Required on the optional TCP listener; any seam_ key is accepted on the Unix socket."}},
+                   "schemas": {"access_code": access_code, "unmanaged_access_code": unmanaged, "device": device,
+                               "event": event, "action_attempt": attempt, "pagination": pagination, "error": err,
+                               "error_item": issue, "warning_item": warning}},
+    "security": [{"bearer": []}],
+    "paths": paths,
+}
+with open("src/api/openapi.json", "w") as f:
+    json.dump(doc, f, indent=1)
+    f.write("\n")
+print(f"{len(routes)} routes, {len(paths)} paths")
