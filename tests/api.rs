@@ -33,7 +33,7 @@ slots = 10
 
 /// The daemon's pieces in a background runtime.
 struct Daemon {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     socket: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -88,7 +88,7 @@ impl Daemon {
         ready_rx.recv_timeout(Duration::from_secs(30)).unwrap();
         let d = Daemon {
             client: Client::new(&socket),
-            dir,
+            _dir: dir,
             socket,
             stop: Some(stop_tx),
             thread: Some(thread),
