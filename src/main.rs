@@ -8,6 +8,9 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 use anyhow::Context;
+use zwlock::cli::commands::{
+    self, CliError, ClientOpts, CodesCommand, DevicesCommand, UnmanagedCommand,
+};
 use zwlock::cli::decode::{self, DecodeOptions};
 use zwlock::cli::describe::DescribeOptions;
 use zwlock::config::Config;
@@ -29,6 +32,49 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Managed access codes.
+    Codes {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        cmd: CodesCommand,
+    },
+    /// Codes on the locks that zwlock does not manage.
+    Unmanaged {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        cmd: UnmanagedCommand,
+    },
+    /// The locks.
+    Devices {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        cmd: DevicesCommand,
+    },
+    /// Events (the last day; --follow for new ones as they happen).
+    Events {
+        #[command(flatten)]
+        opts: ClientOpts,
+        /// RFC 3339 time to list from.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Lock a door.
+    Lock {
+        #[command(flatten)]
+        opts: ClientOpts,
+        device_id: String,
+    },
+    /// Unlock a door.
+    Unlock {
+        #[command(flatten)]
+        opts: ClientOpts,
+        device_id: String,
+    },
     /// Run the daemon.
     Daemon {
         /// Configuration file.
@@ -141,7 +187,26 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let client_result = |r: Result<(), CliError>| match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("zwlock: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    };
     match cli.command {
+        Command::Codes { opts, cmd } => client_result(commands::codes(opts, cmd)),
+        Command::Unmanaged { opts, cmd } => client_result(commands::unmanaged(opts, cmd)),
+        Command::Devices { opts, cmd } => client_result(commands::devices(opts, cmd)),
+        Command::Events {
+            opts,
+            since,
+            follow,
+        } => client_result(commands::events(opts, since, follow)),
+        Command::Lock { opts, device_id } => client_result(commands::door(opts, &device_id, true)),
+        Command::Unlock { opts, device_id } => {
+            client_result(commands::door(opts, &device_id, false))
+        }
         Command::Daemon { config } => {
             let config = match Config::load(&config) {
                 Ok(c) => c,

@@ -88,3 +88,100 @@ impl TestHost {
             .collect()
     }
 }
+
+/// A child process stopped (by its PID) when the test ends, even when it fails.
+pub struct Reaped(pub std::process::Child);
+
+impl Reaped {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let _ = std::process::Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status();
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// The zwlock binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_zwlock");
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Start `zwlock sim serve` on a fresh port with a control socket; returns it once listening.
+pub fn sim_serve(sim_file: &std::path::Path, control: &std::path::Path) -> (Reaped, u16) {
+    let port = free_port();
+    let child = std::process::Command::new(BIN)
+        .args(["sim", "serve", "--config"])
+        .arg(sim_file)
+        .args(["--listen", &format!("tcp://127.0.0.1:{port}"), "--control"])
+        .arg(control)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let child = Reaped(child);
+    wait_until("sim serve control socket", Duration::from_secs(20), || {
+        control.exists()
+    });
+    (child, port)
+}
+
+/// Start `zwlock daemon` with `config`; returns it once its API answers.
+pub fn daemon(config: &std::path::Path, socket: &std::path::Path) -> Reaped {
+    let child = std::process::Command::new(BIN)
+        .args(["daemon", "--config"])
+        .arg(config)
+        .env("ZWLOCK_LOG", "warn")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let child = Reaped(child);
+    let client = zwlock::cli::client::Client::new(socket);
+    wait_until("daemon API", Duration::from_secs(30), || {
+        client
+            .call("GET", "/health", None)
+            .is_ok_and(|r| r.status == 200)
+    });
+    child
+}
+
+pub fn wait_until(what: &str, max: Duration, mut pred: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < max {
+        if pred() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what}: not within {max:?}");
+}
+
+/// A daemon config talking to a stick at tcp://127.0.0.1:PORT, with state in `dir`.
+pub fn tcp_config(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
+    let text = format!(
+        "[serial]\nport = \"tcp://127.0.0.1:{port}\"\nreconnect_initial_ms = 200\nreconnect_max_ms = 1000\n\
+         [store]\npath = \"{d}/zwlock.db\"\n[api]\nsocket = \"{d}/api.sock\"\n\
+         [codes]\nretry_initial_seconds = 1\nretry_max_seconds = 5\n",
+        d = dir.display()
+    );
+    let p = dir.join("zwlock.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
