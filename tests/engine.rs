@@ -1,15 +1,13 @@
 //! The access-code engine against the simulator, on a paused clock with a controlled wall clock.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
-use tokio::sync::broadcast;
+use chrono::{TimeZone, Utc};
+use common::world::{quiet_config, start_time, Ground, World};
 use uuid::Uuid;
-use zwlock::codes::{CreateRequest, Engine, EngineConfig, EngineError, TestClock, UpdateRequest};
-use zwlock::driver::{Driver, DriverConfig};
-use zwlock::sim::{SimConfig, SimHandle, Simulator};
-use zwlock::store::{EventRow, Store};
+use zwlock::codes::{CreateRequest, EngineError, UpdateRequest};
 
 const NET: &str = r#"
 [[network]]
@@ -43,144 +41,8 @@ reject_duplicates = true
 capacity = 2
 "#;
 
-fn start_time() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap()
-}
-
-struct World {
-    engine: Engine,
-    net: SimHandle,
-    clock: TestClock,
-    events: broadcast::Receiver<EventRow>,
-    _dir: tempfile::TempDir,
-    db: std::path::PathBuf,
-}
-
-fn config() -> EngineConfig {
-    EngineConfig {
-        delay_warning_after: Duration::from_secs(60),
-        failure_after: Duration::from_secs(600),
-        failure_attempts: 3,
-        retry_initial: Duration::from_secs(5),
-        retry_max: Duration::from_secs(30),
-        refusal_retry: Duration::from_secs(3600),
-        tick: Duration::from_secs(30),
-        reserved_slots: Vec::new(),
-    }
-}
-
-async fn world_on(
-    net: SimHandle,
-    sim: Simulator,
-    dir: tempfile::TempDir,
-    clock: TestClock,
-) -> World {
-    let db = dir.path().join("zwlock.db");
-    let store = Store::open(&db).unwrap();
-    let mut dc = DriverConfig::new("sim://t".parse().unwrap());
-    dc.simulator = Some(Arc::new(sim));
-    let (driver, driver_events) = Driver::spawn(dc);
-    let engine = Engine::start(
-        store,
-        driver,
-        driver_events,
-        Arc::new(clock.clone()),
-        config(),
-    )
-    .unwrap();
-    let events = engine.subscribe();
-    let w = World {
-        engine,
-        net,
-        clock,
-        events,
-        _dir: dir,
-        db,
-    };
-    // Wait until the three locks are known.
-    for _ in 0..600 {
-        if w.engine.devices().unwrap().len() == 3 {
-            return w;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    panic!("locks never interviewed");
-}
-
-/// `ZWLOCK_TEST_LOG=debug cargo test --test engine NAME -- --nocapture` shows what happens.
-fn init_log() {
-    if let Ok(level) = std::env::var("ZWLOCK_TEST_LOG") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(level))
-            .with_test_writer()
-            .try_init();
-    }
-}
-
 async fn world() -> World {
-    init_log();
-    let sim = Simulator::new(SimConfig::from_toml(NET).unwrap());
-    let net = sim.network("t").unwrap();
-    world_on(
-        net,
-        sim,
-        tempfile::tempdir().unwrap(),
-        TestClock::new(start_time()),
-    )
-    .await
-}
-
-impl World {
-    fn device(&self, node: u16) -> Uuid {
-        self.engine.device_by_node(node).unwrap().unwrap().device_id
-    }
-
-    fn create(&self, node: u16, code: &str) -> Uuid {
-        let (c, _) = self
-            .engine
-            .create(CreateRequest {
-                device_id: self.device(node),
-                code: Some(code.into()),
-                name: Some(format!("code {code}")),
-                ..Default::default()
-            })
-            .unwrap();
-        c.access_code_id
-    }
-
-    fn status(&self, id: &Uuid) -> String {
-        self.engine.get(id).unwrap().status
-    }
-
-    /// Let simulated time pass until `pred` holds (at most `max`).
-    async fn until(&self, what: &str, max: Duration, mut pred: impl FnMut(&World) -> bool) {
-        let t0 = tokio::time::Instant::now();
-        while t0.elapsed() < max {
-            if pred(self) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        panic!("{what}: not reached within {max:?}");
-    }
-
-    async fn pin_on_lock(&self, node: u8, slot: u16) -> Option<String> {
-        self.net
-            .snapshot(node)
-            .await
-            .unwrap()
-            .unwrap()
-            .code(slot)
-            .map(str::to_string)
-    }
-
-    fn drain_events(&mut self) -> Vec<String> {
-        let mut v = Vec::new();
-        while let Ok(e) = self.events.try_recv() {
-            v.push(e.event_type);
-        }
-        v
-    }
+    World::start(Ground::new(NET), quiet_config(), 3).await
 }
 
 #[tokio::test(start_paused = true)]
@@ -527,11 +389,7 @@ async fn a_silent_lock_gets_a_delay_warning_then_an_error_and_recovers() {
 
 #[tokio::test(start_paused = true)]
 async fn a_code_that_ended_while_the_daemon_was_down_is_removed_at_once() {
-    let sim = Simulator::new(SimConfig::from_toml(NET).unwrap());
-    let net = sim.network("t").unwrap();
-    let clock = TestClock::new(start_time());
-    let dir = tempfile::tempdir().unwrap();
-    let w = world_on(net.clone(), sim.clone(), dir, clock.clone()).await;
+    let w = world().await;
     let (c, _) = w
         .engine
         .create(CreateRequest {
@@ -546,29 +404,11 @@ async fn a_code_that_ended_while_the_daemon_was_down_is_removed_at_once() {
     w.until("set", Duration::from_secs(60), |w| w.status(&id) == "set")
         .await;
     let slot = w.engine.get(&id).unwrap().slot.unwrap();
-    // "Stop the daemon": drop the engine and driver, keep the store file and the lock.
-    let World {
-        _dir: dir,
-        db,
-        engine,
-        ..
-    } = w;
-    drop(engine);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    // Two hours later it starts again.
-    clock.set(start_time() + chrono::Duration::hours(2));
-    let store = Store::open(&db).unwrap();
-    let mut dc = DriverConfig::new("sim://t".parse().unwrap());
-    dc.simulator = Some(Arc::new(sim));
-    let (driver, driver_events) = Driver::spawn(dc);
-    let engine = Engine::start(
-        store,
-        driver,
-        driver_events,
-        Arc::new(clock.clone()),
-        config(),
-    )
-    .unwrap();
+    // Stop the daemon; two hours later it starts again.
+    let ground = w.stop().await;
+    ground.clock.set(start_time() + chrono::Duration::hours(2));
+    let w = World::start(ground, quiet_config(), 3).await;
+    let engine = &w.engine;
     let t0 = tokio::time::Instant::now();
     while engine.get(&id).is_ok() {
         assert!(
@@ -577,8 +417,7 @@ async fn a_code_that_ended_while_the_daemon_was_down_is_removed_at_once() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert_eq!(net.snapshot(5).await.unwrap().unwrap().code(slot), None);
-    drop(dir);
+    assert_eq!(w.pin_on_lock(5, slot).await, None);
 }
 
 #[tokio::test(start_paused = true)]

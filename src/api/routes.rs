@@ -180,13 +180,10 @@ pub fn generate_code(e: &Engine, r: &Request) -> Answer {
     Ok(json!({ "generated_code": { "device_id": p.device_id, "code": code } }))
 }
 
-pub fn pull_backup(_e: &Engine, r: &Request) -> Answer {
-    let _: AccessCodeId = r.params()?;
-    Err(ApiError::new(
-        axum::http::StatusCode::BAD_REQUEST,
-        "backup_access_code_pool_not_enabled",
-        "no lock has a backup code pool yet",
-    ))
+pub fn pull_backup(e: &Engine, r: &Request) -> Answer {
+    let p: AccessCodeId = r.params()?;
+    let (original, backup) = e.pull_backup(&p.access_code_id)?;
+    Ok(json!({ "access_code": original, "backup_access_code": backup }))
 }
 
 pub fn unmanaged_list(e: &Engine, r: &Request) -> Answer {

@@ -39,6 +39,8 @@ pub struct EngineConfig {
     pub tick: Duration,
     /// Slots never allocated to managed codes, on every lock (e.g. [1] for the owner's code).
     pub reserved_slots: Vec<u16>,
+    /// How locks are watched for changes made outside zwlock.
+    pub watch: super::watch::WatchConfig,
 }
 
 impl Default for EngineConfig {
@@ -52,6 +54,7 @@ impl Default for EngineConfig {
             refusal_retry: Duration::from_secs(60 * 60),
             tick: Duration::from_secs(60),
             reserved_slots: Vec::new(),
+            watch: Default::default(),
         }
     }
 }
@@ -139,6 +142,7 @@ pub(super) struct Inner {
     hub_connected: AtomicBool,
     pub(super) reconcile_failures: std::sync::atomic::AtomicU64,
     pub(super) stopping: AtomicBool,
+    pub(super) watch: Mutex<super::watch::WatchMap>,
 }
 
 /// Handle to the engine (cloneable).
@@ -176,6 +180,7 @@ impl Engine {
                 hub_connected: AtomicBool::new(false),
                 reconcile_failures: Default::default(),
                 stopping: AtomicBool::new(false),
+                watch: Mutex::new(Default::default()),
             }),
         };
         let devices = engine.with_store(|s| {
@@ -333,7 +338,13 @@ impl Engine {
             Some(d) => self.condition(&d),
             None => DeviceCondition::default(),
         };
-        Ok(AccessCode::from_rows(row, &issues, cond, false))
+        let backup = match Store::device(conn, &row.device_id)? {
+            Some(d) if d.backup_pool_size > 0 && !row.is_backup => {
+                super::backup::available(conn, &row.device_id)?
+            }
+            _ => false,
+        };
+        Ok(AccessCode::from_rows(row, &issues, cond, backup))
     }
 
     /// Record an event in its own transaction and publish it.

@@ -98,12 +98,6 @@ impl Engine {
                 "Z-Wave locks do not support offline access codes",
             ));
         }
-        if req.use_backup_access_code_pool == Some(true) {
-            errors.push(FieldError::new(
-                "use_backup_access_code_pool",
-                "backup code pools are not supported yet",
-            ));
-        }
         if let Some(n) = &req.name {
             if let Err(e) = validate::check_name(n) {
                 errors.push(e);
@@ -190,6 +184,9 @@ impl Engine {
                 deleted_at: None,
             };
             Store::put_code(&tx, &row)?;
+            if req.use_backup_access_code_pool == Some(true) {
+                super::backup::enable(&tx, &device)?;
+            }
             let ev = Store::add_event(
                 &tx,
                 "access_code.created",
@@ -378,6 +375,24 @@ impl Engine {
                 row.slot = None;
             }
             Store::put_code(&tx, &row)?;
+            // A backup pulled for this code goes with it.
+            if let Some(mut b) = row
+                .pulled_backup_access_code_id
+                .map(|b| Store::code(&tx, &b))
+                .transpose()?
+                .flatten()
+                .filter(|b| b.is_backup && b.desired == "active")
+            {
+                b.desired = "deleted".into();
+                b.updated_at = now;
+                if b.programmed_code.is_some() || b.status == status::SETTING {
+                    b.status = status::REMOVING.into();
+                } else {
+                    b.deleted_at = Some(now);
+                    b.slot = None;
+                }
+                Store::put_code(&tx, &b)?;
+            }
             let ev = Store::add_event(
                 &tx,
                 "access_code.deleted",

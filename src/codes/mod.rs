@@ -2,9 +2,12 @@
 //! reconciliation with the locks, errors, warnings and events. Knows nothing of HTTP or bytes
 //! on the wire.
 
+mod alarms;
+mod backup;
 mod bulk;
 pub mod clock;
 pub mod engine;
+mod external;
 mod intents;
 pub mod model;
 mod queries;
@@ -12,6 +15,7 @@ mod reconcile;
 mod reports;
 mod unmanaged;
 pub mod validate;
+pub mod watch;
 
 pub use bulk::WhenCannotShare;
 pub use clock::{Clock, SystemClock, TestClock};

@@ -240,7 +240,7 @@ impl Engine {
                 "supported_code_lengths": (d.min_code_length..=d.max_code_length).collect::<Vec<u8>>(),
                 "max_active_codes_supported": d.slot_count,
                 "code_constraints": [],
-                "supports_backup_access_code_pool": false,
+                "supports_backup_access_code_pool": true,
                 "backup_access_code_pool_enabled": d.backup_pool_size > 0,
                 "has_native_entry_events": true,
                 "zwave": {

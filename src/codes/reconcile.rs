@@ -83,10 +83,33 @@ pub(super) async fn run(engine: Engine, device_id: Uuid, wake: Arc<Notify>) {
         let result = match step {
             Step::Gone => return,
             Step::Idle(until) => {
+                // Nothing to set or remove: watch the lock for outside changes.
+                let mut poll_due = None;
+                if let Some(device) = idle_device(&engine, &device_id) {
+                    match super::watch::next(&engine, &device) {
+                        Ok((Some(read), _)) => {
+                            match super::watch::run(&engine, &device, read).await {
+                                Ok(Some(d)) => {
+                                    backoff_until = Some(tokio::time::Instant::now() + d)
+                                }
+                                Ok(None) => {}
+                                Err(e) => {
+                                    tracing::error!(%device_id, error = %e, "watch: store error")
+                                }
+                            }
+                            continue;
+                        }
+                        Ok((None, due)) => poll_due = due,
+                        Err(e) => tracing::error!(%device_id, error = %e, "watch: store error"),
+                    }
+                }
                 let tick = engine.inner.config.tick;
-                let wait = until
+                let mut wait = until
                     .map(|t| (t - engine.now()).to_std().unwrap_or(Duration::ZERO))
                     .map_or(tick, |d| d.min(tick));
+                if let Some(due) = poll_due {
+                    wait = wait.min(due.saturating_duration_since(tokio::time::Instant::now()));
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = wake.notified() => {}
@@ -113,6 +136,18 @@ pub(super) async fn run(engine: Engine, device_id: Uuid, wake: Arc<Notify>) {
     }
 }
 
+/// The device, when the stick is up and the lock is known well enough to be watched.
+fn idle_device(engine: &Engine, device_id: &Uuid) -> Option<DeviceRow> {
+    if !engine.hub_connected() || engine.is_stopping() {
+        return None;
+    }
+    engine
+        .with_store(|s| Store::device(s.conn(), device_id))
+        .ok()
+        .flatten()
+        .filter(|d| d.slot_count > 0)
+}
+
 /// Should a code be on the lock now? `None` when it cannot be known (unsynchronised clock).
 fn in_window(code: &CodeRow, now: &DateTime<Utc>, synced: bool) -> Option<bool> {
     match (code.starts_at, code.ends_at) {
@@ -132,6 +167,9 @@ fn plan(engine: &Engine, device_id: &Uuid) -> Result<Step, StoreError> {
         let Some(device) = Store::device(&tx, device_id)? else {
             return Ok(Step::Gone);
         };
+        if super::backup::refill(&tx, &device, &now)? > 0 {
+            tracing::info!(node = device.node_id, "backup code pool refilled");
+        }
         let mut codes = Store::device_codes(&tx, device_id)?;
         let mut next: Option<DateTime<Utc>> = None;
         let mut soonest = |t: DateTime<Utc>| next = Some(next.map_or(t, |n: DateTime<Utc>| n.min(t)));
@@ -139,7 +177,9 @@ fn plan(engine: &Engine, device_id: &Uuid) -> Result<Step, StoreError> {
         let mut sets = Vec::new();
         for code in codes.iter_mut() {
             let ended = synced && code.ends_at.is_some_and(|e| now >= e);
-            let wanted = code.desired == "active" && !ended && in_window(code, &now, synced) == Some(true);
+            // A one-time code that was used comes off the lock (its record stays).
+            let used = code.is_one_time_use && code.used_at.is_some();
+            let wanted = code.desired == "active" && !ended && !used && in_window(code, &now, synced) == Some(true);
             let unknown = code.desired == "active" && !ended && in_window(code, &now, synced).is_none();
             if let (Some(s), true) = (code.starts_at, synced) {
                 if now < s {
@@ -587,6 +627,10 @@ async fn finish(
                 }
                 Store::clear_issue(&tx, &id, IssueKind::Warning, warn_code)?;
                 Store::clear_issue(&tx, &id, IssueKind::Error, err_code)?;
+                if setting {
+                    // Put back: the outside change is undone.
+                    Store::clear_issue(&tx, &id, IssueKind::Error, error_code::CODE_MODIFIED_EXTERNAL_TO_SEAM)?;
+                }
                 tracing::info!(access_code_id = %id, slot, "{}", if setting { "code set on the lock" } else { "code removed from the lock" });
             }
             Outcome::Refused(reason) => {
@@ -634,6 +678,7 @@ async fn finish(
         Ok(events)
     })?;
     engine.publish(events);
+    engine.forget_checksum(&device);
     Ok(lock_backoff)
 }
 

@@ -1,6 +1,8 @@
 //! Helpers shared by integration tests: a minimal host on top of the link and session layers.
 #![allow(dead_code)]
 
+pub mod world;
+
 use std::time::Duration;
 
 use tokio::sync::mpsc;
