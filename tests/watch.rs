@@ -46,9 +46,16 @@ name = "side"
 slots = 10
 [network.lock.quirks]
 masked_reports = true
+
+# Enforces schedules itself (Schedule Entry Lock, Time Parameters).
+[[network.lock]]
+node_id = 9
+name = "office"
+slots = 10
+schedule_entry_lock = true
 "#;
 
-const LOCKS: usize = 4;
+const LOCKS: usize = 5;
 
 fn watching() -> EngineConfig {
     EngineConfig {
@@ -519,4 +526,76 @@ async fn a_shared_code_on_three_locks_is_updated_by_its_key() {
         w.until_on_lock(*node, slot, None, Duration::from_secs(180))
             .await;
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_native_schedule_lets_the_lock_keep_the_window_while_the_hub_is_down() {
+    let mut w = world().await;
+    let minutes = |m: i64| start_time() + chrono::Duration::minutes(m);
+    let mut req = w.req(9, "4821");
+    req.starts_at = Some(minutes(10));
+    req.ends_at = Some(minutes(70));
+    req.prefer_native_scheduling = Some(true);
+    let (c, _) = w.engine.create(req).unwrap();
+    let id = c.access_code_id;
+    w.until("scheduled on the lock", Duration::from_secs(120), |w| {
+        w.engine.get(&id).unwrap().is_scheduled_on_device
+    })
+    .await;
+    let c = w.engine.get(&id).unwrap();
+    let slot = c.slot.unwrap();
+    assert_eq!(
+        c.status, "unset",
+        "on the lock, but its window has not begun"
+    );
+    assert_eq!(w.pin_on_lock(9, slot).await.as_deref(), Some("4821"));
+    let snap = w.net.snapshot(9).await.unwrap().unwrap();
+    let (user, sched) = snap.year_day_schedules[0];
+    assert_eq!(u16::from(user), slot);
+    assert_eq!(
+        (
+            sched.start_year,
+            sched.start_month,
+            sched.start_day,
+            sched.start_hour,
+            sched.start_minute
+        ),
+        (26, 11, 26, 12, 10)
+    );
+    assert_eq!((sched.stop_hour, sched.stop_minute), (13, 10));
+    assert!(w
+        .drain_events()
+        .contains(&"access_code.scheduled_on_device".to_string()));
+    let enter = || KeypadAction::Enter { pin: "4821".into() };
+    assert!(
+        !w.keypad(9, enter()).await,
+        "the lock refuses before the window"
+    );
+
+    // The hub goes down; the window opens; the lock lets the code in on its own.
+    let ground = w.stop().await;
+    tokio::time::sleep(Duration::from_secs(11 * 60)).await;
+    ground.clock.set(minutes(11));
+    assert!(ground.net.keypad(9, enter()).await.unwrap());
+
+    // Back up within the window: the code shows set.
+    let w = World::start(ground, watching(), LOCKS).await;
+    w.until("set", Duration::from_secs(60), |w| w.status(&id) == "set")
+        .await;
+
+    // Down again past the end: the lock refuses on its own; back up, zwlock clears the
+    // slot and its schedule.
+    let ground = w.stop().await;
+    tokio::time::sleep(Duration::from_secs(60 * 60)).await;
+    ground.clock.set(minutes(71));
+    assert!(!ground.net.keypad(9, enter()).await.unwrap());
+    let w = World::start(ground, watching(), LOCKS).await;
+    w.until_on_lock(9, slot, None, Duration::from_secs(120))
+        .await;
+    w.until("forgotten", Duration::from_secs(60), |w| {
+        w.engine.get(&id).is_err()
+    })
+    .await;
+    let snap = w.net.snapshot(9).await.unwrap().unwrap();
+    assert!(snap.year_day_schedules.is_empty(), "the schedule is erased");
 }

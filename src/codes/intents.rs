@@ -317,6 +317,14 @@ impl Engine {
             }
             let changed = changed_properties(&before, &row);
             row.updated_at = now;
+            if row.is_scheduled_on_device
+                && (row.starts_at != before.starts_at
+                    || row.ends_at != before.ends_at
+                    || row.prefer_native_scheduling != before.prefer_native_scheduling)
+            {
+                // The schedule on the lock is stale: reprogram (or remove) it.
+                row.is_scheduled_on_device = false;
+            }
             if row.status == status::SET && row.programmed_code.as_deref() != Some(&row.code) {
                 row.status = status::UNSET.into();
             }

@@ -13,6 +13,8 @@ pub mod model;
 mod queries;
 mod reconcile;
 mod reports;
+mod schedule;
+mod slot_commands;
 mod unmanaged;
 pub mod validate;
 pub mod watch;

@@ -18,8 +18,9 @@ use uuid::Uuid;
 
 use super::engine::Engine;
 use super::model::{error_code, status, warning_code};
-use crate::cc::user_code::UserCodeEntry;
-use crate::cc::{CodeBytes, Command, UserCodeCommand, UserIdStatus};
+use super::schedule;
+use super::slot_commands::{clear_command, get_command, read_back, set_command};
+use crate::cc::UserIdStatus;
 use crate::driver::{DriverError, Priority, SetOutcome};
 use crate::serialapi::NodeId;
 use crate::store::{CodeRow, DeviceRow, IssueKind, SlotState, Store, StoreError};
@@ -31,6 +32,8 @@ enum Step {
         code: CodeRow,
         slot: u16,
         node: u16,
+        /// With a year-day schedule the lock enforces.
+        native: bool,
     },
     Clear {
         code: CodeRow,
@@ -40,11 +43,7 @@ enum Step {
     },
     /// Read a slot zwlock has never seen before putting a code in it: it may hold a code
     /// programmed at the keypad.
-    Probe {
-        code: CodeRow,
-        slot: u16,
-        node: u16,
-    },
+    Probe { code: CodeRow, slot: u16, node: u16 },
     /// Nothing to do before this time (or until woken).
     Idle(Option<DateTime<Utc>>),
     /// The device is gone.
@@ -116,7 +115,12 @@ pub(super) async fn run(engine: Engine, device_id: Uuid, wake: Arc<Notify>) {
                 }
                 continue;
             }
-            Step::Set { code, slot, node } => set(&engine, code, slot, node).await,
+            Step::Set {
+                code,
+                slot,
+                node,
+                native,
+            } => set(&engine, code, slot, node, native).await,
             Step::Clear {
                 code,
                 slot,
@@ -171,6 +175,7 @@ fn plan(engine: &Engine, device_id: &Uuid) -> Result<Step, StoreError> {
             tracing::info!(node = device.node_id, "backup code pool refilled");
         }
         let mut codes = Store::device_codes(&tx, device_id)?;
+        let can_schedule = schedule::supported(&device);
         let mut next: Option<DateTime<Utc>> = None;
         let mut soonest = |t: DateTime<Utc>| next = Some(next.map_or(t, |n: DateTime<Utc>| n.min(t)));
         let mut removals = Vec::new();
@@ -179,7 +184,14 @@ fn plan(engine: &Engine, device_id: &Uuid) -> Result<Step, StoreError> {
             let ended = synced && code.ends_at.is_some_and(|e| now >= e);
             // A one-time code that was used comes off the lock (its record stays).
             let used = code.is_one_time_use && code.used_at.is_some();
-            let wanted = code.desired == "active" && !ended && !used && in_window(code, &now, synced) == Some(true);
+            // A code the lock schedules itself goes on ahead of its window.
+            let native = schedule::wants_native(code, can_schedule, synced);
+            let ahead = native && schedule::program_from(code).is_some_and(|t| t <= now);
+            if let Some(t) = schedule::program_from(code).filter(|t| native && now < *t) {
+                soonest(t);
+            }
+            let in_win = in_window(code, &now, synced) == Some(true);
+            let wanted = code.desired == "active" && !ended && !used && (in_win || ahead);
             let unknown = code.desired == "active" && !ended && in_window(code, &now, synced).is_none();
             if let (Some(s), true) = (code.starts_at, synced) {
                 if now < s {
@@ -223,14 +235,26 @@ fn plan(engine: &Engine, device_id: &Uuid) -> Result<Step, StoreError> {
             if code.blocked {
                 continue;
             }
-            if code.programmed_code.as_deref() == Some(code.code.as_str()) && code.status == status::SET {
-                continue;
+            if code.programmed_code.as_deref() == Some(code.code.as_str()) && code.is_scheduled_on_device == native {
+                if native && in_win && code.status != status::SET {
+                    // The lock's own schedule opened the window: no radio needed.
+                    code.status = status::SET.into();
+                    code.updated_at = now;
+                    Store::put_code(&tx, code)?;
+                    events.push(Store::add_event(&tx, "access_code.set_on_device", Some(device_id), Some(&code.access_code_id), &now, json!({ "code": code.code, "scheduled_on_device": true }))?);
+                    continue;
+                }
+                // A schedule left in the slot (native scheduling turned off) must go.
+                let stale = !native && can_schedule && code.slot.map(|s| schedule::slot_scheduled(&tx, device_id, s)).transpose()?.unwrap_or(false);
+                if native || (code.status == status::SET && !stale) {
+                    continue;
+                }
             }
             if let Some(t) = code.next_attempt_at.filter(|t| *t > now) {
                 soonest(t);
                 continue;
             }
-            sets.push(code.clone());
+            sets.push((code.clone(), native));
         }
         if !hub || device.slot_count == 0 {
             tx.commit()?;
@@ -240,7 +264,7 @@ fn plan(engine: &Engine, device_id: &Uuid) -> Result<Step, StoreError> {
         let step = if let Some((code, then)) = removals.into_iter().next() {
             let slot = code.slot.expect("checked");
             Step::Clear { code, slot, node: device.node_id, then }
-        } else if let Some(mut code) = sets.into_iter().next() {
+        } else if let Some((mut code, native)) = sets.into_iter().next() {
             if code.slot.is_none() {
                 match free_slot(&tx, &device, &config.reserved_slots)? {
                     Some((slot, false)) => {
@@ -263,7 +287,9 @@ fn plan(engine: &Engine, device_id: &Uuid) -> Result<Step, StoreError> {
                 }
             }
             let slot = code.slot.expect("assigned");
-            Step::Set { code, slot, node: device.node_id }
+            // Schedule Entry Lock user ids are one byte.
+            let native = native && slot <= u16::from(u8::MAX);
+            Step::Set { code, slot, node: device.node_id, native }
         } else {
             Step::Idle(next)
         };
@@ -342,75 +368,16 @@ async fn probe(
             })?;
             Ok(None)
         }
-        Err(e) => finish(engine, code, slot, from_driver_error(e), true).await,
-    }
-}
-
-fn set_command(slot: u16, pin: &str) -> Command {
-    match u8::try_from(slot) {
-        Ok(id) => Command::UserCode(UserCodeCommand::Set {
-            user_id: id,
-            user_id_status: UserIdStatus::Enabled,
-            user_code: CodeBytes::from_pin(pin),
-        }),
-        Err(_) => Command::UserCode(UserCodeCommand::ExtendedUserCodeSet {
-            entries: vec![UserCodeEntry {
-                user_id: slot,
-                user_id_status: UserIdStatus::Enabled,
-                user_code: CodeBytes::from_pin(pin),
-            }],
-        }),
-    }
-}
-
-fn clear_command(slot: u16) -> Command {
-    match u8::try_from(slot) {
-        Ok(id) => Command::UserCode(UserCodeCommand::clear(id)),
-        Err(_) => Command::UserCode(UserCodeCommand::ExtendedUserCodeSet {
-            entries: vec![UserCodeEntry {
-                user_id: slot,
-                user_id_status: UserIdStatus::Available,
-                user_code: CodeBytes::default(),
-            }],
-        }),
-    }
-}
-
-fn get_command(slot: u16) -> Command {
-    match u8::try_from(slot) {
-        Ok(id) => Command::UserCode(UserCodeCommand::Get { user_id: id }),
-        Err(_) => Command::UserCode(UserCodeCommand::ExtendedUserCodeGet {
-            user_id: slot,
-            report_more: false,
-        }),
-    }
-}
-
-/// What a read-back of `slot` says: (status, readable PIN, hidden).
-pub(super) fn read_back(
-    report: &Command,
-    slot: u16,
-) -> Option<(UserIdStatus, Option<String>, bool)> {
-    match report {
-        Command::UserCode(UserCodeCommand::Report {
-            user_id,
-            user_id_status,
-            user_code,
-        }) if u16::from(*user_id) == slot => Some((
-            *user_id_status,
-            user_code.pin().map(str::to_string),
-            user_code.is_hidden(),
-        )),
-        Command::UserCode(UserCodeCommand::ExtendedUserCodeReport { entries, .. }) => {
-            entries.iter().find(|e| e.user_id == slot).map(|e| {
-                (
-                    e.user_id_status,
-                    e.user_code.pin().map(str::to_string),
-                    e.user_code.is_hidden(),
-                )
-            })
+        Err(e) => {
+            finish(
+                engine,
+                code,
+                slot,
+                from_driver_error(e),
+                Write::Set { native: false },
+            )
+            .await
         }
-        _ => None,
     }
 }
 
@@ -445,18 +412,49 @@ async fn set(
     mut code: CodeRow,
     slot: u16,
     node: u16,
+    native: bool,
 ) -> Result<Option<Duration>, StoreError> {
     let now = engine.now();
+    let stale_schedule =
+        engine.with_store(|s| schedule::slot_scheduled(s.conn(), &code.device_id, slot))?;
     // The intent is durable before the frame goes out.
     engine.with_store(|s| {
         code.status = status::SETTING.into();
         code.pending_since.get_or_insert(now);
         code.updated_at = now;
-        Store::put_code(s.conn(), &code)
+        Store::put_code(s.conn(), &code)?;
+        if native {
+            schedule::mark_slot(s.conn(), &code.device_id, slot, true)?;
+        }
+        Ok(())
     })?;
     let driver = engine.inner.driver.clone();
     let node_id = NodeId(node);
-    tracing::debug!(access_code_id = %code.access_code_id, node, slot, "setting code");
+    tracing::debug!(access_code_id = %code.access_code_id, node, slot, native, "setting code");
+    // The schedule first, so the code never works outside its window; or, for a code
+    // without one, away with a schedule an earlier code left in the slot.
+    let user_id = u8::try_from(slot).unwrap_or(0);
+    let prelude = match (native, code.starts_at, code.ends_at) {
+        (true, Some(s), Some(e)) => schedule::program_commands(user_id, &s, &e, &now),
+        _ if stale_schedule && user_id > 0 => schedule::unprogram_commands(user_id),
+        _ => Vec::new(),
+    };
+    for cmd in prelude {
+        let refused = match driver.set(node_id, cmd, Priority::Normal).await {
+            Ok(SetOutcome::Refused(s)) => Some(Outcome::Refused(format!(
+                "the lock refused the schedule (Supervision {})",
+                s.name()
+            ))),
+            Ok(_) => None,
+            Err(e) => Some(from_driver_error(e)),
+        };
+        if let Some(outcome) = refused {
+            return finish(engine, code, slot, outcome, Write::Set { native }).await;
+        }
+    }
+    if stale_schedule && !native {
+        engine.with_store(|s| schedule::mark_slot(s.conn(), &code.device_id, slot, false))?;
+    }
     let outcome = match driver
         .set(node_id, set_command(slot, &code.code), Priority::Normal)
         .await
@@ -494,7 +492,7 @@ async fn set(
         },
         Err(e) => from_driver_error(e),
     };
-    finish(engine, code, slot, outcome, true).await
+    finish(engine, code, slot, outcome, Write::Set { native }).await
 }
 
 async fn clear(
@@ -546,8 +544,11 @@ async fn clear(
         },
         Err(e) => from_driver_error(e),
     };
-    let r = finish(engine, code.clone(), slot, outcome, false).await?;
+    let r = finish(engine, code.clone(), slot, outcome, Write::Clear).await?;
     if r.is_none() {
+        // The code is off; a schedule it had goes too (if this fails, the next code put in
+        // the slot clears it first).
+        unschedule(engine, &code.device_id, slot, node).await?;
         // Removed: forget or wait, as planned (unless the code changed meanwhile).
         let now = engine.now();
         engine.with_store(|s| {
@@ -568,14 +569,53 @@ async fn clear(
     Ok(r)
 }
 
+/// Switch off and erase a schedule zwlock left in an emptied slot.
+async fn unschedule(
+    engine: &Engine,
+    device: &Uuid,
+    slot: u16,
+    node: u16,
+) -> Result<(), StoreError> {
+    let Ok(user_id) = u8::try_from(slot) else {
+        return Ok(());
+    };
+    if !engine.with_store(|s| schedule::slot_scheduled(s.conn(), device, slot))? {
+        return Ok(());
+    }
+    for cmd in schedule::unprogram_commands(user_id) {
+        match engine
+            .inner
+            .driver
+            .set(NodeId(node), cmd, Priority::Normal)
+            .await
+        {
+            Ok(SetOutcome::Confirmed | SetOutcome::Transmitted) => {}
+            Ok(SetOutcome::Refused(_)) | Err(_) => return Ok(()),
+        }
+    }
+    engine.with_store(|s| schedule::mark_slot(s.conn(), device, slot, false))
+}
+
+/// Which write an attempt was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    /// Put the code on the lock; `native` with an on-lock schedule.
+    Set {
+        native: bool,
+    },
+    Clear,
+}
+
 /// Commit the outcome of a set (or a clear) and its events, warnings and errors.
 async fn finish(
     engine: &Engine,
     code: CodeRow,
     slot: u16,
     outcome: Outcome,
-    setting: bool,
+    write: Write,
 ) -> Result<Option<Duration>, StoreError> {
+    let setting = write != Write::Clear;
+    let native = write == Write::Set { native: true };
     let now = engine.now();
     let config = engine.inner.config.clone();
     let id = code.access_code_id;
@@ -616,10 +656,19 @@ async fn finish(
                 c.pending_since = None;
                 if setting {
                     c.programmed_code = Some(code.code.clone());
-                    c.status = if c.programmed_code.as_deref() == Some(c.code.as_str()) { status::SET } else { status::UNSET }.into();
+                    c.is_scheduled_on_device = native;
+                    // Scheduled ahead of its window, the code is on the lock but not yet usable.
+                    let waiting = native && c.starts_at.is_some_and(|s| now < s);
+                    c.status = if c.programmed_code.as_deref() == Some(c.code.as_str()) && !waiting { status::SET } else { status::UNSET }.into();
                     Store::observe_slot(&tx, &device, slot, SlotState::Occupied, Some(&code.code), &now)?;
-                    event(&tx, done_event, json!({ "code": code.code }))?;
+                    if native {
+                        event(&tx, "access_code.scheduled_on_device", json!({ "code": code.code, "starts_at": c.starts_at.as_ref().map(super::model::rfc3339), "ends_at": c.ends_at.as_ref().map(super::model::rfc3339) }))?;
+                    }
+                    if !waiting {
+                        event(&tx, done_event, json!({ "code": code.code }))?;
+                    }
                 } else {
+                    c.is_scheduled_on_device = false;
                     c.programmed_code = None;
                     c.status = status::UNSET.into();
                     Store::observe_slot(&tx, &device, slot, SlotState::Empty, None, &now)?;

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use super::engine::Engine;
 use super::external::{self, SlotReading};
+use super::slot_commands::get_command;
 use crate::cc::user_code::UserCodeEntry;
 use crate::cc::{code::user_code_checksum, Command, UserCodeCommand};
 use crate::driver::{DriverError, NodeInfo, Priority};
@@ -154,16 +155,6 @@ pub(super) fn next(
             (Some(Read::Slots(vec![slot])), None)
         }
     }))
-}
-
-fn get_command(slot: u16) -> Command {
-    match u8::try_from(slot) {
-        Ok(id) => Command::UserCode(UserCodeCommand::Get { user_id: id }),
-        Err(_) => Command::UserCode(UserCodeCommand::ExtendedUserCodeGet {
-            user_id: slot,
-            report_more: false,
-        }),
-    }
 }
 
 fn readings_of(report: &Command) -> Vec<SlotReading> {

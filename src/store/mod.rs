@@ -193,6 +193,12 @@ impl Store {
         Ok(())
     }
 
+    /// Forget a daemon state entry (absent is fine).
+    pub fn delete_state(conn: &Connection, key: &str) -> Result<(), StoreError> {
+        conn.execute("DELETE FROM daemon_state WHERE key = ?1", [key])?;
+        Ok(())
+    }
+
     /// Close cleanly (checkpoint the WAL).
     pub fn close(self) -> Result<(), StoreError> {
         let _ = self.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
