@@ -96,6 +96,22 @@ pub struct CodesConfig {
     pub retry_initial_seconds: u64,
     #[serde(default = "default_retry_max")]
     pub retry_max_seconds: u64,
+    /// Slot reads an hour, per lock, to verify managed codes on locks without a checksum.
+    #[serde(default = "default_poll_reads")]
+    pub poll_reads_per_hour: u32,
+    /// Time between checksum polls on User Code v2 locks that have one.
+    #[serde(default = "default_checksum_interval")]
+    pub checksum_interval_seconds: u64,
+    /// Read every slot once when a lock is first seen (to learn keypad codes).
+    #[serde(default = "yes")]
+    pub full_read_on_first_sight: bool,
+}
+
+fn default_poll_reads() -> u32 {
+    12
+}
+fn default_checksum_interval() -> u64 {
+    900
 }
 
 fn default_delay_warning() -> u64 {
@@ -123,6 +139,9 @@ impl Default for CodesConfig {
             failure_attempts: default_failure_attempts(),
             retry_initial_seconds: default_retry_initial(),
             retry_max_seconds: default_retry_max(),
+            poll_reads_per_hour: default_poll_reads(),
+            checksum_interval_seconds: default_checksum_interval(),
+            full_read_on_first_sight: true,
         }
     }
 }
@@ -137,6 +156,11 @@ impl CodesConfig {
             retry_initial: Duration::from_secs(self.retry_initial_seconds),
             retry_max: Duration::from_secs(self.retry_max_seconds),
             reserved_slots: self.reserved_slots.clone(),
+            watch: crate::codes::watch::WatchConfig {
+                poll_frames_per_hour: self.poll_reads_per_hour,
+                checksum_interval: Duration::from_secs(self.checksum_interval_seconds),
+                full_read_on_first_sight: self.full_read_on_first_sight,
+            },
             ..Default::default()
         }
     }
@@ -305,6 +329,15 @@ impl Config {
         if self.serial.queue_depth == 0 || self.serial.queue_depth > 10_000 {
             return Err(bad("serial.queue_depth", "expected 1-10000".into()));
         }
+        if !(1..=3600).contains(&self.codes.poll_reads_per_hour) {
+            return Err(bad("codes.poll_reads_per_hour", "expected 1-3600".into()));
+        }
+        if !(60..=7 * 86_400).contains(&self.codes.checksum_interval_seconds) {
+            return Err(bad(
+                "codes.checksum_interval_seconds",
+                "expected 60-604800".into(),
+            ));
+        }
         self.socket_mode().map_err(|e| bad("api.socket_mode", e))?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| bad("log.level", format!("not a log level or filter: {e}")))?;
@@ -361,6 +394,10 @@ mod tests {
         assert_eq!(c.serial.port, "/dev/ttyACM0");
         assert_eq!(c.socket_mode().unwrap(), 0o660);
         assert_eq!(c.report_timeout(), Duration::from_secs(5));
+        let w = c.codes.engine_config().watch;
+        assert_eq!(w.poll_frames_per_hour, 12);
+        assert_eq!(w.checksum_interval, Duration::from_secs(900));
+        assert!(w.full_read_on_first_sight);
     }
 
     #[test]
@@ -387,6 +424,14 @@ mod tests {
             ("[api]\nsocket_mode = \"0999\"", "api.socket_mode"),
             ("[api]\nsocket_mode = \"0040\"", "api.socket_mode"),
             ("[log]\nlevel = \"loud[\"", "log.level"),
+            (
+                "[codes]\npoll_reads_per_hour = 0",
+                "codes.poll_reads_per_hour",
+            ),
+            (
+                "[codes]\nchecksum_interval_seconds = 5",
+                "codes.checksum_interval_seconds",
+            ),
         ] {
             let e = Config::parse(text, "c").unwrap_err();
             assert!(

@@ -466,6 +466,27 @@ fn unmanaged_codes_devices_door_and_attempts() {
         d.get(&format!("/devices/get?device_id={dev}")).body["device"]["properties"]["locked"],
         false
     );
+    // Sync: every slot read again; the attempt succeeds when the read is done.
+    let r = d.post("/locks/sync_access_codes", json!({ "device_id": dev }));
+    assert_eq!(r.body["action_attempt"]["action_type"], "SYNC_ACCESS_CODES");
+    assert_eq!(r.body["action_attempt"]["status"], "pending");
+    let attempt = r.body["action_attempt"]["action_attempt_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    d.until("synced", Duration::from_secs(30), |d| {
+        d.get(&format!("/action_attempts/get?action_attempt_id={attempt}"))
+            .body["action_attempt"]["status"]
+            == "success"
+    });
+    assert_error(
+        &d.post(
+            "/locks/sync_access_codes",
+            json!({ "device_id": "8f8e3f0e-0000-4000-8000-000000000000" }),
+        ),
+        404,
+        "device_not_found",
+    );
     assert_error(
         &d.get("/action_attempts/get?action_attempt_id=8f8e3f0e-0000-4000-8000-000000000000"),
         404,

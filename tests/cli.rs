@@ -125,6 +125,9 @@ fn codes_devices_door_and_events_from_the_command_line() {
     let (code, out, _) = zw(&s, &["unmanaged", "list", "--device", &dev]);
     assert_eq!(code, 0);
     assert!(out.contains("****") && !out.contains("2580"), "{out}");
+    let (code, out, err) = zw(&s, &["unmanaged", "sync", "--device", &dev]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("reading every slot"), "{out}");
     // The door.
     let (code, out, err) = zw(&s, &["unlock", &dev]);
     assert_eq!(code, 0, "{err}");

@@ -599,3 +599,34 @@ async fn a_native_schedule_lets_the_lock_keep_the_window_while_the_hub_is_down()
     let snap = w.net.snapshot(9).await.unwrap().unwrap();
     assert!(snap.year_day_schedules.is_empty(), "the schedule is erased");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_sync_reads_every_slot_again_and_its_attempt_succeeds() {
+    let w = world().await;
+    let dev = w.device(6);
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    // Written silently, in a slot zwlock has no reason to read.
+    w.keypad(
+        6,
+        KeypadAction::ExternalWrite {
+            slot: 9,
+            pin: Some("8642".into()),
+        },
+    )
+    .await;
+    assert!(w.engine.unmanaged(&dev).unwrap().is_empty());
+    let attempt = w.engine.sync_access_codes(&dev).unwrap();
+    assert_eq!(attempt["status"], "pending");
+    let id: Uuid = attempt["action_attempt_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    w.until("synced", Duration::from_secs(120), |w| {
+        w.engine.action_attempt(&id).unwrap()["status"] == "success"
+    })
+    .await;
+    let un = w.engine.unmanaged(&dev).unwrap();
+    assert_eq!(un.len(), 1);
+    assert_eq!((un[0].slot, un[0].code.as_deref()), (9, Some("8642")));
+}

@@ -131,6 +131,7 @@ spec = {
     "devices_get": (obj({"device_id": uuid, "name": {"type": "string"}}), {"device": ref("device")}, "A lock, by id or name."),
     "lock_door": (obj({"device_id": uuid}, ["device_id"]), {"action_attempt": ref("action_attempt")}, "Lock the door (LOCK_DOOR)."),
     "unlock_door": (obj({"device_id": uuid}, ["device_id"]), {"action_attempt": ref("action_attempt")}, "Unlock the door (UNLOCK_DOOR)."),
+    "sync_access_codes": (obj({"device_id": uuid}, ["device_id"]), {"action_attempt": ref("action_attempt")}, "Read every slot of the lock again (SYNC_ACCESS_CODES): learns unmanaged codes and puts back changed managed ones. The attempt succeeds when the read is done."),
     "events_list": (obj({"since": ts, "between": {"type": "array", "items": ts, "minItems": 2, "maxItems": 2},
                          "device_id": uuid, "device_ids": {"type": "array", "items": uuid}, "access_code_id": uuid,
                          "access_code_ids": {"type": "array", "items": uuid}, "event_type": {"type": "string"},

@@ -119,6 +119,11 @@ pub const ROUTES: &[(&str, &[&str], Handler)] = &[
     ("/locks/get", &["GET", "POST"], routes::devices_get),
     ("/locks/lock_door", &["POST"], routes::lock_door),
     ("/locks/unlock_door", &["POST"], routes::unlock_door),
+    (
+        "/locks/sync_access_codes",
+        &["POST"],
+        routes::sync_access_codes,
+    ),
     ("/events/list", &["GET", "POST"], routes::events_list),
     (
         "/action_attempts/get",

@@ -287,6 +287,11 @@ pub fn lock_door(e: &Engine, r: &Request) -> Answer {
     Ok(json!({ "action_attempt": e.set_door(&p.device_id, true)? }))
 }
 
+pub fn sync_access_codes(e: &Engine, r: &Request) -> Answer {
+    let p: DeviceId = r.params()?;
+    Ok(json!({ "action_attempt": e.sync_access_codes(&p.device_id)? }))
+}
+
 pub fn unlock_door(e: &Engine, r: &Request) -> Answer {
     let p: DeviceId = r.params()?;
     Ok(json!({ "action_attempt": e.set_door(&p.device_id, false)? }))

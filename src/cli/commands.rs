@@ -101,6 +101,11 @@ pub enum UnmanagedCommand {
     Delete {
         access_code_id: String,
     },
+    /// Read every slot of a lock again (finds codes added at the keypad).
+    Sync {
+        #[arg(long)]
+        device: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -472,6 +477,18 @@ pub fn unmanaged(opts: ClientOpts, cmd: UnmanagedCommand) -> Result<(), CliError
                 None,
             )?;
             println!("removing {access_code_id} from the lock");
+        }
+        UnmanagedCommand::Sync { device } => {
+            let r = call(
+                &client,
+                "POST",
+                "/locks/sync_access_codes",
+                Some(json!({ "device_id": device })),
+            )?;
+            println!(
+                "reading every slot of the lock (action attempt {}); `zwlock unmanaged list --device {device}` shows what it finds",
+                r["action_attempt"]["action_attempt_id"].as_str().unwrap_or("")
+            );
         }
     }
     Ok(())

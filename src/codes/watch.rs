@@ -18,7 +18,7 @@ use chrono::Utc;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::engine::Engine;
+use super::engine::{Engine, EngineError};
 use super::external::{self, SlotReading};
 use super::slot_commands::get_command;
 use crate::cc::user_code::UserCodeEntry;
@@ -59,6 +59,8 @@ pub(super) struct WatchState {
     round_robin: usize,
     /// The checksum the lock reported last, after zwlock's own changes settled.
     baseline: Option<u16>,
+    /// SYNC_ACCESS_CODES action attempts that finish with the full read.
+    sync_attempts: Vec<Uuid>,
 }
 
 /// A read to do now.
@@ -89,6 +91,18 @@ impl Engine {
     pub fn request_full_read(&self, device: &Uuid) {
         self.with_watch(device, |w| w.full_read_next = Some(1));
         self.wake(*device);
+    }
+
+    /// Read every slot of a lock again (the API's sync): a pending SYNC_ACCESS_CODES action
+    /// attempt that succeeds when the read is done.
+    pub fn sync_access_codes(&self, device: &Uuid) -> Result<serde_json::Value, EngineError> {
+        self.device_row(device)?;
+        let now = self.now();
+        let attempt = self
+            .with_store(|s| Self::attempt(s.conn(), "SYNC_ACCESS_CODES", "pending", None, &now))?;
+        self.with_watch(device, |w| w.sync_attempts.push(attempt.action_attempt_id));
+        self.request_full_read(device);
+        Ok(super::model::attempt_json(&attempt))
     }
 
     /// zwlock changed the lock itself: the next checksum is the new baseline.
@@ -246,8 +260,20 @@ pub(super) async fn run(
                     let done = next == 0 || next > count || next <= start;
                     engine.with_watch(&id, |w| w.full_read_next = (!done).then_some(next));
                     if done {
+                        let attempts =
+                            engine.with_watch(&id, |w| std::mem::take(&mut w.sync_attempts));
+                        let now = engine.now();
                         engine.with_store(|s| {
-                            Store::set_state(s.conn(), &key(&id), &Utc::now().to_rfc3339())
+                            Store::set_state(s.conn(), &key(&id), &now.to_rfc3339())?;
+                            for a in &attempts {
+                                if let Some(mut row) = Store::attempt(s.conn(), a)? {
+                                    row.status = "success".into();
+                                    row.result = Some(serde_json::json!({}));
+                                    row.updated_at = now;
+                                    Store::put_attempt(s.conn(), &row)?;
+                                }
+                            }
+                            Ok(())
                         })?;
                         tracing::info!(
                             node = device.node_id,

@@ -1,5 +1,6 @@
 //! An engine, a driver and a simulated network on a paused clock with a controlled wall clock:
 //! the world the engine tests (`tests/engine.rs`, `tests/watch.rs`) run in.
+#![allow(dead_code)] // each test crate uses part of it
 
 use std::sync::Arc;
 use std::time::Duration;
