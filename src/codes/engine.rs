@@ -333,18 +333,43 @@ impl Engine {
         conn: &rusqlite::Connection,
         row: &CodeRow,
     ) -> Result<AccessCode, StoreError> {
-        let issues = Store::issues(conn, &row.access_code_id)?;
-        let cond = match Store::device(conn, &row.device_id)? {
-            Some(d) => self.condition(&d),
-            None => DeviceCondition::default(),
-        };
-        let backup = match Store::device(conn, &row.device_id)? {
-            Some(d) if d.backup_pool_size > 0 && !row.is_backup => {
-                super::backup::available(conn, &row.device_id)?
-            }
-            _ => false,
-        };
-        Ok(AccessCode::from_rows(row, &issues, cond, backup))
+        let mut v = self.render_all(conn, std::slice::from_ref(row))?;
+        Ok(v.pop().expect("one row in, one code out"))
+    }
+
+    /// The API objects of code rows; what they share per lock is looked up once.
+    pub fn render_all(
+        &self,
+        conn: &rusqlite::Connection,
+        rows: &[CodeRow],
+    ) -> Result<Vec<AccessCode>, StoreError> {
+        let mut per_device: std::collections::HashMap<Uuid, (DeviceCondition, bool)> =
+            std::collections::HashMap::new();
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let (cond, backup) = match per_device.entry(row.device_id) {
+                std::collections::hash_map::Entry::Occupied(e) => *e.get(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let facts = match Store::device(conn, &row.device_id)? {
+                        Some(d) => {
+                            let backup = d.backup_pool_size > 0
+                                && super::backup::available(conn, &row.device_id)?;
+                            (self.condition(&d), backup)
+                        }
+                        None => (DeviceCondition::default(), false),
+                    };
+                    *e.insert(facts)
+                }
+            };
+            let issues = Store::issues(conn, &row.access_code_id)?;
+            out.push(AccessCode::from_rows(
+                row,
+                &issues,
+                cond,
+                backup && !row.is_backup,
+            ));
+        }
+        Ok(out)
     }
 
     /// Record an event in its own transaction and publish it.

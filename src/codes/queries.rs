@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::engine::{Engine, EngineError};
 use super::model::{self, rfc3339, AccessCode, UnmanagedAccessCode};
 use crate::driver::NodeInfo;
-use crate::store::{CodeFilter, DeviceRow, EventFilter, EventRow, Store, StoreError};
+use crate::store::{CodeFilter, DeviceRow, EventFilter, EventRow, Store};
 
 /// A page of results and the cursor of the next one.
 #[derive(Debug, Clone)]
@@ -98,13 +98,12 @@ impl Engine {
             let mut rows = Store::list_codes(c, &filter)?;
             let more = rows.len() > limit;
             rows.truncate(limit);
-            let items = rows
-                .iter()
-                .map(|r| {
-                    self.render(c, r)
-                        .map(|a| (a, r.created_at, r.access_code_id))
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
+            let items = self
+                .render_all(c, &rows)?
+                .into_iter()
+                .zip(&rows)
+                .map(|(a, r)| (a, r.created_at, r.access_code_id))
+                .collect::<Vec<_>>();
             Ok((items, more))
         })?;
         let next_cursor = if more {

@@ -735,3 +735,17 @@ fn retry_delay(config: &super::engine::EngineConfig, attempts: u32) -> Duration 
     let exp = attempts.saturating_sub(1).min(16);
     (config.retry_initial * 2u32.pow(exp)).min(config.retry_max)
 }
+
+impl Engine {
+    /// One planning pass over a lock's codes, without acting on it: what its reconciler would
+    /// do next ("set", "clear", "probe", "idle" or "gone"). For diagnostics and benchmarks.
+    pub fn plan_once(&self, device_id: &Uuid) -> Result<&'static str, StoreError> {
+        Ok(match plan(self, device_id)? {
+            Step::Set { .. } => "set",
+            Step::Clear { .. } => "clear",
+            Step::Probe { .. } => "probe",
+            Step::Idle(_) => "idle",
+            Step::Gone => "gone",
+        })
+    }
+}
