@@ -1,4 +1,5 @@
-//! `zwlock daemon`: the store, the driver, the engine and the API, and one loop over signals.
+//! `zwlock daemon`: the store, the driver, the engine and the API, and one loop over signals,
+//! the watchdog and status reports to systemd.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,6 +11,8 @@ use crate::api::{Api, ListenConfig};
 use crate::codes::{Engine, SystemClock};
 use crate::config::Config;
 use crate::driver::{Driver, DriverConfig};
+use crate::logging::LogLevel;
+use crate::service::Notifier;
 use crate::sim::Simulator;
 use crate::store::Store;
 
@@ -70,8 +73,9 @@ fn read_token(path: &PathBuf) -> Result<String, DaemonError> {
     Ok(token)
 }
 
-/// Run until SIGTERM or SIGINT.
-pub async fn run(config: Config) -> Result<(), DaemonError> {
+/// Run until SIGTERM or SIGINT. `config_path` is read again on SIGHUP.
+pub async fn run(config: Config, config_path: PathBuf, log: LogLevel) -> Result<(), DaemonError> {
+    let notifier = Notifier::from_env();
     let simulator = Simulator::new(config.sim_config());
     let driver_config = driver_config(&config, &simulator)?;
     let port = driver_config.port.clone();
@@ -79,6 +83,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
 
+    notifier.status("opening the store");
     let store = Store::open(&config.store.path)?;
     let tcp = match (&config.api.tcp_listen, &config.api.token_file) {
         (Some(addr), Some(token)) => Some((
@@ -92,6 +97,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         )),
         _ => None,
     };
+    notifier.status("opening the API socket");
     let api = Api::bind(&ListenConfig {
         socket: config.api.socket.clone(),
         socket_mode: config.socket_mode().unwrap_or(0o660),
@@ -117,6 +123,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     }
 
     tracing::info!(%port, store = %config.store.path.display(), socket = %config.api.socket.display(), "zwlock starting");
+    notifier.status("starting the driver");
     let (driver, driver_events) = Driver::spawn(driver_config);
     let engine = Engine::start(
         store,
@@ -130,14 +137,38 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         let _ = stop_rx.await;
     }));
     tracing::info!("zwlock ready");
+    notifier.ready(&format!("ready; API on {}", config.api.socket.display()));
 
+    // The watchdog is fed only while engine and driver answer: a hung daemon gets restarted,
+    // a missing stick (which a restart would not bring back) does not.
+    let watchdog = notifier.watchdog_interval();
+    let mut feed = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    let mut report = tokio::time::interval(Duration::from_secs(10));
+    let mut last_status = String::new();
+    let mut running = config;
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
-            _ = hup.recv() => tracing::info!("SIGHUP: nothing to reload yet; restart to apply a new configuration"),
+            _ = hup.recv() => reload(&config_path, &mut running, &engine, &log, &notifier),
+            _ = feed.tick(), if watchdog.is_some() => {
+                let within = watchdog.unwrap_or_default() / 2;
+                if engine.responsive(within).await {
+                    notifier.watchdog();
+                } else {
+                    tracing::error!("the engine or the driver is not answering: the watchdog is left to expire");
+                }
+            }
+            _ = report.tick() => {
+                let status = status_line(&engine);
+                if status != last_status {
+                    notifier.status(&status);
+                    last_status = status;
+                }
+            }
         }
     }
+    notifier.stopping();
     // Stop taking requests, then let in-flight ones finish (bounded).
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(3), api_task).await;
@@ -145,8 +176,95 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         task.abort();
         let _ = std::fs::remove_file(path);
     }
-    let _ = std::fs::remove_file(&config.api.socket);
+    let _ = std::fs::remove_file(&running.api.socket);
     engine.shutdown();
     tracing::info!("zwlock stopped");
     Ok(())
+}
+
+/// One line for `systemctl status`.
+fn status_line(engine: &Engine) -> String {
+    let stick = if engine.hub_connected() {
+        "stick connected"
+    } else {
+        "waiting for the stick"
+    };
+    let locks = engine.devices().map(|d| d.len()).unwrap_or(0);
+    let pending: u64 = engine
+        .codes_by_status()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(s, _)| s != "set" && s != "unset")
+        .map(|(_, n)| n)
+        .sum();
+    format!("ready; {stick}; {locks} locks; {pending} codes being written")
+}
+
+/// SIGHUP: read the file again and apply what can change while running (log level, watch
+/// budgets); say what needs a restart. A file with errors changes nothing.
+fn reload(
+    path: &std::path::Path,
+    running: &mut Config,
+    engine: &Engine,
+    log: &LogLevel,
+    notifier: &Notifier,
+) {
+    notifier.reloading();
+    let new = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: the configuration has errors; nothing changed");
+            notifier.reloaded("ready; the last reload failed (configuration errors)");
+            return;
+        }
+    };
+    let mut applied: Vec<&str> = Vec::new();
+    if new.log.level != running.log.level {
+        match log.set(&new.log.level) {
+            Ok(_) => {
+                running.log = new.log.clone();
+                applied.push("log.level");
+            }
+            Err(e) => tracing::error!(error = %e, "SIGHUP: cannot apply log.level"),
+        }
+    }
+    let watch_keys = |c: &crate::config::CodesConfig| {
+        (
+            c.poll_reads_per_hour,
+            c.checksum_interval_seconds,
+            c.full_read_on_first_sight,
+        )
+    };
+    if watch_keys(&new.codes) != watch_keys(&running.codes) {
+        engine.set_watch_config(new.codes.engine_config().watch);
+        running.codes.poll_reads_per_hour = new.codes.poll_reads_per_hour;
+        running.codes.checksum_interval_seconds = new.codes.checksum_interval_seconds;
+        running.codes.full_read_on_first_sight = new.codes.full_read_on_first_sight;
+        applied.push("codes watch budgets");
+    }
+    let mut restart: Vec<&str> = Vec::new();
+    if new.serial != running.serial {
+        restart.push("[serial]");
+    }
+    if new.store != running.store {
+        restart.push("[store]");
+    }
+    if new.api != running.api {
+        restart.push("[api]");
+    }
+    if new.codes != running.codes {
+        restart.push("[codes] retry, warning and slot settings");
+    }
+    if new.sim != running.sim {
+        restart.push("[sim]");
+    }
+    if applied.is_empty() {
+        tracing::info!("SIGHUP: configuration read; nothing to apply");
+    } else {
+        tracing::info!(applied = %applied.join(", "), "SIGHUP: configuration reloaded");
+    }
+    if !restart.is_empty() {
+        tracing::warn!(changed = %restart.join(", "), "SIGHUP: these changed and apply only after a restart");
+    }
+    notifier.reloaded("ready; configuration reloaded");
 }

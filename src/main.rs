@@ -161,23 +161,6 @@ fn parse_node_id_bits(s: &str) -> Result<u8, String> {
     }
 }
 
-fn init_logging(level: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("ZWLOCK_LOG")
-        .unwrap_or_else(|_| EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info")));
-    // Under systemd the journal adds its own timestamps.
-    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr);
-    if journald {
-        builder.without_time().with_ansi(false).init();
-    } else {
-        builder.init();
-    }
-}
-
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -207,15 +190,17 @@ fn main() -> ExitCode {
         Command::Unlock { opts, device_id } => {
             client_result(commands::door(opts, &device_id, false))
         }
-        Command::Daemon { config } => {
-            let config = match Config::load(&config) {
+        Command::Daemon {
+            config: config_path,
+        } => {
+            let config = match Config::load(&config_path) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("zwlock: {e}");
                     return ExitCode::from(2);
                 }
             };
-            init_logging(&config.log.level);
+            let log = zwlock::logging::init(&config.log.level);
             let rt = match runtime() {
                 Ok(rt) => rt,
                 Err(e) => {
@@ -223,7 +208,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(daemon::run(config)) {
+            match rt.block_on(daemon::run(config, config_path, log)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, "daemon failed");
@@ -299,7 +284,7 @@ async fn sim_command(action: SimAction) -> anyhow::Result<ExitCode> {
             listen,
             control: control_path,
         } => {
-            init_logging("info");
+            let _ = zwlock::logging::init("info");
             let text = std::fs::read_to_string(&config)
                 .with_context(|| format!("reading {}", config.display()))?;
             // Either a simulator file ([[network]]) or a daemon config ([[sim.network]]).

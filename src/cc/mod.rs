@@ -14,6 +14,7 @@ pub mod door_lock;
 pub mod error;
 pub mod manufacturer_specific;
 pub mod notification;
+pub mod redact;
 pub mod schedule_entry_lock;
 pub mod security0;
 pub mod security2;

@@ -210,7 +210,7 @@ fn decode_payload(bytes: &[u8], opts: &DecodeOptions) -> DecodedFrame {
     let shown = if opts.describe.show_codes {
         bytes.to_vec()
     } else {
-        super::describe::redact_bytes(bytes)
+        crate::cc::redact::redact_bytes(bytes)
     };
     f.payload = Some(hex::encode(&shown));
     f

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::cc::notification::NotificationCommand;
+use crate::cc::redact::redact_bytes;
 use crate::cc::user_code::{UserCodeCommand, UserCodeEntry};
 use crate::cc::{CodeBytes, CodeView, Command, SupervisionCommand};
 use crate::serial::DataFrame;
@@ -148,104 +149,6 @@ fn add_code_fields(u: &UserCodeCommand, fields: &mut Value, show: bool) {
             obj.insert("admin_code".into(), code_text(admin_code, show));
         }
         _ => {}
-    }
-}
-
-/// Replace every code inside a node command with `*` bytes of the same length. Returns the
-/// input unchanged when it carries no code.
-pub fn redact_bytes(bytes: &[u8]) -> Vec<u8> {
-    match Command::parse(bytes) {
-        Ok(cmd) => match redact(&cmd) {
-            Some(r) => r.encode(),
-            None => bytes.to_vec(),
-        },
-        Err(_) => bytes.to_vec(),
-    }
-}
-
-fn stars(c: &CodeBytes) -> CodeBytes {
-    CodeBytes::new(vec![b'*'; c.len()])
-}
-
-/// A copy of `cmd` with its codes starred out, or `None` if it has none.
-fn redact(cmd: &Command) -> Option<Command> {
-    use UserCodeCommand as U;
-    match cmd {
-        Command::UserCode(u) => {
-            let r = match u {
-                U::Set {
-                    user_id,
-                    user_id_status,
-                    user_code,
-                } => U::Set {
-                    user_id: *user_id,
-                    user_id_status: *user_id_status,
-                    user_code: stars(user_code),
-                },
-                U::Report {
-                    user_id,
-                    user_id_status,
-                    user_code,
-                } => U::Report {
-                    user_id: *user_id,
-                    user_id_status: *user_id_status,
-                    user_code: stars(user_code),
-                },
-                U::ExtendedUserCodeSet { entries } => U::ExtendedUserCodeSet {
-                    entries: entries.iter().map(star_entry).collect(),
-                },
-                U::ExtendedUserCodeReport {
-                    entries,
-                    next_user_id,
-                } => U::ExtendedUserCodeReport {
-                    entries: entries.iter().map(star_entry).collect(),
-                    next_user_id: *next_user_id,
-                },
-                U::AdminCodeSet { admin_code } => U::AdminCodeSet {
-                    admin_code: stars(admin_code),
-                },
-                U::AdminCodeReport { admin_code } => U::AdminCodeReport {
-                    admin_code: stars(admin_code),
-                },
-                _ => return None,
-            };
-            Some(Command::UserCode(r))
-        }
-        Command::Notification(NotificationCommand::Report(r)) => {
-            let d = r.details.as_ref()?;
-            let params = redact_bytes(&d.params);
-            if params == d.params {
-                return None;
-            }
-            let mut r = r.clone();
-            if let Some(d) = r.details.as_mut() {
-                d.params = params;
-            }
-            Some(Command::Notification(NotificationCommand::Report(r)))
-        }
-        Command::Supervision(SupervisionCommand::Get {
-            status_updates,
-            session_id,
-            encapsulated,
-        }) => {
-            let inner = redact_bytes(&encapsulated.0);
-            (inner != encapsulated.0).then(|| {
-                Command::Supervision(SupervisionCommand::Get {
-                    status_updates: *status_updates,
-                    session_id: *session_id,
-                    encapsulated: crate::cc::RawCommand(inner),
-                })
-            })
-        }
-        _ => None,
-    }
-}
-
-fn star_entry(e: &UserCodeEntry) -> UserCodeEntry {
-    UserCodeEntry {
-        user_id: e.user_id,
-        user_id_status: e.user_id_status,
-        user_code: stars(&e.user_code),
     }
 }
 

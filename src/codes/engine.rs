@@ -143,6 +143,8 @@ pub(super) struct Inner {
     pub(super) reconcile_failures: std::sync::atomic::AtomicU64,
     pub(super) stopping: AtomicBool,
     pub(super) watch: Mutex<super::watch::WatchMap>,
+    /// The watch budgets in force (SIGHUP may change them).
+    pub(super) watch_config: Mutex<super::watch::WatchConfig>,
 }
 
 /// Handle to the engine (cloneable).
@@ -174,6 +176,7 @@ impl Engine {
                 store: Mutex::new(store),
                 driver,
                 clock,
+                watch_config: Mutex::new(config.watch.clone()),
                 config,
                 reconcilers: Mutex::new(HashMap::new()),
                 events,
@@ -221,6 +224,51 @@ impl Engine {
     ) -> Result<T, StoreError> {
         let guard = self.inner.reader.lock().unwrap_or_else(|e| e.into_inner());
         f(guard.conn())
+    }
+
+    /// The watch budgets in force.
+    pub fn watch_config(&self) -> super::watch::WatchConfig {
+        self.inner
+            .watch_config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Change the watch budgets (a configuration reload); polls already scheduled keep their
+    /// time, the next ones follow the new budget.
+    pub fn set_watch_config(&self, config: super::watch::WatchConfig) {
+        *self
+            .inner
+            .watch_config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = config;
+    }
+
+    /// Whether the engine and the driver (and the link it owns) still answer: the store is not
+    /// wedged and the driver actor replies within `within`. The stick itself may be absent.
+    pub async fn responsive(&self, within: std::time::Duration) -> bool {
+        let store_free = {
+            let deadline = tokio::time::Instant::now() + within;
+            loop {
+                let busy = matches!(
+                    self.inner.store.try_lock(),
+                    Err(std::sync::TryLockError::WouldBlock)
+                );
+                if !busy {
+                    break true;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    break false;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        };
+        store_free
+            && matches!(
+                tokio::time::timeout(within, self.inner.driver.stats()).await,
+                Ok(Ok(_))
+            )
     }
 
     /// New events, as they are committed.

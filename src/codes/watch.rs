@@ -123,7 +123,7 @@ pub(super) fn next(
     engine: &Engine,
     device: &DeviceRow,
 ) -> Result<(Option<Read>, Option<Instant>), StoreError> {
-    let config = engine.inner.config.watch.clone();
+    let config = engine.watch_config();
     let first_sight = config.full_read_on_first_sight
         && engine
             .with_store(|s| Store::state(s.conn(), &key(&device.device_id)))?

@@ -5,6 +5,7 @@
 //! stream of [`DriverEvent`]s. Knows nothing of SQLite or HTTP.
 
 mod actor;
+pub mod dump;
 pub mod interview;
 pub mod node;
 pub mod startup;
@@ -63,7 +64,10 @@ impl DriverConfig {
         DriverConfig {
             port,
             simulator: None,
-            link: LinkConfig::default(),
+            link: LinkConfig {
+                dump: Some(dump::redacted_hex),
+                ..LinkConfig::default()
+            },
             session: SessionConfig::default(),
             startup: StartupConfig::default(),
             report_timeout: Duration::from_secs(5),

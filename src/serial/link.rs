@@ -41,7 +41,13 @@ pub struct LinkConfig {
     pub inbound_capacity: usize,
     /// Frames waiting to be sent.
     pub outbound_capacity: usize,
+    /// At trace level, frames are dumped through this (the layer above knows where secrets
+    /// sit in a frame and hides them); without it only function and length are logged.
+    pub dump: Option<FrameDump>,
 }
+
+/// Render a frame for a trace log; `outgoing` when the host wrote it.
+pub type FrameDump = fn(frame: &DataFrame, outgoing: bool) -> String;
 
 impl Default for LinkConfig {
     fn default() -> Self {
@@ -53,6 +59,7 @@ impl Default for LinkConfig {
             receive_timeout: Duration::from_millis(1500),
             inbound_capacity: 256,
             outbound_capacity: 32,
+            dump: None,
         }
     }
 }
@@ -433,11 +440,15 @@ impl LinkActor {
             Received::Frame(Frame::Data(frame)) => {
                 self.write_byte(ACK).await?;
                 bump(&self.stats.frames_received);
-                tracing::trace!(
-                    function = frame.function,
-                    len = frame.payload.len(),
-                    "frame received"
-                );
+                if tracing::enabled!(tracing::Level::TRACE) {
+                    let bytes = self.config.dump.map(|d| d(&frame, false));
+                    tracing::trace!(
+                        function = frame.function,
+                        len = frame.payload.len(),
+                        bytes = bytes.as_deref().unwrap_or("-"),
+                        "frame received"
+                    );
+                }
                 if self.events.try_send(LinkEvent::Frame(frame)).is_err() {
                     bump(&self.stats.inbound_dropped);
                     tracing::warn!("inbound frame queue full: frame dropped after ACK");
@@ -579,12 +590,16 @@ impl LinkActor {
             return Ok(());
         }
         f.sends += 1;
-        tracing::trace!(
-            function = f.frame.function,
-            len = f.frame.payload.len(),
-            send = f.sends,
-            "frame sent"
-        );
+        if tracing::enabled!(tracing::Level::TRACE) {
+            let bytes = self.config.dump.map(|d| d(&f.frame, true));
+            tracing::trace!(
+                function = f.frame.function,
+                len = f.frame.payload.len(),
+                send = f.sends,
+                bytes = bytes.as_deref().unwrap_or("-"),
+                "frame sent"
+            );
+        }
         let write = async {
             self.stream.write_all(&self.write_buf).await?;
             self.stream.flush().await
