@@ -24,33 +24,13 @@ const LOCKS: u16 = 232;
 const SLOTS: u16 = 250;
 
 fn code_row(device: Uuid, slot: u16, n: u32) -> CodeRow {
-    let now = Utc::now();
+    let pin = format!("{:06}", 100_000 + n);
     CodeRow {
-        access_code_id: Uuid::new_v4(),
-        device_id: device,
-        code: format!("{:06}", 100_000 + n),
         name: Some(format!("guest {n}")),
-        common_code_key: None,
-        starts_at: None,
-        ends_at: None,
         status: "set".into(),
-        desired: "active".into(),
         slot: Some(slot),
-        programmed_code: Some(format!("{:06}", 100_000 + n)),
-        allow_external_modification: false,
-        is_one_time_use: false,
-        is_backup: false,
-        pulled_backup_access_code_id: None,
-        prefer_native_scheduling: true,
-        is_scheduled_on_device: false,
-        attempts: 0,
-        next_attempt_at: None,
-        pending_since: None,
-        blocked: false,
-        used_at: None,
-        created_at: now,
-        updated_at: now,
-        deleted_at: None,
+        programmed_code: Some(pin.clone()),
+        ..CodeRow::new(device, pin, Utc::now())
     }
 }
 

@@ -77,31 +77,10 @@ pub(super) fn refill(
         };
         taken.insert(pin.clone());
         let row = CodeRow {
-            access_code_id: Uuid::new_v4(),
-            device_id: device.device_id,
-            code: pin,
             name: Some("backup code".into()),
-            common_code_key: None,
-            starts_at: None,
-            ends_at: None,
-            status: status::UNSET.into(),
-            desired: "active".into(),
-            slot: None,
-            programmed_code: None,
-            allow_external_modification: false,
-            is_one_time_use: false,
             is_backup: true,
-            pulled_backup_access_code_id: None,
             prefer_native_scheduling: false,
-            is_scheduled_on_device: false,
-            attempts: 0,
-            next_attempt_at: None,
-            pending_since: None,
-            blocked: false,
-            used_at: None,
-            created_at: *now,
-            updated_at: *now,
-            deleted_at: None,
+            ..CodeRow::new(device.device_id, pin, *now)
         };
         Store::put_code(conn, &row)?;
         added += 1;

@@ -157,31 +157,14 @@ impl Engine {
                 }
             };
             let row = CodeRow {
-                access_code_id: Uuid::new_v4(),
-                device_id: device.device_id,
-                code: pin,
                 name: req.name.clone(),
                 common_code_key: req.common_code_key.clone(),
                 starts_at: req.starts_at,
                 ends_at: req.ends_at,
-                status: status::UNSET.into(),
-                desired: "active".into(),
-                slot: None,
-                programmed_code: None,
                 allow_external_modification: allow_ext,
                 is_one_time_use: is_one_time,
-                is_backup: false,
-                pulled_backup_access_code_id: None,
                 prefer_native_scheduling: req.prefer_native_scheduling.unwrap_or(true),
-                is_scheduled_on_device: false,
-                attempts: 0,
-                next_attempt_at: None,
-                pending_since: None,
-                blocked: false,
-                used_at: None,
-                created_at: now,
-                updated_at: now,
-                deleted_at: None,
+                ..CodeRow::new(device.device_id, pin, now)
             };
             Store::put_code(&tx, &row)?;
             if req.use_backup_access_code_pool == Some(true) {

@@ -46,6 +46,40 @@ pub struct CodeRow {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
+impl CodeRow {
+    /// A new managed code for `device` with PIN `code`: ongoing, wanted on the lock, not there
+    /// yet, no slot. Callers set what differs with struct update syntax.
+    pub fn new(device_id: Uuid, code: String, now: DateTime<Utc>) -> CodeRow {
+        CodeRow {
+            access_code_id: Uuid::new_v4(),
+            device_id,
+            code,
+            name: None,
+            common_code_key: None,
+            starts_at: None,
+            ends_at: None,
+            status: "unset".into(),
+            desired: "active".into(),
+            slot: None,
+            programmed_code: None,
+            allow_external_modification: false,
+            is_one_time_use: false,
+            is_backup: false,
+            pulled_backup_access_code_id: None,
+            prefer_native_scheduling: true,
+            is_scheduled_on_device: false,
+            attempts: 0,
+            next_attempt_at: None,
+            pending_since: None,
+            blocked: false,
+            used_at: None,
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for CodeRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CodeRow")
