@@ -13,6 +13,7 @@ pub mod driver;
 pub mod logging;
 pub mod metrics;
 pub mod replay;
+pub mod security;
 pub mod serial;
 pub mod serialapi;
 pub mod service;

@@ -1,0 +1,5 @@
+//! Security 2 (CC 0x9F): key derivation, the SPAN nonce generator, and Message Encapsulation.
+
+pub mod ckdf;
+pub mod drbg;
+pub mod encap;
