@@ -168,7 +168,7 @@ pub async fn run(config: Config, config_path: PathBuf, log: LogLevel) -> Result<
             }
         }
     }
-    notifier.stopping();
+    notifier.stopping(Duration::from_millis(500));
     // Stop taking requests, then let in-flight ones finish (bounded).
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(3), api_task).await;

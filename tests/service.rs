@@ -61,6 +61,10 @@ struct Service {
 impl Service {
     /// Start `zwlock daemon` as systemd would: NOTIFY_SOCKET and a 1 s watchdog.
     fn start(log_env: Option<&str>) -> Service {
+        Service::start_with_watchdog(log_env, 1_000_000)
+    }
+
+    fn start_with_watchdog(log_env: Option<&str>, watchdog_usec: u64) -> Service {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("zwlock.toml");
         std::fs::write(&config, config_text(dir.path(), "info", 12, 5000)).unwrap();
@@ -77,7 +81,7 @@ impl Service {
             .arg(BIN)
             .arg(&config)
             .env("NOTIFY_SOCKET", &notify_path)
-            .env("WATCHDOG_USEC", "1000000")
+            .env("WATCHDOG_USEC", watchdog_usec.to_string())
             .env_remove("ZWLOCK_LOG")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
@@ -243,6 +247,28 @@ fn it_says_ready_reports_status_feeds_the_watchdog_and_stops_cleanly() {
     let rest = s.messages_until(Duration::from_secs(5), |m| m.contains("STOPPING=1"));
     assert!(!rest.is_empty());
     assert!(!s.socket().exists(), "the socket file is removed at exit");
+}
+
+#[test]
+fn a_notify_socket_nobody_reads_never_stalls_the_daemon() {
+    // A 100 ms watchdog fills the socket's queue (10 datagrams on Linux) within a second.
+    let mut s = Service::start_with_watchdog(None, 100_000);
+    let c = s.client();
+    wait_until("API up", Duration::from_secs(30), || {
+        c.call("GET", "/health", None)
+            .is_ok_and(|r| r.status == 200)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let t0 = Instant::now();
+    let r = c.call("GET", "/health", None).unwrap();
+    assert_eq!(r.status, 200);
+    let status = s.stop();
+    assert!(status.success(), "exit {status:?}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "stop took {:?}",
+        t0.elapsed()
+    );
 }
 
 #[test]
