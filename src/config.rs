@@ -57,6 +57,18 @@ pub struct SerialConfig {
 pub struct StoreConfig {
     #[serde(default = "default_db")]
     pub path: PathBuf,
+    /// The network keys file (mode 0600); beside the database when not given.
+    #[serde(default)]
+    pub keys: Option<PathBuf>,
+}
+
+impl StoreConfig {
+    /// Where the network keys live.
+    pub fn keys_path(&self) -> PathBuf {
+        self.keys
+            .clone()
+            .unwrap_or_else(|| self.path.with_file_name("network-keys.toml"))
+    }
 }
 
 /// `[api]`: the control socket.
@@ -232,7 +244,10 @@ impl Default for SerialConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { path: default_db() }
+        StoreConfig {
+            path: default_db(),
+            keys: None,
+        }
     }
 }
 

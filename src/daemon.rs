@@ -27,6 +27,8 @@ pub enum DaemonError {
     Engine(#[from] crate::codes::EngineError),
     #[error(transparent)]
     Api(#[from] crate::api::ServeError),
+    #[error(transparent)]
+    Keys(#[from] crate::security::keys::KeyError),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error("{path}: {reason}")]
@@ -85,6 +87,11 @@ pub async fn run(config: Config, config_path: PathBuf, log: LogLevel) -> Result<
 
     notifier.status("opening the store");
     let store = Store::open(&config.store.path)?;
+    let keys_path = config.store.keys_path();
+    let (_keys, created) = crate::security::keys::NetworkKeys::load_or_create(&keys_path)?;
+    if created {
+        tracing::info!(path = %keys_path.display(), "new network keys generated");
+    }
     let tcp = match (&config.api.tcp_listen, &config.api.token_file) {
         (Some(addr), Some(token)) => Some((
             addr.parse()

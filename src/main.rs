@@ -86,6 +86,11 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// The Z-Wave network keys (S0, S2).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// The built-in simulator: serve it to other programs, or act on a running one.
     Sim {
         #[command(subcommand)]
@@ -114,6 +119,21 @@ enum Command {
 enum ConfigAction {
     /// Check PATH: exit 0 when it is usable, else print what is wrong.
     Check { path: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Take over the keys of the software that included the locks (e.g. zwave-js's
+    /// securityKeys: S0_Legacy, S2_Unauthenticated, S2_Authenticated, S2_AccessControl, 16
+    /// bytes hex each), so they keep working without re-inclusion. Reads FILE, or stdin.
+    Import {
+        #[arg(long, default_value = "/etc/zwlock/zwlock.toml")]
+        config: PathBuf,
+        /// Replace existing keys (locks included with them stop answering).
+        #[arg(long)]
+        force: bool,
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -159,6 +179,41 @@ fn parse_node_id_bits(s: &str) -> Result<u8, String> {
         "16" => Ok(16),
         _ => Err("expected 8 or 16".into()),
     }
+}
+
+/// `zwlock keys import`: parse, then write the keys file the configuration names.
+fn keys_import(
+    config: &std::path::Path,
+    force: bool,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<String> {
+    use std::io::Read;
+    use zwlock::security::keys::NetworkKeys;
+    let config = Config::load(config)?;
+    let path = config.store.keys_path();
+    if path.exists() && !force {
+        anyhow::bail!(
+            "{} exists; --force replaces it (locks included with those keys then stop answering)",
+            path.display()
+        );
+    }
+    let mut text = String::new();
+    match file {
+        Some(f) => std::fs::File::open(f)
+            .and_then(|mut r| r.read_to_string(&mut text))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?,
+        None => std::io::stdin().read_to_string(&mut text)?,
+    };
+    let parsed = NetworkKeys::import(&text);
+    zeroize::Zeroize::zeroize(&mut text);
+    let (keys, given) = parsed?;
+    keys.save(&path)?;
+    let names: Vec<&str> = given.iter().map(|c| c.zwave_js_name()).collect();
+    Ok(format!(
+        "imported {} into {} (other classes got new random keys); restart zwlock to use them",
+        names.join(", "),
+        path.display()
+    ))
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -226,6 +281,23 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Keys {
+            action:
+                KeysAction::Import {
+                    config,
+                    force,
+                    file,
+                },
+        } => match keys_import(&config, force, file.as_deref()) {
+            Ok(msg) => {
+                println!("{msg}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("zwlock keys: {e}");
                 ExitCode::from(2)
             }
         },

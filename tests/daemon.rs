@@ -82,6 +82,17 @@ fn daemon_runs_on_the_simulator_and_stops_on_sigterm() {
     };
     wait_for("stick ready", &mut log);
     wait_for("device.added", &mut log);
+    // First start: network keys were generated, beside the database, for the daemon only.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let keys = dir.path().join("network-keys.toml");
+        let mode = std::fs::metadata(&keys).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let text = std::fs::read_to_string(&keys).unwrap();
+        assert_eq!(text.matches(" = \"").count(), 4, "four keys");
+        let key = text.split('"').nth(1).unwrap();
+        assert!(!log.join("\n").contains(key), "a key in the log");
+    }
     // Someone unlocks at the keypad: the daemon hears the lock.
     let sock = dir.path().join("sim.sock");
     let out = Command::new(BIN)
@@ -277,4 +288,64 @@ fn sim_serve_speaks_over_tcp() {
         matches!(r, Ok(zwlock::cc::Command::UserCode(ref u)) if u.users_number() == Some(250)),
         "{r:?}"
     );
+}
+
+#[test]
+fn keys_import_takes_zwave_js_keys_and_refuses_to_overwrite_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = demo_config(dir.path());
+    let keys = dir.path().join("network-keys.toml");
+    let input = dir.path().join("zwave-js-keys.json");
+    let access = "d6a6b9c8e7f60514233241506f7e8d9c";
+    std::fs::write(
+        &input,
+        format!("{{ \"S0_Legacy\": \"0102030405060708090a0b0c0d0e0f10\", \"S2_AccessControl\": \"{access}\" }}"),
+    )
+    .unwrap();
+    let import = |force: bool| {
+        let mut c = Command::new(BIN);
+        c.args(["keys", "import", "--config"]).arg(&config);
+        if force {
+            c.arg("--force");
+        }
+        c.arg(&input).output().unwrap()
+    };
+    let out = import(false);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("S0_Legacy, S2_AccessControl"), "{said}");
+    assert!(!said.contains(access));
+    let text = std::fs::read_to_string(&keys).unwrap();
+    assert!(
+        text.contains(&format!("S2_AccessControl = \"{access}\"")),
+        "{text}"
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&keys).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    // Again: refused without --force, the keys untouched.
+    let out = import(false);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    assert_eq!(std::fs::read_to_string(&keys).unwrap(), text);
+    assert!(import(true).status.success());
+    // A malformed key: a clear error that does not echo it; nothing written.
+    std::fs::write(&input, format!("S2_AccessControl = {access}ff")).unwrap();
+    let before = std::fs::read_to_string(&keys).unwrap();
+    let out = import(true);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("32 hex digits") && !err.contains(access),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&keys).unwrap(), before);
 }

@@ -411,6 +411,12 @@ fn trace_logs_of_a_whole_scenario_never_show_a_pin() {
         log.contains("2a 2a 2a 2a 2a 2a 2a 2a 2a 2a"),
         "no redacted code in the dumps"
     );
+    // Nor a network key.
+    let keys = std::fs::read_to_string(s.dir.path().join("network-keys.toml")).unwrap();
+    for key in keys.split('"').skip(1).step_by(2) {
+        assert_eq!(key.len(), 32);
+        assert!(!log.contains(key), "a network key appears in the log");
+    }
     for pin in [PIN_KEYPAD, PIN_FIRST, PIN_SECOND] {
         for form in pin_forms(pin) {
             if let Some(at) = log.find(&form) {
