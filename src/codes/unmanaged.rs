@@ -61,30 +61,12 @@ impl Engine {
             let pin = slot.code.clone().unwrap_or_default();
             let row = CodeRow {
                 access_code_id: *unmanaged_id,
-                device_id: slot.device_id,
-                code: pin.clone(),
-                name: None,
-                common_code_key: None,
-                starts_at: None,
-                ends_at: None,
                 status: status::REMOVING.into(),
                 desired: "deleted".into(),
                 slot: Some(slot.slot),
-                programmed_code: Some(pin),
-                allow_external_modification: false,
-                is_one_time_use: false,
-                is_backup: false,
-                pulled_backup_access_code_id: None,
-                prefer_native_scheduling: true,
-                is_scheduled_on_device: false,
-                attempts: 0,
-                next_attempt_at: None,
+                programmed_code: Some(pin.clone()),
                 pending_since: Some(now),
-                blocked: false,
-                used_at: None,
-                created_at: now,
-                updated_at: now,
-                deleted_at: None,
+                ..CodeRow::new(slot.device_id, pin, now)
             };
             Store::put_code(&tx, &row)?;
             let attempt =
