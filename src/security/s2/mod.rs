@@ -3,3 +3,4 @@
 pub mod ckdf;
 pub mod drbg;
 pub mod encap;
+pub mod peer;
