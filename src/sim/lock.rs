@@ -66,10 +66,22 @@ pub struct Lock {
     /// Supervision Reports received for the lock's own supervised notifications.
     pub supervision_reports_received: u64,
     supervision_session: u8,
+    /// S2, when the lock was included securely.
+    secure: Option<super::secure::SecureLink>,
 }
 
 impl Lock {
-    pub fn new(model: LockModel) -> Self {
+    /// A lock of `model` in the network `home_id`.
+    pub fn new(model: LockModel, home_id: u32) -> Self {
+        let secure = model.secure_key().map(|(class, key)| {
+            super::secure::SecureLink::new(
+                model.node_id,
+                home_id,
+                class,
+                key,
+                u64::from(model.node_id),
+            )
+        });
         let mut slots = BTreeMap::new();
         for c in &model.initial_codes {
             slots.insert(
@@ -98,7 +110,22 @@ impl Lock {
             commands_received: 0,
             supervision_reports_received: 0,
             supervision_session: 0,
+            secure,
         }
+    }
+
+    /// Frames the lock sends on its own (or in answer to a plain command): encrypted when the
+    /// lock is secure.
+    pub(super) fn seal(&mut self, frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        match &mut self.secure {
+            Some(link) if !frames.is_empty() => link.to_controller(frames),
+            _ => frames,
+        }
+    }
+
+    /// Frames from the controller that the lock's S2 layer turned away.
+    pub fn rejected_secure_frames(&self) -> u64 {
+        self.secure.as_ref().map_or(0, |l| l.rejected)
     }
 
     pub fn node_id(&self) -> u8 {
@@ -138,6 +165,9 @@ impl Lock {
             v.push(schedule_entry_lock::ID);
             v.push(time_parameters::ID);
         }
+        if self.secure.is_some() {
+            v.push(crate::security::s2::encap::CC);
+        }
         v
     }
 
@@ -157,6 +187,7 @@ impl Lock {
             supervision::ID if m.supervision => 1,
             schedule_entry_lock::ID if m.schedule_entry_lock => 3,
             time_parameters::ID if m.schedule_entry_lock => 1,
+            crate::security::s2::encap::CC if self.secure.is_some() => 1,
             _ => 0,
         }
     }
@@ -165,6 +196,28 @@ impl Lock {
     /// `now_secs` is the host clock (seconds), used for the lock's own clock.
     pub fn handle(&mut self, bytes: &[u8], now_secs: f64) -> Vec<Vec<u8>> {
         self.commands_received += 1;
+        let Some(link) = self.secure.as_mut() else {
+            return self.handle_plain(bytes, now_secs);
+        };
+        let verdict = link.from_controller(bytes);
+        match verdict {
+            super::secure::FromController::Command(inner) if bytes.first() == Some(&0x9F) => {
+                let answers = if inner == [0x9F, 0x0D] {
+                    vec![super::secure::SecureLink::commands_supported(
+                        &self.command_classes(),
+                    )]
+                } else {
+                    self.handle_plain(&inner, now_secs)
+                };
+                self.seal(answers)
+            }
+            super::secure::FromController::Command(plain) => self.handle_plain(&plain, now_secs),
+            super::secure::FromController::Send(frames) => frames,
+            super::secure::FromController::Ignore => Vec::new(),
+        }
+    }
+
+    fn handle_plain(&mut self, bytes: &[u8], now_secs: f64) -> Vec<Vec<u8>> {
         let Ok(cmd) = Command::parse(bytes) else {
             return Vec::new();
         };

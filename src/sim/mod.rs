@@ -10,6 +10,7 @@ pub mod control;
 pub mod lock;
 pub mod model;
 pub mod rng;
+pub mod secure;
 mod stick;
 
 use std::collections::BTreeMap;
@@ -45,6 +46,11 @@ pub enum KeypadAction {
 impl KeypadAction {
     /// Apply to the lock: (unlocked?, frames the lock sends).
     fn apply(&self, lock: &mut Lock, now: f64) -> (bool, Vec<Vec<u8>>) {
+        let (unlocked, frames) = self.apply_plain(lock, now);
+        (unlocked, lock.seal(frames))
+    }
+
+    fn apply_plain(&self, lock: &mut Lock, now: f64) -> (bool, Vec<Vec<u8>>) {
         match self {
             KeypadAction::Enter { pin } => lock.keypad_enter(pin, now),
             KeypadAction::Program { slot, pin } => (false, lock.keypad_program(*slot, pin)),

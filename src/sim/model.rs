@@ -110,6 +110,27 @@ pub enum UserIdForm {
     Byte,
 }
 
+/// How a simulated lock was included.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LockSecurity {
+    #[default]
+    None,
+    S2AccessControl,
+}
+
+impl LockModel {
+    /// The lock's network key, when it is secure.
+    pub fn secure_key(&self) -> Option<(crate::security::SecurityClass, [u8; 16])> {
+        let class = match self.security {
+            LockSecurity::None => return None,
+            LockSecurity::S2AccessControl => crate::security::SecurityClass::S2AccessControl,
+        };
+        let key = crate::util::hex::decode(self.network_key.as_deref()?).ok()?;
+        Some((class, key.try_into().ok()?))
+    }
+}
+
 /// A code on the lock when the simulation starts.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -198,6 +219,13 @@ pub struct LockModel {
     pub product_id: u16,
     #[serde(default)]
     pub initial_codes: Vec<InitialCode>,
+    /// Security the lock was included with: "none" (default) or "s2_access_control"; its
+    /// secure command classes then work only inside S2.
+    #[serde(default)]
+    pub security: LockSecurity,
+    /// The network key of that class, 32 hex digits (the controller must hold the same).
+    #[serde(default)]
+    pub network_key: Option<String>,
     #[serde(default)]
     pub quirks: Quirks,
 }
@@ -309,6 +337,12 @@ impl SimConfig {
                 {
                     return Err(bad(format!(
                         "node {}: code lengths must be within 4-10",
+                        l.node_id
+                    )));
+                }
+                if l.security != LockSecurity::None && l.secure_key().is_none() {
+                    return Err(bad(format!(
+                        "node {}: a secure lock needs network_key, 32 hex digits",
                         l.node_id
                     )));
                 }

@@ -138,7 +138,7 @@ impl Stick {
         let locks = model
             .locks
             .iter()
-            .map(|l| (l.node_id, Lock::new(l.clone())))
+            .map(|l| (l.node_id, Lock::new(l.clone(), model.home_id)))
             .collect();
         Stick {
             rng: SimRng::new(model.seed),

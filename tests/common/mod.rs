@@ -45,11 +45,16 @@ impl TestHost {
 
     /// SendData `cmd` to `node`; returns the callback (None when the RES refused it).
     pub async fn send(&mut self, node: u8, cmd: &Command) -> Option<SendDataCallback> {
+        self.send_raw(node, cmd.encode()).await
+    }
+
+    /// SendData command bytes as they are (e.g. an S2 encapsulation).
+    pub async fn send_raw(&mut self, node: u8, command: Vec<u8>) -> Option<SendDataCallback> {
         let callback_id = self.callback_id();
         let ex = self
             .request(HostRequest::SendData(SendDataRequest {
                 node_id: NodeId::from(node),
-                command: cmd.encode(),
+                command,
                 tx_options: TX_OPTIONS_DEFAULT,
                 callback_id,
             }))
@@ -72,6 +77,20 @@ impl TestHost {
                         src.0 as u8,
                         Command::parse(bytes).expect("node command parses"),
                     ));
+                }
+            }
+        }
+        out
+    }
+
+    /// Command bytes nodes send within `window`, as they arrived.
+    pub async fn node_frames(&mut self, window: Duration) -> Vec<(u8, Vec<u8>)> {
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + window;
+        while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, self.events.recv()).await {
+            if let SessionEvent::Unsolicited(m) = ev {
+                if let Some((src, bytes)) = m.node_command() {
+                    out.push((src.0 as u8, bytes.to_vec()));
                 }
             }
         }

@@ -19,7 +19,7 @@ use crate::security::{SecurityClass, SecurityError};
 pub const NONCE_GET: u8 = 0x01;
 pub const NONCE_REPORT: u8 = 0x02;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Span {
     None,
     /// We sent our entropy input in a Nonce Report; the peer's SPAN extension completes it.
@@ -32,7 +32,7 @@ enum Span {
     },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Peer {
     span: Span,
     last_received_seq: Option<u8>,
@@ -68,7 +68,7 @@ pub enum Incoming {
 pub struct NeedNonce(pub Vec<u8>);
 
 /// This node's S2 state towards every peer.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct S2 {
     own: u16,
     home_id: u32,
