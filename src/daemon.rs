@@ -79,7 +79,7 @@ fn read_token(path: &PathBuf) -> Result<String, DaemonError> {
 pub async fn run(config: Config, config_path: PathBuf, log: LogLevel) -> Result<(), DaemonError> {
     let notifier = Notifier::from_env();
     let simulator = Simulator::new(config.sim_config());
-    let driver_config = driver_config(&config, &simulator)?;
+    let mut driver_config = driver_config(&config, &simulator)?;
     let port = driver_config.port.clone();
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
@@ -88,10 +88,11 @@ pub async fn run(config: Config, config_path: PathBuf, log: LogLevel) -> Result<
     notifier.status("opening the store");
     let store = Store::open(&config.store.path)?;
     let keys_path = config.store.keys_path();
-    let (_keys, created) = crate::security::keys::NetworkKeys::load_or_create(&keys_path)?;
+    let (keys, created) = crate::security::keys::NetworkKeys::load_or_create(&keys_path)?;
     if created {
         tracing::info!(path = %keys_path.display(), "new network keys generated");
     }
+    driver_config.keys = Some(keys);
     let tcp = match (&config.api.tcp_listen, &config.api.token_file) {
         (Some(addr), Some(token)) => Some((
             addr.parse()

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::node::NodeInfo;
+use super::secure::{Opened, Protection, Sealed, Secure};
 use super::startup::{self, ControllerInfo};
 use super::transaction::{expected_report, Expect, Priority};
 use super::{
@@ -34,8 +35,15 @@ use crate::serialapi::{
 type Reply = oneshot::Sender<Result<Answer, DriverError>>;
 
 enum Op {
-    Command { command: Command, kind: Kind },
+    Command {
+        command: Command,
+        kind: Kind,
+    },
     NodeInfo,
+    /// Bytes sent as they are, plain (an S2 Nonce Report).
+    Raw {
+        bytes: Vec<u8>,
+    },
 }
 
 struct Job {
@@ -46,9 +54,24 @@ struct Job {
     attempts: u8,
     /// Times the stick refused to take it (busy).
     not_accepted: u8,
+    protection: Protection,
+    /// Sent again after the node could not decrypt it (stale SPAN).
+    s2_resends: u8,
 }
 
 impl Job {
+    fn new(op: Op, priority: Priority, reply: Option<Reply>, protection: Protection) -> Job {
+        Job {
+            op,
+            priority,
+            reply,
+            attempts: 0,
+            not_accepted: 0,
+            protection,
+            s2_resends: 0,
+        }
+    }
+
     fn finish(mut self, r: Result<Answer, DriverError>) {
         if let Some(reply) = self.reply.take() {
             let _ = reply.send(r);
@@ -59,6 +82,7 @@ impl Job {
         match &self.op {
             Op::Command { command, .. } => command.command_name(),
             Op::NodeInfo => "RequestNodeInfo",
+            Op::Raw { .. } => "Security2",
         }
     }
 }
@@ -66,6 +90,8 @@ impl Job {
 struct Waiting {
     job: Job,
     expect: Expect,
+    /// The command went out S2-encapsulated.
+    sealed: bool,
     deadline: Instant,
     started: Instant,
 }
@@ -86,6 +112,8 @@ struct NodeState {
     interviewing: bool,
     interview_retry_at: Option<Instant>,
     interview_backoff: Duration,
+    /// An S2 Nonce Report came while our Nonce Get was still on the stick.
+    nonce_arrived: bool,
 }
 
 impl NodeState {
@@ -105,6 +133,7 @@ struct StickOp {
     node: NodeId,
     job: Job,
     expect: Expect,
+    sealed: bool,
     fut: StickFuture,
 }
 
@@ -129,6 +158,7 @@ struct State {
     seeded: BTreeMap<NodeId, NodeInfo>,
     stats: DriverStats,
     conn: Option<Conn>,
+    secure: Secure,
 }
 
 pub(super) async fn run(
@@ -137,6 +167,7 @@ pub(super) async fn run(
     mut commands: mpsc::Receiver<DriverCommand>,
     events: mpsc::Sender<DriverEvent>,
 ) {
+    let secure = Secure::new(config.keys.clone());
     let mut s = State {
         config,
         handle,
@@ -145,6 +176,7 @@ pub(super) async fn run(
         seeded: BTreeMap::new(),
         stats: DriverStats::default(),
         conn: None,
+        secure,
     };
     let mut backoff = s.config.reconnect_initial;
     let mut last_error: Option<String> = None;
@@ -250,6 +282,8 @@ impl State {
             "stick ready"
         );
         let controller = conn.controller.clone();
+        self.secure
+            .on_connected(controller.node_id, controller.home_id);
         // Nodes the stick no longer lists are forgotten.
         let listed: Vec<NodeId> = controller.nodes.iter().map(|(n, _)| *n).collect();
         self.nodes.retain(|n, _| listed.contains(n));
@@ -340,25 +374,25 @@ impl State {
                 command,
                 kind,
                 priority,
+                class,
                 reply,
             } => {
-                let job = Job {
-                    op: Op::Command { command, kind },
+                let protection = class.map_or(Protection::Node, Protection::Class);
+                let job = Job::new(
+                    Op::Command { command, kind },
                     priority,
-                    reply: Some(reply),
-                    attempts: 0,
-                    not_accepted: 0,
-                };
+                    Some(reply),
+                    protection,
+                );
                 self.enqueue(node, job);
             }
             DriverCommand::RequestNodeInfo { node, reply } => {
-                let job = Job {
-                    op: Op::NodeInfo,
-                    priority: Priority::Background,
-                    reply: Some(reply),
-                    attempts: 0,
-                    not_accepted: 0,
-                };
+                let job = Job::new(
+                    Op::NodeInfo,
+                    Priority::Background,
+                    Some(reply),
+                    Protection::Plain,
+                );
                 self.enqueue(node, job);
             }
             DriverCommand::Nodes { reply } => {
@@ -397,6 +431,8 @@ impl State {
                             battery_level: None,
                             door_locked: None,
                             interviewed: false,
+                            // The class granted at inclusion does not change.
+                            security_class: old.security_class,
                         };
                         *old = fresh;
                     }
@@ -408,6 +444,7 @@ impl State {
             }
             DriverCommand::Stats { reply } => {
                 let mut stats = self.stats.clone();
+                stats.security_failures = self.secure.auth_failures;
                 if let Some(c) = &self.conn {
                     let l = c.link.stats();
                     stats.link = Some(LinkCountersView {
@@ -586,8 +623,17 @@ impl State {
                 }
                 let job = st.queues[prio as usize].pop_front().expect("non-empty");
                 conn.cursor = (idx + 1) % ids.len();
-                start_job(&self.config, conn, st, node, job, &mut self.stats);
-                return;
+                if start_job(
+                    &self.config,
+                    conn,
+                    st,
+                    node,
+                    job,
+                    &mut self.stats,
+                    &mut self.secure,
+                ) {
+                    return;
+                }
             }
         }
     }
@@ -633,6 +679,7 @@ impl State {
                         Waiting {
                             job: op.job,
                             expect: Expect::NodeInfo,
+                            sealed: false,
                             deadline: now + self.config.report_timeout * 2,
                             started: now,
                         },
@@ -673,10 +720,16 @@ impl State {
                     job.finish(Ok(Answer::Transmitted));
                     return;
                 }
+                if op.expect == Expect::Nonce && std::mem::take(&mut st.nonce_arrived) {
+                    // The SPAN is ready already: the command goes out next.
+                    st.queues[job.priority as usize].push_front(job);
+                    return;
+                }
                 let early = std::mem::take(&mut st.early);
                 let mut w = Waiting {
                     job,
                     expect: op.expect,
+                    sealed: op.sealed,
                     deadline: now + self.config.report_timeout,
                     started: now,
                 };
@@ -754,6 +807,11 @@ impl State {
                 let Some((node, bytes)) = msg.node_command() else {
                     return;
                 };
+                if bytes.first() == Some(&crate::security::s2::encap::CC) {
+                    let frame = bytes.to_vec();
+                    self.on_s2_frame(node, &frame);
+                    return;
+                }
                 match Command::parse(bytes) {
                     Ok(cmd) => self.on_node_command(node, cmd),
                     Err(e) => {
@@ -806,6 +864,63 @@ impl State {
         }
     }
 
+    /// An S2 frame from a node: opened and dispatched, or used to (re)synchronise.
+    fn on_s2_frame(&mut self, node: NodeId, frame: &[u8]) {
+        let Some(st) = self.nodes.get(&node) else {
+            return;
+        };
+        let probing = st.waiting.as_ref().and_then(|w| match w.job.protection {
+            Protection::Class(c) => Some(c),
+            _ => None,
+        });
+        let classes = match (probing, st.info.as_ref().and_then(|i| i.security_class)) {
+            (Some(c), _) | (None, Some(c)) => vec![c],
+            (None, None) => self.handle.s2_classes(),
+        };
+        match self.secure.open(node, frame, &classes) {
+            Opened::Command { command, .. } => match Command::parse(&command) {
+                Ok(cmd) => self.on_node_command(node, cmd),
+                Err(e) => {
+                    tracing::debug!(%node, error = %e, "unparsable command inside S2 dropped")
+                }
+            },
+            Opened::Reply(reply) => {
+                let job = Job::new(
+                    Op::Raw { bytes: reply },
+                    Priority::High,
+                    None,
+                    Protection::Plain,
+                );
+                self.enqueue(node, job);
+            }
+            Opened::NonceReport { sos } => {
+                let st = self.nodes.get_mut(&node).expect("present");
+                match st.waiting.take() {
+                    Some(w) if w.expect == Expect::Nonce => {
+                        st.queues[w.job.priority as usize].push_front(w.job);
+                    }
+                    Some(mut w) if sos && w.sealed => {
+                        if w.job.s2_resends == 0 {
+                            // Out of step (the node lost its SPAN): once more with a new one.
+                            w.job.s2_resends = 1;
+                            st.queues[w.job.priority as usize].push_front(w.job);
+                        } else {
+                            w.job.finish(Err(DriverError::Security {
+                                node,
+                                reason: "the node could not decrypt the command (a class it was not granted, or another network key)".into(),
+                            }));
+                        }
+                    }
+                    other => {
+                        st.waiting = other;
+                        st.nonce_arrived = true;
+                    }
+                }
+            }
+            Opened::Nothing => {}
+        }
+    }
+
     fn on_node_command(&mut self, node: NodeId, cmd: Command) {
         let now_utc = chrono::Utc::now();
         // A lock that wraps its report in Supervision waits for our Supervision Report.
@@ -822,16 +937,16 @@ impl State {
                 status: SupervisionStatus::Success,
                 duration: 0,
             });
-            let job = Job {
-                op: Op::Command {
+            // At the level the Get came in (the node's class when it came inside S2).
+            let job = Job::new(
+                Op::Command {
                     command: answer,
                     kind: Kind::Send,
                 },
-                priority: Priority::High,
-                reply: None,
-                attempts: 0,
-                not_accepted: 0,
-            };
+                Priority::High,
+                None,
+                Protection::Node,
+            );
             self.enqueue(node, job);
             match Command::parse(&encapsulated.0) {
                 Ok(inner) => return self.on_node_command(node, inner),
@@ -921,6 +1036,7 @@ fn drop_link(conn: &mut Conn) {
     conn.events = rx;
 }
 
+/// Put `job` on the stick. Returns false when it could not go out (finished with an error).
 fn start_job(
     config: &DriverConfig,
     conn: &mut Conn,
@@ -928,14 +1044,30 @@ fn start_job(
     node: NodeId,
     job: Job,
     stats: &mut DriverStats,
-) {
+    secure: &mut Secure,
+) -> bool {
     stats.transactions += 1;
     let session = conn.session.clone();
-    let (req, expect) = match &job.op {
+    let (req, expect, sealed) = match &job.op {
         Op::NodeInfo => (
             HostRequest::RequestNodeInfo { node_id: node },
             Expect::NodeInfo,
+            false,
         ),
+        Op::Raw { bytes } => {
+            conn.next_callback = conn.next_callback % 255 + 1;
+            stats.send_data += 1;
+            (
+                HostRequest::SendData(SendDataRequest {
+                    node_id: node,
+                    command: bytes.clone(),
+                    tx_options: config.tx_options,
+                    callback_id: conn.next_callback,
+                }),
+                Expect::Transmit,
+                false,
+            )
+        }
         Op::Command { command, kind } => {
             let supervised =
                 *kind == Kind::Set && st.info.as_ref().is_some_and(|i| i.supports_supervision());
@@ -955,9 +1087,28 @@ fn start_job(
                 }
                 Kind::Set | Kind::Send => (command.encode(), Expect::Transmit),
             };
+            let class = match job.protection {
+                Protection::Node => st.info.as_ref().and_then(|i| i.security_class),
+                Protection::Class(c) => Some(c),
+                Protection::Plain => None,
+            };
+            let (bytes, expect, sealed) = match secure.seal(node, class, bytes) {
+                Ok(Sealed::Send(b)) => (b, expect, class.is_some()),
+                Ok(Sealed::NonceFirst(get)) => {
+                    st.nonce_arrived = false;
+                    (get, Expect::Nonce, false)
+                }
+                Err(e) => {
+                    job.finish(Err(DriverError::Security {
+                        node,
+                        reason: e.to_string(),
+                    }));
+                    return false;
+                }
+            };
             conn.next_callback = conn.next_callback % 255 + 1;
             stats.send_data += 1;
-            tracing::debug!(%node, class = command.class_name(), command = command.command_name(), supervised, "sending");
+            tracing::debug!(%node, class = command.class_name(), command = command.command_name(), supervised, security = ?class, nonce_first = (expect == Expect::Nonce), "sending");
             (
                 HostRequest::SendData(SendDataRequest {
                     node_id: node,
@@ -966,6 +1117,7 @@ fn start_job(
                     callback_id: conn.next_callback,
                 }),
                 expect,
+                sealed,
             )
         }
     };
@@ -974,6 +1126,8 @@ fn start_job(
         node,
         job,
         expect,
+        sealed,
         fut,
     });
+    true
 }

@@ -44,6 +44,9 @@ async fn steps(driver: &DriverHandle, info: &mut NodeInfo) -> Result<(), DriverE
         let nif = driver.request_node_info(node).await?;
         info.command_classes = Some(nif.supported());
     }
+    if info.security_class.is_none() && info.supports(security2::ID) {
+        probe_s2(driver, info).await?;
+    }
     let has_version = info.supports(version::ID);
     for cc in INTERESTING {
         if !info.supports(cc) || info.versions.contains_key(&cc) {
@@ -128,5 +131,37 @@ async fn steps(driver: &DriverHandle, info: &mut NodeInfo) -> Result<(), DriverE
             info.door_locked = r.is_locked();
         }
     }
+    Ok(())
+}
+
+/// Which S2 class the node was granted: the highest one under which it answers S2 Commands
+/// Supported Get (a node that cannot decrypt answers with a Nonce Report instead). Its
+/// secure command classes join the ones its node information frame lists.
+async fn probe_s2(driver: &DriverHandle, info: &mut NodeInfo) -> Result<(), DriverError> {
+    let node = info.node_id;
+    for class in driver.s2_classes() {
+        let get = Command::Security2(crate::cc::Security2Command::CommandsSupportedGet);
+        match driver.get_at(node, get, class).await {
+            Ok(Command::Security2(crate::cc::Security2Command::CommandsSupportedReport {
+                raw,
+            })) => {
+                tracing::info!(%node, ?class, "S2 class found");
+                info.security_class = Some(class);
+                let classes = info.command_classes.get_or_insert_with(Vec::new);
+                for cc in raw.0 {
+                    if !classes.contains(&cc) {
+                        classes.push(cc);
+                    }
+                }
+                return Ok(());
+            }
+            Ok(_) => {}
+            Err(DriverError::Security { .. }) | Err(DriverError::NoReport { .. }) => {
+                tracing::debug!(%node, ?class, "not granted (or another key)");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    tracing::warn!(%node, "an S2 node that answers under none of our keys: import the network keys it was included with");
     Ok(())
 }

@@ -8,6 +8,7 @@ mod actor;
 pub mod dump;
 pub mod interview;
 pub mod node;
+mod secure;
 pub mod startup;
 pub mod transaction;
 
@@ -57,6 +58,8 @@ pub struct DriverConfig {
     pub tx_options: u8,
     /// Stick requests that time out in a row before the stick is reset.
     pub unresponsive_after: u32,
+    /// The network keys (S0, S2); without them secure nodes cannot be spoken to.
+    pub keys: Option<crate::security::keys::NetworkKeys>,
 }
 
 impl DriverConfig {
@@ -82,6 +85,7 @@ impl DriverConfig {
             interview: true,
             tx_options: crate::serialapi::transmit::TX_OPTIONS_DEFAULT,
             unresponsive_after: 3,
+            keys: None,
         }
     }
 }
@@ -121,6 +125,8 @@ pub enum DriverError {
     NotAGet { command: &'static str },
     #[error("protocol error: {0}")]
     Protocol(String),
+    #[error("node {node}: security: {reason}")]
+    Security { node: NodeId, reason: String },
     #[error("the driver has stopped")]
     Stopped,
 }
@@ -211,6 +217,8 @@ pub struct DriverStats {
     pub callbacks_failed: std::collections::BTreeMap<String, u64>,
     pub reports_unsolicited: u64,
     pub reconnects: u64,
+    /// S2 frames from nodes that did not authenticate (dropped, never dispatched).
+    pub security_failures: u64,
     pub link: Option<LinkCountersView>,
 }
 
@@ -232,6 +240,8 @@ pub(crate) enum DriverCommand {
         command: Command,
         kind: Kind,
         priority: Priority,
+        /// `Some(class)`: at this security class, whatever the node's (probing).
+        class: Option<crate::security::SecurityClass>,
         reply: oneshot::Sender<Result<Answer, DriverError>>,
     },
     RequestNodeInfo {
@@ -272,6 +282,7 @@ pub(crate) enum Kind {
 #[derive(Clone)]
 pub struct DriverHandle {
     commands: mpsc::Sender<DriverCommand>,
+    s2_classes: Vec<crate::security::SecurityClass>,
 }
 
 impl std::fmt::Debug for DriverHandle {
@@ -305,9 +316,40 @@ impl DriverHandle {
             command,
             kind,
             priority,
+            class: None,
             reply,
         })
         .await?
+    }
+
+    /// Send a Get encapsulated at `class` (to learn whether the node was granted it).
+    pub async fn get_at(
+        &self,
+        node: NodeId,
+        command: Command,
+        class: crate::security::SecurityClass,
+    ) -> Result<Command, DriverError> {
+        let answer = self
+            .ask(|reply| DriverCommand::Transaction {
+                node,
+                command,
+                kind: Kind::Get,
+                priority: Priority::Background,
+                class: Some(class),
+                reply,
+            })
+            .await??;
+        match answer {
+            Answer::Report(c) => Ok(c),
+            other => Err(DriverError::Protocol(format!(
+                "unexpected answer {other:?}"
+            ))),
+        }
+    }
+
+    /// The S2 classes the driver holds keys for, highest first (empty without keys).
+    pub fn s2_classes(&self) -> Vec<crate::security::SecurityClass> {
+        self.s2_classes.clone()
     }
 
     /// Send a Get and return the report that answers it.
@@ -422,7 +464,11 @@ impl Driver {
     pub fn spawn(config: DriverConfig) -> (DriverHandle, mpsc::Receiver<DriverEvent>) {
         let (cmd_tx, cmd_rx) = mpsc::channel(256);
         let (ev_tx, ev_rx) = mpsc::channel(1024);
-        let handle = DriverHandle { commands: cmd_tx };
+        let s2_classes = secure::Secure::new(config.keys.clone()).s2_classes();
+        let handle = DriverHandle {
+            commands: cmd_tx,
+            s2_classes,
+        };
         tokio::spawn(actor::run(config, handle.clone(), cmd_rx, ev_tx));
         (handle, ev_rx)
     }

@@ -83,6 +83,9 @@ pub struct NodeInfo {
     pub door_locked: Option<bool>,
     /// Every interview step is done.
     pub interviewed: bool,
+    /// The security class the node was granted (learnt by probing), if any.
+    #[serde(default)]
+    pub security_class: Option<crate::security::SecurityClass>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +110,7 @@ impl NodeInfo {
             battery_level: None,
             door_locked: None,
             interviewed: false,
+            security_class: None,
         }
     }
 

@@ -30,6 +30,8 @@ pub enum Expect {
     Supervision { session_id: u8 },
     /// The node's information frame (RequestNodeInfo, not SendData).
     NodeInfo,
+    /// An S2 Nonce Report: the command waits for a SPAN, then goes out again.
+    Nonce,
 }
 
 /// Which report answers a Get: same class, the report command, and the same subject.
@@ -167,6 +169,10 @@ pub fn expected_report(get: &Command) -> Option<ReportMatcher> {
         Command::TimeParameters(TimeParametersCommand::Get) => {
             (time_parameters::ID, time_parameters::cmd::REPORT)
         }
+        Command::Security2(crate::cc::Security2Command::CommandsSupportedGet) => (
+            crate::cc::security2::ID,
+            crate::cc::security2::cmd::COMMANDS_SUPPORTED_REPORT,
+        ),
         _ => return None,
     };
     Some(ReportMatcher {
