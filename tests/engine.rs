@@ -501,3 +501,39 @@ async fn invalid_creates_store_nothing() {
     assert_eq!(attempt["status"], "success");
     assert_eq!(attempt["action_type"], "CREATE_ACCESS_CODE");
 }
+
+const SECURE_NET: &str = r#"
+[[network]]
+name = "t"
+radio_ms = 20
+
+[[network.lock]]
+node_id = 5
+name = "front"
+slots = 10
+initial_codes = [{ slot = 1, code = "1357" }]
+security = "s2_access_control"
+network_key = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn codes_reach_a_lock_that_only_speaks_s2() {
+    let mut ground = Ground::new(SECURE_NET);
+    let (keys, _) = zwlock::security::keys::NetworkKeys::import(
+        "S2_AccessControl = 0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+    )
+    .unwrap();
+    ground.keys = Some(keys);
+    let w = World::start(ground, quiet_config(), 1).await;
+    let id = w.create(5, "4821");
+    w.until("set", Duration::from_secs(120), |w| w.status(&id) == "set")
+        .await;
+    let slot = w.engine.get(&id).unwrap().slot.unwrap();
+    assert_eq!(w.pin_on_lock(5, slot).await.as_deref(), Some("4821"));
+    w.engine.delete(&id).unwrap();
+    w.until("removed", Duration::from_secs(120), |w| {
+        w.engine.get(&id).is_err()
+    })
+    .await;
+    assert_eq!(w.pin_on_lock(5, slot).await, None);
+}

@@ -55,6 +55,8 @@ pub struct Ground {
     pub net: SimHandle,
     pub clock: TestClock,
     pub dir: tempfile::TempDir,
+    /// The controller's network keys (for secure simulated locks).
+    pub keys: Option<zwlock::security::keys::NetworkKeys>,
 }
 
 impl Ground {
@@ -68,6 +70,7 @@ impl Ground {
             net,
             clock: TestClock::new(start_time()),
             dir: tempfile::tempdir().unwrap(),
+            keys: None,
         }
     }
 }
@@ -79,6 +82,7 @@ pub struct World {
     pub events: broadcast::Receiver<EventRow>,
     sim: Simulator,
     dir: tempfile::TempDir,
+    keys: Option<zwlock::security::keys::NetworkKeys>,
 }
 
 impl World {
@@ -89,10 +93,12 @@ impl World {
             net,
             clock,
             dir,
+            keys,
         } = ground;
         let store = Store::open(&dir.path().join("zwlock.db")).unwrap();
         let mut dc = DriverConfig::new("sim://t".parse().unwrap());
         dc.simulator = Some(Arc::new(sim.clone()));
+        dc.keys = keys.clone();
         let (driver, driver_events) = Driver::spawn(dc);
         let engine = Engine::start(
             store,
@@ -110,6 +116,7 @@ impl World {
             events,
             sim,
             dir,
+            keys,
         };
         for _ in 0..600 {
             if w.engine.devices().unwrap().len() == locks {
@@ -128,6 +135,7 @@ impl World {
             net,
             clock,
             dir,
+            keys,
             ..
         } = self;
         drop(engine);
@@ -137,6 +145,7 @@ impl World {
             net,
             clock,
             dir,
+            keys,
         }
     }
 
