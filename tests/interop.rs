@@ -226,6 +226,14 @@ struct Session {
 }
 
 fn driver_on(mock: &Mock, interview: bool) -> Session {
+    driver_with_keys(mock, interview, None)
+}
+
+fn driver_with_keys(
+    mock: &Mock,
+    interview: bool,
+    keys: Option<zwlock::security::keys::NetworkKeys>,
+) -> Session {
     let capture: Capture = Arc::default();
     let mut config = DriverConfig::new("sim://mock".parse().unwrap());
     config.simulator = Some(Arc::new(TappedTcp {
@@ -234,6 +242,7 @@ fn driver_on(mock: &Mock, interview: bool) -> Session {
         used: Mutex::new(false),
     }));
     config.interview = interview;
+    config.keys = keys;
     let (driver, events) = Driver::spawn(config);
     Session {
         driver,
@@ -560,4 +569,83 @@ async fn the_recorded_session_matches_the_checked_in_fixture() {
         .filter(|l| l.starts_with('>') || l.starts_with('<'))
         .count();
     eprintln!("interop: {frames} frames on the wire for startup + get + set + get");
+}
+
+/// S2 against an implementation we did not write: node 3 of the mock was included with S2
+/// Access Control using the controller's fixed test keys (lock.config.cjs). With those keys
+/// imported, the interview finds the class by probing, and codes are read and written inside
+/// S2 Message Encapsulation that zwave-js decrypts and answers encrypted: SPAN set-up, CKDF,
+/// CTR_DRBG, the AAD layout and CCM all have to agree with zwave-js's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s2_access_control_with_imported_keys_against_zwave_js() {
+    let mock = Mock::start();
+    let (keys, _) = zwlock::security::keys::NetworkKeys::import(
+        "S2_AccessControl = 11111111111111111111111111111111\n\
+         S2_Authenticated = 22222222222222222222222222222222\n\
+         S2_Unauthenticated = 33333333333333333333333333333333\n\
+         S0_Legacy = 44444444444444444444444444444444",
+    )
+    .unwrap();
+    let mut s = driver_with_keys(&mock, true, Some(keys));
+    let info = match s
+        .wait_for(
+            "interview of node 3",
+            |e| matches!(e, DriverEvent::NodeUpdated(i) if i.node_id == NodeId(3) && i.interviewed),
+        )
+        .await
+    {
+        DriverEvent::NodeUpdated(i) => i,
+        _ => unreachable!(),
+    };
+    assert_eq!(
+        info.security_class,
+        Some(zwlock::security::SecurityClass::S2AccessControl)
+    );
+    let node = NodeId(3);
+    let got = s
+        .driver
+        .get(
+            node,
+            Command::UserCode(U::Get { user_id: 1 }),
+            Priority::Normal,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        report_pin(&got),
+        Some((UserIdStatus::Enabled, Some("1111".into())))
+    );
+    assert_eq!(
+        s.driver
+            .set(node, set(5, "73194"), Priority::Normal)
+            .await
+            .unwrap(),
+        SetOutcome::Confirmed
+    );
+    let got = s
+        .driver
+        .get(
+            node,
+            Command::UserCode(U::Get { user_id: 5 }),
+            Priority::Normal,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        report_pin(&got),
+        Some((UserIdStatus::Enabled, Some("73194".into())))
+    );
+    // Everything to node 3 after the nonce exchange went out as S2 encapsulation.
+    let sent: Vec<Vec<u8>> = s
+        .capture
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, host, _)| *host)
+        .map(|(_, _, b)| b.clone())
+        .collect();
+    assert!(sent.iter().any(|f| f.windows(2).any(|w| w == [0x9F, 0x03])));
+    let pin_in_clear = sent.iter().any(|f| f.windows(5).any(|w| w == b"73194"));
+    assert!(!pin_in_clear, "the PIN for node 3 went out in clear");
+    assert_eq!(s.driver.stats().await.unwrap().security_failures, 0);
 }
