@@ -649,3 +649,76 @@ async fn s2_access_control_with_imported_keys_against_zwave_js() {
     assert!(!pin_in_clear, "the PIN for node 3 went out in clear");
     assert_eq!(s.driver.stats().await.unwrap().security_failures, 0);
 }
+
+/// S0 against zwave-js: with only the S0 key matching, the S2 probes fail (the node cannot
+/// decrypt and says so with a Nonce Report), the S0 probe succeeds, and codes are read and
+/// written through S0 nonce exchanges and encapsulation that zwave-js checks and answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s0_with_imported_keys_against_zwave_js() {
+    let mock = Mock::start();
+    let (keys, given) =
+        zwlock::security::keys::NetworkKeys::import("S0_Legacy = 44444444444444444444444444444444")
+            .unwrap();
+    assert_eq!(given.len(), 1, "the S2 keys are fresh random ones");
+    let mut s = driver_with_keys(&mock, true, Some(keys));
+    let info = match s
+        .wait_for(
+            "interview of node 3",
+            |e| matches!(e, DriverEvent::NodeUpdated(i) if i.node_id == NodeId(3) && i.interviewed),
+        )
+        .await
+    {
+        DriverEvent::NodeUpdated(i) => i,
+        _ => unreachable!(),
+    };
+    assert_eq!(
+        info.security_class,
+        Some(zwlock::security::SecurityClass::S0Legacy),
+        "{:?}",
+        info.command_classes
+    );
+    let node = NodeId(3);
+    let got = s
+        .driver
+        .get(
+            node,
+            Command::UserCode(U::Get { user_id: 1 }),
+            Priority::Normal,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        report_pin(&got),
+        Some((UserIdStatus::Enabled, Some("1111".into())))
+    );
+    assert_eq!(
+        s.driver
+            .set(node, set(6, "58213"), Priority::Normal)
+            .await
+            .unwrap(),
+        SetOutcome::Confirmed
+    );
+    let got = s
+        .driver
+        .get(
+            node,
+            Command::UserCode(U::Get { user_id: 6 }),
+            Priority::Normal,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        report_pin(&got),
+        Some((UserIdStatus::Enabled, Some("58213".into())))
+    );
+    let sent: Vec<Vec<u8>> = s
+        .capture
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, host, _)| *host)
+        .map(|(_, _, b)| b.clone())
+        .collect();
+    assert!(sent.iter().any(|f| f.windows(2).any(|w| w == [0x98, 0x81])));
+    assert!(!sent.iter().any(|f| f.windows(5).any(|w| w == b"58213")));
+}

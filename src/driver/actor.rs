@@ -78,6 +78,18 @@ impl Job {
         }
     }
 
+    /// A protocol answer the node waits for (a nonce, a Supervision Report): it may go out
+    /// while the node's own transaction waits for its report.
+    fn is_answer(&self) -> bool {
+        match &self.op {
+            Op::Raw { .. } => true,
+            Op::Command { kind, .. } => {
+                *kind == Kind::Send && self.priority == Priority::High && self.reply.is_none()
+            }
+            Op::NodeInfo => false,
+        }
+    }
+
     fn name(&self) -> &'static str {
         match &self.op {
             Op::Command { command, .. } => command.command_name(),
@@ -114,6 +126,8 @@ struct NodeState {
     interview_backoff: Duration,
     /// An S2 Nonce Report came while our Nonce Get was still on the stick.
     nonce_arrived: bool,
+    /// Answers that asked the node for a nonce while another job waits for its report.
+    parked: Vec<Job>,
 }
 
 impl NodeState {
@@ -361,6 +375,10 @@ impl State {
                     j.finish(Err(err()));
                 }
             }
+            for j in st.parked.drain(..) {
+                j.finish(Err(err()));
+            }
+            st.nonce_arrived = false;
             st.interviewing = false;
         }
         self.stats.reconnects += 1;
@@ -604,7 +622,8 @@ impl State {
                 let idx = (conn.cursor + k) % ids.len();
                 let node = ids[idx];
                 let st = self.nodes.get_mut(&node).expect("listed");
-                if st.waiting.is_some()
+                let answer_first = st.queues[prio as usize].front().is_some_and(Job::is_answer);
+                if (st.waiting.is_some() && !answer_first)
                     || st.queues[prio as usize].is_empty()
                     || st.retry_at.is_some_and(|t| t > now)
                 {
@@ -721,8 +740,13 @@ impl State {
                     return;
                 }
                 if op.expect == Expect::Nonce && std::mem::take(&mut st.nonce_arrived) {
-                    // The SPAN is ready already: the command goes out next.
+                    // The nonce is here already: the command goes out next.
                     st.queues[job.priority as usize].push_front(job);
+                    return;
+                }
+                if op.expect == Expect::Nonce && st.waiting.is_some() {
+                    // An answer sent while another job waits: it goes out when the nonce comes.
+                    st.parked.push(job);
                     return;
                 }
                 let early = std::mem::take(&mut st.early);
@@ -807,9 +831,12 @@ impl State {
                 let Some((node, bytes)) = msg.node_command() else {
                     return;
                 };
-                if bytes.first() == Some(&crate::security::s2::encap::CC) {
+                if matches!(
+                    bytes.first(),
+                    Some(&crate::security::s2::encap::CC) | Some(&crate::security::s0::CC)
+                ) {
                     let frame = bytes.to_vec();
-                    self.on_s2_frame(node, &frame);
+                    self.on_secure_frame(node, &frame);
                     return;
                 }
                 match Command::parse(bytes) {
@@ -864,8 +891,8 @@ impl State {
         }
     }
 
-    /// An S2 frame from a node: opened and dispatched, or used to (re)synchronise.
-    fn on_s2_frame(&mut self, node: NodeId, frame: &[u8]) {
+    /// An S0 or S2 frame from a node: opened and dispatched, or used to (re)synchronise.
+    fn on_secure_frame(&mut self, node: NodeId, frame: &[u8]) {
         let Some(st) = self.nodes.get(&node) else {
             return;
         };
@@ -878,12 +905,23 @@ impl State {
             (None, None) => self.handle.s2_classes(),
         };
         match self.secure.open(node, frame, &classes) {
-            Opened::Command { command, .. } => match Command::parse(&command) {
-                Ok(cmd) => self.on_node_command(node, cmd),
-                Err(e) => {
-                    tracing::debug!(%node, error = %e, "unparsable command inside S2 dropped")
+            Opened::Command { command, reply, .. } => {
+                if let Some(reply) = reply {
+                    let job = Job::new(
+                        Op::Raw { bytes: reply },
+                        Priority::High,
+                        None,
+                        Protection::Plain,
+                    );
+                    self.enqueue(node, job);
                 }
-            },
+                match Command::parse(&command) {
+                    Ok(cmd) => self.on_node_command(node, cmd),
+                    Err(e) => {
+                        tracing::debug!(%node, error = %e, "unparsable secure command dropped")
+                    }
+                }
+            }
             Opened::Reply(reply) => {
                 let job = Job::new(
                     Op::Raw { bytes: reply },
@@ -895,6 +933,12 @@ impl State {
             }
             Opened::NonceReport { sos } => {
                 let st = self.nodes.get_mut(&node).expect("present");
+                if !st.parked.is_empty() {
+                    for job in std::mem::take(&mut st.parked) {
+                        st.queues[job.priority as usize].push_front(job);
+                    }
+                    return;
+                }
                 match st.waiting.take() {
                     Some(w) if w.expect == Expect::Nonce => {
                         st.queues[w.job.priority as usize].push_front(w.job);

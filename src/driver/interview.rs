@@ -47,6 +47,12 @@ async fn steps(driver: &DriverHandle, info: &mut NodeInfo) -> Result<(), DriverE
     if info.security_class.is_none() && info.supports(security2::ID) {
         probe_s2(driver, info).await?;
     }
+    if info.security_class.is_none()
+        && info.supports(security0::ID)
+        && !driver.s2_classes().is_empty()
+    {
+        probe_s0(driver, info).await?;
+    }
     let has_version = info.supports(version::ID);
     for cc in INTERESTING {
         if !info.supports(cc) || info.versions.contains_key(&cc) {
@@ -147,12 +153,7 @@ async fn probe_s2(driver: &DriverHandle, info: &mut NodeInfo) -> Result<(), Driv
             })) => {
                 tracing::info!(%node, ?class, "S2 class found");
                 info.security_class = Some(class);
-                let classes = info.command_classes.get_or_insert_with(Vec::new);
-                for cc in raw.0 {
-                    if !classes.contains(&cc) {
-                        classes.push(cc);
-                    }
-                }
+                merge_classes(info, &raw.0);
                 return Ok(());
             }
             Ok(_) => {}
@@ -164,4 +165,41 @@ async fn probe_s2(driver: &DriverHandle, info: &mut NodeInfo) -> Result<(), Driv
     }
     tracing::warn!(%node, "an S2 node that answers under none of our keys: import the network keys it was included with");
     Ok(())
+}
+
+fn merge_classes(info: &mut NodeInfo, raw: &[u8]) {
+    let classes = info.command_classes.get_or_insert_with(Vec::new);
+    for cc in raw {
+        // Only command classes: the S0 report ends with a mark and the controlled classes.
+        if *cc == 0xEF {
+            break;
+        }
+        if !classes.contains(cc) {
+            classes.push(*cc);
+        }
+    }
+}
+
+/// Whether the node was included with S0: it answers Security Commands Supported Get under
+/// the S0 key (a node that cannot decrypt stays silent).
+async fn probe_s0(driver: &DriverHandle, info: &mut NodeInfo) -> Result<(), DriverError> {
+    let node = info.node_id;
+    let get = Command::Security(crate::cc::Security0Command::CommandsSupportedGet);
+    match driver
+        .get_at(node, get, crate::security::SecurityClass::S0Legacy)
+        .await
+    {
+        Ok(Command::Security(crate::cc::Security0Command::CommandsSupportedReport { raw })) => {
+            tracing::info!(%node, "S0 found");
+            info.security_class = Some(crate::security::SecurityClass::S0Legacy);
+            // The report starts with the number of reports to follow.
+            merge_classes(info, raw.0.get(1..).unwrap_or_default());
+            Ok(())
+        }
+        Ok(_) | Err(DriverError::Security { .. }) | Err(DriverError::NoReport { .. }) => {
+            tracing::warn!(%node, "an S0 node that answers under none of our keys: import the network keys it was included with");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }

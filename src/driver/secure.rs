@@ -2,12 +2,17 @@
 //! just before they go to the stick, and S2 frames from nodes are opened before dispatch.
 //! The engine never sees any of it.
 //!
-//! S2 state (SPANs) lives in [`crate::security::s2::peer::S2`]; this adds the node's class,
-//! the OS random source, and counters. S0 is not wired yet.
+//! S2 state (SPANs) lives in [`crate::security::s2::peer::S2`]; S0 needs a fresh nonce from
+//! the receiver for every message, kept here with the nonces this side hands out. This adds
+//! the node's class, the OS random source, and counters.
+
+use std::collections::HashMap;
+use std::time::Duration;
 
 use rand_core::{OsRng, RngCore};
 
 use crate::security::keys::NetworkKeys;
+use crate::security::s0::{self, NonceTable, S0Keys};
 use crate::security::s2::peer::{Incoming, NeedNonce, S2};
 use crate::security::{SecurityClass, SecurityError};
 use crate::serialapi::NodeId;
@@ -38,6 +43,8 @@ pub(super) enum Opened {
     Command {
         class: SecurityClass,
         command: Vec<u8>,
+        /// Send this back too (the sender asked for a nonce along with its message, S0).
+        reply: Option<Vec<u8>>,
     },
     /// Send this back to the node, plain (a Nonce Report).
     Reply(Vec<u8>),
@@ -47,11 +54,37 @@ pub(super) enum Opened {
     Nothing,
 }
 
+/// How long a nonce a node gave us stays usable (the receiver's lifetime is 3-20 s).
+const S0_NONCE_USE_WITHIN: Duration = Duration::from_secs(3);
+
 pub(super) struct Secure {
     keys: Option<NetworkKeys>,
     s2: Option<S2>,
+    own: NodeId,
+    s0_keys: Option<S0Keys>,
+    /// Nonces we handed to nodes (one use each).
+    s0_issued: NonceTable,
+    /// The last nonce each node gave us, and when.
+    s0_received: HashMap<NodeId, ([u8; 8], std::time::Instant)>,
     /// S2 frames from nodes that did not authenticate.
     pub auth_failures: u64,
+}
+
+fn now() -> std::time::Instant {
+    // The tokio clock, so that paused test clocks apply.
+    tokio::time::Instant::now().into_std()
+}
+
+fn nonce8() -> [u8; 8] {
+    let mut out = [0u8; 8];
+    OsRng.fill_bytes(&mut out);
+    out
+}
+
+fn s0_nonce_report(nonce: &[u8; 8]) -> Vec<u8> {
+    let mut r = vec![s0::CC, s0::NONCE_REPORT];
+    r.extend_from_slice(nonce);
+    r
 }
 
 fn entropy() -> [u8; 16] {
@@ -62,9 +95,16 @@ fn entropy() -> [u8; 16] {
 
 impl Secure {
     pub fn new(keys: Option<NetworkKeys>) -> Secure {
+        let s0_keys = keys
+            .as_ref()
+            .map(|k| S0Keys::derive(k.get(SecurityClass::S0Legacy)));
         Secure {
             keys,
             s2: None,
+            own: NodeId(1),
+            s0_keys,
+            s0_issued: NonceTable::new(Duration::from_secs(10)),
+            s0_received: HashMap::new(),
             auth_failures: 0,
         }
     }
@@ -82,6 +122,8 @@ impl Secure {
 
     /// The stick is (re)connected: S2 state starts afresh for this controller and network.
     pub fn on_connected(&mut self, own: NodeId, home_id: u32) {
+        self.own = own;
+        self.s0_received.clear();
         self.s2 = self.keys.as_ref().map(|k| {
             let keys: Vec<(SecurityClass, [u8; 16])> = SecurityClass::ALL
                 .iter()
@@ -102,7 +144,7 @@ impl Secure {
             return Ok(Sealed::Send(plain));
         };
         if class == SecurityClass::S0Legacy {
-            return Err(SecurityError::Unsupported("S0 transport in the driver"));
+            return self.seal_s0(node, plain);
         }
         let s2 = self
             .s2
@@ -114,8 +156,82 @@ impl Secure {
         }
     }
 
-    /// Open an S2 frame (`9F …`) from `node`, trying `classes` (highest first).
+    fn seal_s0(&mut self, node: NodeId, plain: Vec<u8>) -> Result<Sealed, SecurityError> {
+        let keys = self
+            .s0_keys
+            .as_ref()
+            .ok_or(SecurityError::Unsupported("no network keys loaded"))?;
+        let (Ok(src), Ok(dst)) = (u8::try_from(self.own.0), u8::try_from(node.0)) else {
+            return Err(SecurityError::Unsupported("S0 with 16-bit node ids"));
+        };
+        let fresh = self
+            .s0_received
+            .remove(&node)
+            .filter(|(_, at)| now().duration_since(*at) < S0_NONCE_USE_WITHIN);
+        match fresh {
+            Some((receiver_nonce, _)) => Ok(Sealed::Send(s0::encapsulate(
+                keys,
+                &nonce8(),
+                &receiver_nonce,
+                src,
+                dst,
+                &plain,
+                false,
+            ))),
+            None => Ok(Sealed::NonceFirst(vec![s0::CC, s0::NONCE_GET])),
+        }
+    }
+
+    /// Open an S0 frame (`98 …`) from `node`.
+    fn open_s0(&mut self, node: NodeId, frame: &[u8]) -> Opened {
+        let (Some(keys), Ok(peer), Ok(own)) = (
+            self.s0_keys.as_ref(),
+            u8::try_from(node.0),
+            u8::try_from(self.own.0),
+        ) else {
+            return Opened::Nothing;
+        };
+        match frame {
+            [s0::CC, s0::NONCE_GET] => {
+                let nonce = self.s0_issued.issue(peer, now(), nonce8);
+                Opened::Reply(s0_nonce_report(&nonce))
+            }
+            [s0::CC, s0::NONCE_REPORT, nonce @ ..] if nonce.len() == 8 => {
+                let n: [u8; 8] = nonce.try_into().expect("8 bytes");
+                self.s0_received.insert(node, (n, now()));
+                Opened::NonceReport { sos: false }
+            }
+            [s0::CC, s0::ENCAPSULATION | s0::ENCAPSULATION_NONCE_GET, ..] => {
+                let opened = s0::parse(frame).and_then(|f| {
+                    let ours = self.s0_issued.take(peer, f.receiver_nonce_id, now())?;
+                    s0::decapsulate(keys, &f, &ours, peer, own)
+                });
+                match opened {
+                    Ok((command, wants_nonce)) => {
+                        let reply = wants_nonce
+                            .then(|| s0_nonce_report(&self.s0_issued.issue(peer, now(), nonce8)));
+                        Opened::Command {
+                            class: SecurityClass::S0Legacy,
+                            command,
+                            reply,
+                        }
+                    }
+                    Err(e) => {
+                        self.auth_failures += 1;
+                        tracing::debug!(%node, error = %e, "S0 frame did not open: dropped");
+                        Opened::Nothing
+                    }
+                }
+            }
+            _ => Opened::Nothing,
+        }
+    }
+
+    /// Open a secure frame (`98 …` S0 or `9F …` S2) from `node`, trying `classes` for S2.
     pub fn open(&mut self, node: NodeId, frame: &[u8], classes: &[SecurityClass]) -> Opened {
+        if frame.first() == Some(&s0::CC) {
+            return self.open_s0(node, frame);
+        }
         let Some(s2) = self.s2.as_mut() else {
             return Opened::Nothing;
         };
@@ -123,7 +239,11 @@ impl Secure {
         let sos = frame.get(1) == Some(&crate::security::s2::peer::NONCE_REPORT)
             && frame.get(3).is_some_and(|f| f & 0x01 != 0);
         match s2.receive(node.0, frame, classes, &mut entropy) {
-            Ok(Incoming::Command { class, command }) => Opened::Command { class, command },
+            Ok(Incoming::Command { class, command }) => Opened::Command {
+                class,
+                command,
+                reply: None,
+            },
             Ok(Incoming::Reply(reply)) => {
                 if encapsulated {
                     self.auth_failures += 1;

@@ -169,6 +169,10 @@ pub fn expected_report(get: &Command) -> Option<ReportMatcher> {
         Command::TimeParameters(TimeParametersCommand::Get) => {
             (time_parameters::ID, time_parameters::cmd::REPORT)
         }
+        Command::Security(crate::cc::Security0Command::CommandsSupportedGet) => (
+            crate::cc::security0::ID,
+            crate::cc::security0::cmd::COMMANDS_SUPPORTED_REPORT,
+        ),
         Command::Security2(crate::cc::Security2Command::CommandsSupportedGet) => (
             crate::cc::security2::ID,
             crate::cc::security2::cmd::COMMANDS_SUPPORTED_REPORT,
