@@ -114,6 +114,21 @@ async fn a_s2_lock_is_spoken_to_at_its_class_transparently() {
             other => panic!("no notification: {other:?}"),
         }
     }
+    // The lock reboots and forgets the SPAN: the next command fails to decrypt there, the
+    // lock asks to start over, and the driver sends it once more with a new SPAN.
+    net.keypad(5, KeypadAction::PowerCycle).await.unwrap();
+    let report = driver
+        .get(
+            node,
+            Command::UserCode(U::Get { user_id: 2 }),
+            Priority::Normal,
+        )
+        .await
+        .unwrap();
+    let Command::UserCode(U::Report { user_code, .. }) = report else {
+        panic!("{report:?}")
+    };
+    assert_eq!(user_code.pin(), Some("1357"));
     // The plain lock is untouched by all this.
     let nodes = driver.nodes().await.unwrap();
     let plain = nodes.iter().find(|n| n.node_id.0 == 6).unwrap();

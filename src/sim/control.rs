@@ -80,6 +80,10 @@ async fn try_execute(sim: &Simulator, req: &ControlRequest) -> Result<serde_json
             keypad(KeypadAction::Delete { slot: slot()? }).await?;
             done
         }
+        "power_cycle" => {
+            keypad(KeypadAction::PowerCycle).await?;
+            done
+        }
         "factory_reset" => {
             keypad(KeypadAction::FactoryReset).await?;
             done

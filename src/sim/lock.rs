@@ -123,6 +123,13 @@ impl Lock {
         }
     }
 
+    /// A reboot: codes stay, volatile S2 state (SPANs) is gone.
+    pub fn power_cycle(&mut self) {
+        if let Some(link) = self.secure.as_mut() {
+            link.forget_spans();
+        }
+    }
+
     /// Frames from the controller that the lock's S2 layer turned away.
     pub fn rejected_secure_frames(&self) -> u64 {
         self.secure.as_ref().map_or(0, |l| l.rejected)

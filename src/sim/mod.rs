@@ -39,6 +39,8 @@ pub enum KeypadAction {
     Delete { slot: u16 },
     /// Factory reset: all codes gone.
     FactoryReset,
+    /// The batteries come out and go back in: codes stay, S2 nonce state is lost.
+    PowerCycle,
     /// Another controller or a vendor app writes a slot, silently.
     ExternalWrite { slot: u16, pin: Option<String> },
 }
@@ -56,6 +58,10 @@ impl KeypadAction {
             KeypadAction::Program { slot, pin } => (false, lock.keypad_program(*slot, pin)),
             KeypadAction::Delete { slot } => (false, lock.keypad_delete(*slot)),
             KeypadAction::FactoryReset => (false, lock.factory_reset()),
+            KeypadAction::PowerCycle => {
+                lock.power_cycle();
+                (false, Vec::new())
+            }
             KeypadAction::ExternalWrite { slot, pin } => {
                 lock.write_slot(*slot, pin.as_deref());
                 (false, Vec::new())

@@ -59,6 +59,12 @@ impl SecureLink {
         }
     }
 
+    /// Lose the SPAN with the controller (a reboot), and anything waiting for one.
+    pub fn forget_spans(&mut self) {
+        self.s2.reset(CONTROLLER);
+        self.waiting.clear();
+    }
+
     pub fn class(&self) -> SecurityClass {
         self.class
     }
