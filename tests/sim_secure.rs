@@ -45,8 +45,8 @@ impl Controller {
                 [n; 16]
             };
             match self.s2.receive(5, &bytes, &[ACCESS], &mut r).unwrap() {
-                Incoming::Command { class, command } => {
-                    assert_eq!(class, ACCESS);
+                Incoming::Command { slot, command } => {
+                    assert_eq!(slot, ACCESS.into());
                     out.push(Command::parse(&command).unwrap());
                 }
                 Incoming::Reply(frame) => {

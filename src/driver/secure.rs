@@ -13,7 +13,7 @@ use rand_core::{OsRng, RngCore};
 
 use crate::security::keys::NetworkKeys;
 use crate::security::s0::{self, NonceTable, S0Keys};
-use crate::security::s2::peer::{Incoming, NeedNonce, S2};
+use crate::security::s2::peer::{Incoming, KeySlot, NeedNonce, S2};
 use crate::security::{SecurityClass, SecurityError};
 use crate::serialapi::NodeId;
 
@@ -41,7 +41,8 @@ pub(super) enum Sealed {
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Opened {
     Command {
-        class: SecurityClass,
+        /// `None`: under an inclusion's temporary key.
+        class: Option<SecurityClass>,
         command: Vec<u8>,
         /// Send this back too (the sender asked for a nonce along with its message, S0).
         reply: Option<Vec<u8>>,
@@ -211,7 +212,7 @@ impl Secure {
                         let reply = wants_nonce
                             .then(|| s0_nonce_report(&self.s0_issued.issue(peer, now(), nonce8)));
                         Opened::Command {
-                            class: SecurityClass::S0Legacy,
+                            class: Some(SecurityClass::S0Legacy),
                             command,
                             reply,
                         }
@@ -239,8 +240,11 @@ impl Secure {
         let sos = frame.get(1) == Some(&crate::security::s2::peer::NONCE_REPORT)
             && frame.get(3).is_some_and(|f| f & 0x01 != 0);
         match s2.receive(node.0, frame, classes, &mut entropy) {
-            Ok(Incoming::Command { class, command }) => Opened::Command {
-                class,
+            Ok(Incoming::Command { slot, command }) => Opened::Command {
+                class: match slot {
+                    KeySlot::Class(c) => Some(c),
+                    KeySlot::Temporary => None,
+                },
                 command,
                 reply: None,
             },

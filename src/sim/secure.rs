@@ -218,7 +218,7 @@ mod tests {
                 ctl.receive(5, f, &[SecurityClass::S2AccessControl], &mut r)
                     .unwrap(),
                 Incoming::Command {
-                    class: SecurityClass::S2AccessControl,
+                    slot: SecurityClass::S2AccessControl.into(),
                     command: want.to_vec()
                 }
             );

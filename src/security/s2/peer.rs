@@ -8,6 +8,8 @@
 //!   extension and both sides derive the same generator.
 //! * A message that fails to decrypt gets a `Nonce Report` with SOS and a fresh entropy input
 //!   back (resynchronisation); a repeated sequence number is dropped.
+//! * A SPAN belongs to the key it was made with: sending with another key (a network key
+//!   class, or an inclusion's temporary key) starts a new one.
 
 use std::collections::HashMap;
 
@@ -19,6 +21,20 @@ use crate::security::{SecurityClass, SecurityError};
 pub const NONCE_GET: u8 = 0x01;
 pub const NONCE_REPORT: u8 = 0x02;
 
+/// Which key encrypts: a network key class, or the temporary key of an inclusion in
+/// progress with that peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeySlot {
+    Class(SecurityClass),
+    Temporary,
+}
+
+impl From<SecurityClass> for KeySlot {
+    fn from(c: SecurityClass) -> KeySlot {
+        KeySlot::Class(c)
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Span {
     None,
@@ -28,7 +44,7 @@ enum Span {
     Remote([u8; 16]),
     Established {
         drbg: CtrDrbg,
-        class: SecurityClass,
+        slot: KeySlot,
     },
 }
 
@@ -50,17 +66,30 @@ impl Default for Peer {
 /// What to do with an incoming S2 frame.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Incoming {
-    /// A command decrypted under `class`.
-    Command {
-        class: SecurityClass,
-        command: Vec<u8>,
-    },
+    /// A command decrypted with the key in `slot`.
+    Command { slot: KeySlot, command: Vec<u8> },
     /// Send this back (a Nonce Report); nothing to dispatch.
     Reply(Vec<u8>),
     /// A SPAN is now known (or reset); nothing to answer.
     Synced,
     /// A repeat of the last message: ignored.
     Duplicate,
+}
+
+impl Incoming {
+    /// A decrypted command and the class it came under (`None` for a temporary key).
+    pub fn command(self) -> Option<(Option<SecurityClass>, Vec<u8>)> {
+        match self {
+            Incoming::Command { slot, command } => Some((
+                match slot {
+                    KeySlot::Class(c) => Some(c),
+                    KeySlot::Temporary => None,
+                },
+                command,
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// Sending needs a nonce from the peer first: send this Nonce Get.
@@ -73,6 +102,8 @@ pub struct S2 {
     own: u16,
     home_id: u32,
     keys: HashMap<SecurityClass, ClassKeys>,
+    /// Temporary keys of inclusions in progress, by peer.
+    temporary: HashMap<u16, ClassKeys>,
     peers: HashMap<u16, Peer>,
     sequence: u8,
 }
@@ -88,14 +119,30 @@ impl S2 {
                 .filter(|(c, _)| *c != SecurityClass::S0Legacy)
                 .map(|(c, k)| (*c, ckdf::network_keys(k)))
                 .collect(),
+            temporary: HashMap::new(),
             peers: HashMap::new(),
             sequence: 0,
         }
     }
 
-    /// Use temporary keys (inclusion) for `class`'s slot, e.g. during KEX.
-    pub fn set_class_keys(&mut self, class: SecurityClass, keys: ClassKeys) {
-        self.keys.insert(class, keys);
+    /// Add (or replace) the network key of `class` (an inclusion just delivered it).
+    pub fn set_class_key(&mut self, class: SecurityClass, key: &[u8; 16]) {
+        self.keys.insert(class, ckdf::network_keys(key));
+    }
+
+    /// The temporary keys of an inclusion with `peer` (`None` when it ends).
+    pub fn set_temporary(&mut self, peer: u16, keys: Option<ClassKeys>) {
+        match keys {
+            Some(k) => self.temporary.insert(peer, k),
+            None => self.temporary.remove(&peer),
+        };
+    }
+
+    fn keys_for(&self, peer: u16, slot: KeySlot) -> Option<&ClassKeys> {
+        match slot {
+            KeySlot::Class(c) => self.keys.get(&c),
+            KeySlot::Temporary => self.temporary.get(&peer),
+        }
     }
 
     fn next_sequence(&mut self) -> u8 {
@@ -139,16 +186,17 @@ impl S2 {
         out
     }
 
-    /// Encrypt `command` for `peer` under `class`; without a usable SPAN, a Nonce Get to send
-    /// first (then call again once its report is handled).
+    /// Encrypt `command` for `peer` with the key in `slot`; without a usable SPAN, a Nonce
+    /// Get to send first (then call again once its report is handled).
     pub fn encapsulate(
         &mut self,
         peer: u16,
-        class: SecurityClass,
+        slot: impl Into<KeySlot>,
         command: &[u8],
         random: &mut dyn FnMut() -> [u8; 16],
     ) -> Result<Vec<u8>, NeedNonce> {
-        let Some(keys) = self.keys.get(&class).cloned() else {
+        let slot = slot.into();
+        let Some(keys) = self.keys_for(peer, slot).cloned() else {
             return Err(NeedNonce(self.nonce_get(peer)));
         };
         let addr = self.addr_to(peer);
@@ -156,13 +204,13 @@ impl S2 {
         let state = self.peers.entry(peer).or_default();
         let mut extensions = Vec::new();
         let nonce = match &mut state.span {
-            Span::Established { drbg, class: c } if *c == class => drbg.next_nonce(),
+            Span::Established { drbg, slot: s } if *s == slot => drbg.next_nonce(),
             Span::Remote(receiver_ei) => {
                 let sender_ei = random();
                 let mei = ckdf::mei(&ckdf::nonce_prk(&sender_ei, receiver_ei));
                 let mut drbg = CtrDrbg::new(&mei, &keys.personalization);
                 let nonce = drbg.next_nonce();
-                state.span = Span::Established { drbg, class };
+                state.span = Span::Established { drbg, slot };
                 extensions.push(Extension::span(&sender_ei));
                 nonce
             }
@@ -186,6 +234,18 @@ impl S2 {
         classes: &[SecurityClass],
         random: &mut dyn FnMut() -> [u8; 16],
     ) -> Result<Incoming, SecurityError> {
+        let slots: Vec<KeySlot> = classes.iter().map(|c| KeySlot::Class(*c)).collect();
+        self.receive_with(peer, frame, &slots, random)
+    }
+
+    /// [`S2::receive`] with key slots (an inclusion's temporary key among them).
+    pub fn receive_with(
+        &mut self,
+        peer: u16,
+        frame: &[u8],
+        slots: &[KeySlot],
+        random: &mut dyn FnMut() -> [u8; 16],
+    ) -> Result<Incoming, SecurityError> {
         match frame {
             [encap::CC, NONCE_GET, _seq] => Ok(Incoming::Reply(self.nonce_report(peer, random))),
             [encap::CC, NONCE_REPORT, _seq, flags, rest @ ..] => {
@@ -197,7 +257,7 @@ impl S2 {
                 }
                 Ok(Incoming::Synced)
             }
-            [encap::CC, encap::ENCAPSULATION, ..] => self.open(peer, frame, classes, random),
+            [encap::CC, encap::ENCAPSULATION, ..] => self.open(peer, frame, slots, random),
             _ => Err(SecurityError::Malformed("not an S2 command zwlock handles")),
         }
     }
@@ -206,39 +266,33 @@ impl S2 {
         &mut self,
         peer: u16,
         frame: &[u8],
-        classes: &[SecurityClass],
+        slots: &[KeySlot],
         random: &mut dyn FnMut() -> [u8; 16],
     ) -> Result<Incoming, SecurityError> {
         let env = Envelope::parse(frame)?;
         let addr = self.addr_from(peer);
-        let state = self.peers.entry(peer).or_default();
+        let state = self.peers.get(&peer).cloned().unwrap_or_default();
         if state.last_received_seq == Some(env.sequence) {
             return Ok(Incoming::Duplicate);
         }
-        let mut opened = None;
+        let mut opened: Option<(Message, Span)> = None;
         if let Some(sender_ei) = env.sender_ei() {
             if let Span::Local(receiver_ei) = &state.span {
                 let mei = ckdf::mei(&ckdf::nonce_prk(&sender_ei, receiver_ei));
-                for class in classes {
-                    let Some(keys) = self.keys.get(class) else {
+                for slot in slots {
+                    let Some(keys) = self.keys_for(peer, *slot) else {
                         continue;
                     };
                     let mut drbg = CtrDrbg::new(&mei, &keys.personalization);
                     let nonce = drbg.next_nonce();
                     if let Ok(msg) = env.open(&keys.ccm, &nonce, &addr) {
-                        opened = Some((
-                            msg,
-                            Span::Established {
-                                drbg,
-                                class: *class,
-                            },
-                        ));
+                        opened = Some((msg, Span::Established { drbg, slot: *slot }));
                         break;
                     }
                 }
             }
-        } else if let Span::Established { drbg, class } = &state.span {
-            if let Some(keys) = self.keys.get(class) {
+        } else if let Span::Established { drbg, slot } = &state.span {
+            if let Some(keys) = self.keys_for(peer, *slot) {
                 let mut next = drbg.clone();
                 let nonce = next.next_nonce();
                 if let Ok(msg) = env.open(&keys.ccm, &nonce, &addr) {
@@ -246,7 +300,7 @@ impl S2 {
                         msg,
                         Span::Established {
                             drbg: next,
-                            class: *class,
+                            slot: *slot,
                         },
                     ));
                 }
@@ -254,15 +308,15 @@ impl S2 {
         }
         match opened {
             Some((msg, span)) => {
-                let Span::Established { class, .. } = &span else {
+                let Span::Established { slot, .. } = &span else {
                     unreachable!("opened messages establish a SPAN")
                 };
-                let class = *class;
+                let slot = *slot;
                 let state = self.peers.entry(peer).or_default();
                 state.span = span;
                 state.last_received_seq = Some(env.sequence);
                 Ok(Incoming::Command {
-                    class,
+                    slot,
                     command: msg.command,
                 })
             }
@@ -327,7 +381,7 @@ mod tests {
         assert_eq!(
             send(&mut c, &mut l, &cmd, &mut rc, &mut rl),
             Incoming::Command {
-                class: ACCESS,
+                slot: KeySlot::Class(ACCESS),
                 command: cmd.to_vec()
             }
         );
@@ -336,7 +390,7 @@ mod tests {
         assert_eq!(
             l.receive(1, &f, &[ACCESS], &mut rl).unwrap(),
             Incoming::Command {
-                class: ACCESS,
+                slot: KeySlot::Class(ACCESS),
                 command: vec![0x62, 0x02]
             }
         );
@@ -449,7 +503,7 @@ mod tests {
         assert_eq!(
             r,
             Incoming::Command {
-                class: SecurityClass::S2Unauthenticated,
+                slot: KeySlot::Class(SecurityClass::S2Unauthenticated),
                 command: vec![0x86, 0x13, 0x63]
             }
         );
