@@ -161,7 +161,7 @@ enum SimAction {
         network: String,
         #[arg(long)]
         node: Option<u8>,
-        /// enter, program, delete, factory_reset, power_cycle, external_write, out_of_range, in_range,
+        /// enter, program, delete, factory_reset, power_cycle, button (inclusion), external_write, out_of_range, in_range,
         /// battery, unplug, plug, show
         action: String,
         #[arg(long)]

@@ -502,6 +502,28 @@ impl Engine {
             } => {
                 super::reports::on_report(self, node.0, &command, received_at)?;
             }
+            DriverEvent::NodeRemoved { node } => {
+                if let Some(d) = self.with_store(|s| Store::device_by_node(s.conn(), node.0))? {
+                    let codes = self.with_store(|s| Store::device_codes(s.conn(), &d.device_id))?;
+                    self.with_store(|s| Store::delete_device(s.conn(), &d.device_id))?;
+                    tracing::info!(node = node.0, device_id = %d.device_id, codes = codes.len(), "lock left the network; its codes are forgotten");
+                    for c in codes {
+                        self.record(
+                            "access_code.deleted",
+                            Some(&d.device_id),
+                            Some(&c.access_code_id),
+                            json!({ "reason": "device_removed" }),
+                        )?;
+                    }
+                    self.record(
+                        "device.removed",
+                        Some(&d.device_id),
+                        None,
+                        json!({ "node_id": node.0 }),
+                    )?;
+                    self.wake(d.device_id);
+                }
+            }
         }
         Ok(())
     }

@@ -15,6 +15,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+mod inclusion;
+
 use super::node::NodeInfo;
 use super::secure::{Opened, Protection, Sealed, Secure};
 use super::startup::{self, ControllerInfo};
@@ -44,6 +46,8 @@ enum Op {
     Raw {
         bytes: Vec<u8>,
     },
+    /// A request to the stick itself (learn mode, protocol info).
+    Host(inclusion::HostJob),
 }
 
 struct Job {
@@ -86,7 +90,7 @@ impl Job {
             Op::Command { kind, .. } => {
                 *kind == Kind::Send && self.priority == Priority::High && self.reply.is_none()
             }
-            Op::NodeInfo => false,
+            Op::NodeInfo | Op::Host(_) => false,
         }
     }
 
@@ -95,6 +99,7 @@ impl Job {
             Op::Command { command, .. } => command.command_name(),
             Op::NodeInfo => "RequestNodeInfo",
             Op::Raw { .. } => "Security2",
+            Op::Host(h) => h.name(),
         }
     }
 }
@@ -173,6 +178,10 @@ struct State {
     stats: DriverStats,
     conn: Option<Conn>,
     secure: Secure,
+    /// An inclusion or exclusion in progress.
+    learning: Option<inclusion::Learning>,
+    /// Requests to the stick itself, sent before node traffic.
+    host_jobs: VecDeque<inclusion::HostJob>,
 }
 
 pub(super) async fn run(
@@ -191,6 +200,8 @@ pub(super) async fn run(
         stats: DriverStats::default(),
         conn: None,
         secure,
+        learning: None,
+        host_jobs: VecDeque::new(),
     };
     let mut backoff = s.config.reconnect_initial;
     let mut last_error: Option<String> = None;
@@ -381,6 +392,10 @@ impl State {
             st.nonce_arrived = false;
             st.interviewing = false;
         }
+        for hj in std::mem::take(&mut self.host_jobs) {
+            hj.fail(self, err());
+        }
+        self.end_learning(Err(err()));
         self.stats.reconnects += 1;
         self.emit(DriverEvent::Disconnected { reason });
     }
@@ -404,6 +419,15 @@ impl State {
                 );
                 self.enqueue(node, job);
             }
+            DriverCommand::Learn {
+                add,
+                pin,
+                required,
+                timeout,
+                progress,
+                reply,
+            } => self.start_learning(add, pin, required, timeout, progress, reply),
+            DriverCommand::RemoveFailed { node, reply } => self.remove_failed(node, reply),
             DriverCommand::RequestNodeInfo { node, reply } => {
                 let job = Job::new(
                     Op::NodeInfo,
@@ -563,6 +587,7 @@ impl State {
         if let Some(c) = &self.conn {
             take(c.nif_wait.as_ref().map(|(_, w)| w.deadline));
         }
+        take(self.learning_deadline());
         t
     }
 
@@ -602,6 +627,7 @@ impl State {
         for n in interviews {
             self.start_interview(n);
         }
+        self.learning_timers(now);
     }
 
     /// Start the next job on the stick, if it is free.
@@ -610,6 +636,20 @@ impl State {
             return;
         };
         if conn.stick.is_some() {
+            return;
+        }
+        if let Some(hj) = self.host_jobs.pop_front() {
+            let session = conn.session.clone();
+            let req = hj.request();
+            self.stats.transactions += 1;
+            let fut: StickFuture = Box::pin(async move { session.request(req).await });
+            conn.stick = Some(StickOp {
+                node: NodeId(0),
+                job: Job::new(Op::Host(hj), Priority::High, None, Protection::Plain),
+                expect: Expect::Transmit,
+                sealed: false,
+                fut,
+            });
             return;
         }
         let now = Instant::now();
@@ -682,9 +722,20 @@ impl State {
                     conn.stick_failures = 0;
                     drop_link(conn);
                 }
-                op.job.finish(Err(e.into()));
+                if let Op::Host(hj) = op.job.op {
+                    hj.fail(self, e.into());
+                } else {
+                    op.job.finish(Err(e.into()));
+                }
                 return;
             }
+        };
+        let op = match op.job.op {
+            Op::Host(hj) => {
+                self.on_host_job_done(hj, ex.callback, ex.response);
+                return;
+            }
+            _ => op,
         };
         let Some(st) = self.nodes.get_mut(&node) else {
             op.job.finish(Err(DriverError::UnknownNode { node }));
@@ -881,6 +932,9 @@ impl State {
                     _ => tracing::debug!(state = u.state, node = %u.node_id, "application update"),
                 }
             }
+            StickRequest::AddNodeStatus(s) | StickRequest::RemoveNodeStatus(s) => {
+                self.on_learn_status(s);
+            }
             StickRequest::SerialApiStarted(_) => {
                 tracing::warn!("the stick restarted on its own; reconnecting");
                 if let Some(c) = self.conn.as_mut() {
@@ -893,6 +947,9 @@ impl State {
 
     /// An S0 or S2 frame from a node: opened and dispatched, or used to (re)synchronise.
     fn on_secure_frame(&mut self, node: NodeId, frame: &[u8]) {
+        if self.bootstrap_frame(node, frame) {
+            return;
+        }
         let Some(st) = self.nodes.get(&node) else {
             return;
         };
@@ -1093,6 +1150,11 @@ fn start_job(
     stats.transactions += 1;
     let session = conn.session.clone();
     let (req, expect, sealed) = match &job.op {
+        Op::Host(_) => {
+            // Host jobs start from `dispatch`; one here is a bug, not worth a panic.
+            tracing::error!("a stick request was queued as node traffic: dropped");
+            return false;
+        }
         Op::NodeInfo => (
             HostRequest::RequestNodeInfo { node_id: node },
             Expect::NodeInfo,

@@ -207,6 +207,35 @@ pub enum DriverEvent {
         command: Command,
         received_at: DateTime<Utc>,
     },
+    /// The node left the network (excluded, or removed as failed).
+    NodeRemoved { node: NodeId },
+}
+
+/// How an inclusion or exclusion is going.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum InclusionEvent {
+    /// Learn mode is open: press the lock's button (or start its inclusion).
+    Ready,
+    NodeFound,
+    Adding {
+        node: NodeId,
+    },
+    Removing {
+        node: NodeId,
+    },
+    /// S2 key exchange started with the new node.
+    KeyExchange {
+        node: NodeId,
+    },
+    Secured {
+        node: NodeId,
+        class: Option<crate::security::SecurityClass>,
+    },
+    SecurityFailed {
+        node: NodeId,
+        reason: String,
+    },
 }
 
 /// Counters of the driver since start.
@@ -247,6 +276,19 @@ pub(crate) enum DriverCommand {
     RequestNodeInfo {
         node: NodeId,
         reply: oneshot::Sender<Result<Answer, DriverError>>,
+    },
+    /// Open learn mode to add (`add`) or remove a node.
+    Learn {
+        add: bool,
+        pin: Option<u16>,
+        required: Option<crate::security::SecurityClass>,
+        timeout: Duration,
+        progress: mpsc::Sender<InclusionEvent>,
+        reply: oneshot::Sender<Result<NodeId, DriverError>>,
+    },
+    RemoveFailed {
+        node: NodeId,
+        reply: oneshot::Sender<Result<NodeId, DriverError>>,
     },
     Nodes {
         reply: oneshot::Sender<Vec<NodeInfo>>,
@@ -345,6 +387,51 @@ impl DriverHandle {
                 "unexpected answer {other:?}"
             ))),
         }
+    }
+
+    /// Include a node: learn mode opens, the node joins (its button pressed), and a node
+    /// that speaks S2 gets its keys. `pin`: the 5-digit PIN printed on the lock (Authenticated
+    /// and Access Control); `required`: a class the lock must ask for. Returns the new node
+    /// (its interview follows).
+    pub async fn include(
+        &self,
+        pin: Option<u16>,
+        required: Option<crate::security::SecurityClass>,
+        timeout: Duration,
+        progress: mpsc::Sender<InclusionEvent>,
+    ) -> Result<NodeId, DriverError> {
+        self.ask(|reply| DriverCommand::Learn {
+            add: true,
+            pin,
+            required,
+            timeout,
+            progress,
+            reply,
+        })
+        .await?
+    }
+
+    /// Exclude a node: learn mode opens and the node whose button is pressed leaves.
+    pub async fn exclude(
+        &self,
+        timeout: Duration,
+        progress: mpsc::Sender<InclusionEvent>,
+    ) -> Result<NodeId, DriverError> {
+        self.ask(|reply| DriverCommand::Learn {
+            add: false,
+            pin: None,
+            required: None,
+            timeout,
+            progress,
+            reply,
+        })
+        .await?
+    }
+
+    /// Remove a node that no longer answers (the stick checks it has failed).
+    pub async fn remove_failed(&self, node: NodeId) -> Result<NodeId, DriverError> {
+        self.ask(|reply| DriverCommand::RemoveFailed { node, reply })
+            .await?
     }
 
     /// The S2 classes the driver holds keys for, highest first (empty without keys).

@@ -228,6 +228,27 @@ impl Secure {
         }
     }
 
+    /// One step of an S2 key exchange with `inc`'s node.
+    pub fn bootstrap(
+        &mut self,
+        inc: &mut crate::security::s2::bootstrap::Including,
+        frame: &[u8],
+    ) -> crate::security::s2::bootstrap::Step {
+        match self.s2.as_mut() {
+            Some(s2) => inc.on_frame(s2, frame),
+            None => crate::security::s2::bootstrap::Step::default(),
+        }
+    }
+
+    /// A node left the network: forget its nonces and SPAN.
+    pub fn forget(&mut self, node: NodeId) {
+        if let Some(s2) = self.s2.as_mut() {
+            s2.reset(node.0);
+            s2.set_temporary(node.0, None);
+        }
+        self.s0_received.remove(&node);
+    }
+
     /// Open a secure frame (`98 …` S0 or `9F …` S2) from `node`, trying `classes` for S2.
     pub fn open(&mut self, node: NodeId, frame: &[u8], classes: &[SecurityClass]) -> Opened {
         if frame.first() == Some(&s0::CC) {

@@ -80,6 +80,10 @@ async fn try_execute(sim: &Simulator, req: &ControlRequest) -> Result<serde_json
             keypad(KeypadAction::Delete { slot: slot()? }).await?;
             done
         }
+        "button" => {
+            let what = net.press_button(node()?).await.map_err(|e| e.to_string())?;
+            serde_json::json!({ "ok": true, "result": what })
+        }
         "power_cycle" => {
             keypad(KeypadAction::PowerCycle).await?;
             done

@@ -73,15 +73,26 @@ pub struct Lock {
 impl Lock {
     /// A lock of `model` in the network `home_id`.
     pub fn new(model: LockModel, home_id: u32) -> Self {
-        let secure = model.secure_key().map(|(class, key)| {
-            super::secure::SecureLink::new(
-                model.node_id,
-                home_id,
-                class,
-                key,
-                u64::from(model.node_id),
-            )
-        });
+        let secure = match (model.included, model.security) {
+            (_, super::model::LockSecurity::None) => None,
+            (true, _) => model.secure_key().map(|(class, key)| {
+                super::secure::SecureLink::new(
+                    model.node_id,
+                    home_id,
+                    class,
+                    key,
+                    u64::from(model.node_id),
+                )
+            }),
+            (false, super::model::LockSecurity::S2AccessControl) => {
+                Some(super::secure::SecureLink::joining(
+                    model.node_id,
+                    home_id,
+                    crate::security::SecurityClass::S2AccessControl,
+                    u64::from(model.node_id),
+                ))
+            }
+        };
         let mut slots = BTreeMap::new();
         for c in &model.initial_codes {
             slots.insert(
@@ -121,6 +132,11 @@ impl Lock {
             Some(link) if !frames.is_empty() => link.to_controller(frames),
             _ => frames,
         }
+    }
+
+    /// The 5-digit PIN printed on a lock made to be included securely.
+    pub fn dsk_pin(&self) -> Option<u16> {
+        self.secure.as_ref().and_then(|l| l.pin())
     }
 
     /// A reboot: codes stay, volatile S2 state (SPANs) is gone.

@@ -89,6 +89,10 @@ pub struct LockSnapshot {
     pub in_range: bool,
     /// Commands the lock received over the air.
     pub commands_received: u64,
+    /// In the network (false: waiting to be included).
+    pub included: bool,
+    /// The 5-digit PIN printed on a lock made to be included with S2 security.
+    pub dsk_pin: Option<u16>,
     /// Supervision Reports the lock got for its own supervised notifications.
     pub supervision_reports_received: u64,
     #[serde(skip)]
@@ -146,6 +150,11 @@ pub(crate) enum Control {
     },
     Stats {
         reply: oneshot::Sender<StickStats>,
+    },
+    /// Someone presses the lock's inclusion button.
+    Button {
+        node: u8,
+        reply: oneshot::Sender<Result<String, String>>,
     },
 }
 
@@ -264,6 +273,14 @@ impl SimHandle {
         self.ask(|reply| Control::Plug { reply }).await?;
         self.plugged.store(true, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Press a lock's inclusion button: it joins (or leaves) the network when the stick is in
+    /// add (or remove) mode. Says what happened.
+    pub async fn press_button(&self, node: u8) -> Result<String, SimError> {
+        self.ask(|reply| Control::Button { node, reply })
+            .await?
+            .map_err(SimError::Refused)
     }
 
     pub async fn snapshot(&self, node: u8) -> Result<Option<LockSnapshot>, SimError> {

@@ -226,6 +226,11 @@ pub struct LockModel {
     /// The network key of that class, 32 hex digits (the controller must hold the same).
     #[serde(default)]
     pub network_key: Option<String>,
+    /// In the network from the start (default). `false`: the lock waits beside the network
+    /// until included (its inclusion button pressed while the stick is in add mode); a secure
+    /// one then gets its keys through S2 bootstrapping.
+    #[serde(default = "yes")]
+    pub included: bool,
     #[serde(default)]
     pub quirks: Quirks,
 }
@@ -340,9 +345,9 @@ impl SimConfig {
                         l.node_id
                     )));
                 }
-                if l.security != LockSecurity::None && l.secure_key().is_none() {
+                if l.security != LockSecurity::None && l.included && l.secure_key().is_none() {
                     return Err(bad(format!(
-                        "node {}: a secure lock needs network_key, 32 hex digits",
+                        "node {}: a secure lock that is included needs network_key, 32 hex digits",
                         l.node_id
                     )));
                 }

@@ -5,6 +5,7 @@
 //! Uses the same S2 state machine as the driver ([`crate::security::s2::peer`]); entropy
 //! comes from the simulator's seeded generator, so runs are repeatable.
 
+use crate::security::s2::bootstrap::Joining;
 use crate::security::s2::peer::{Incoming, NeedNonce, S2};
 use crate::security::SecurityClass;
 
@@ -24,6 +25,11 @@ const CONTROLLER: u16 = 1;
 pub struct SecureLink {
     s2: S2,
     class: SecurityClass,
+    /// Key exchange in progress (a lock being included); its class is not granted yet.
+    joining: Option<std::sync::Arc<std::sync::Mutex<Joining>>>,
+    /// The 5-digit PIN printed on the lock, when it was made to be included.
+    pin: Option<u16>,
+    join_failed: bool,
     rng: SimRng,
     /// Reports waiting for a SPAN with the controller.
     waiting: Vec<Vec<u8>>,
@@ -53,10 +59,44 @@ impl SecureLink {
         SecureLink {
             s2: S2::new(u16::from(node), home_id, &[(class, key)]),
             class,
+            joining: None,
+            pin: None,
+            join_failed: false,
             rng: SimRng::new(seed ^ 0x5345_4355_5245),
             waiting: Vec::new(),
             rejected: 0,
         }
+    }
+
+    /// A secure lock not included yet: it will ask for `class` during S2 bootstrapping,
+    /// with a key pair of its own from `seed`.
+    pub fn joining(node: u8, home_id: u32, class: SecurityClass, seed: u64) -> SecureLink {
+        let mut rng = SimRng::new(seed ^ 0x4453_4B00);
+        let mut secret = [0u8; 32];
+        for chunk in secret.chunks_mut(8) {
+            chunk.copy_from_slice(&rng.next_u64().to_le_bytes());
+        }
+        let join = Joining::new(CONTROLLER, class.key_bit(), secret);
+        SecureLink {
+            s2: S2::new(u16::from(node), home_id, &[]),
+            class,
+            pin: Some(join.pin()),
+            join_failed: false,
+            joining: Some(std::sync::Arc::new(std::sync::Mutex::new(join))),
+            rng: SimRng::new(seed ^ 0x5345_4355_5245),
+            waiting: Vec::new(),
+            rejected: 0,
+        }
+    }
+
+    /// The PIN printed on the lock (the first five digits of its DSK).
+    pub fn pin(&self) -> Option<u16> {
+        self.pin
+    }
+
+    /// Key exchange done and successful (the lock holds its network key).
+    pub fn is_secured(&self) -> bool {
+        self.joining.is_none() && !self.join_failed
     }
 
     /// Lose the SPAN with the controller (a reboot), and anything waiting for one.
@@ -77,6 +117,31 @@ impl SecureLink {
     }
 
     pub fn from_controller(&mut self, bytes: &[u8]) -> FromController {
+        if let Some(join) = self.joining.clone() {
+            if bytes.first() != Some(&0x9F) {
+                return if PLAIN_CLASSES.contains(bytes.first().unwrap_or(&0)) {
+                    FromController::Command(bytes.to_vec())
+                } else {
+                    FromController::Ignore
+                };
+            }
+            let rng = &mut self.rng;
+            let mut random = || SecureLink::entropy(rng);
+            let mut join = join.lock().unwrap_or_else(|e| e.into_inner());
+            let step = join.on_frame(&mut self.s2, bytes, &mut random);
+            if matches!(step.outcome, Some(Err(_))) {
+                self.join_failed = true;
+            }
+            if join.is_finished() {
+                drop(join);
+                self.joining = None;
+                if self.join_failed {
+                    // Key exchange failed: the lock stays without keys.
+                    self.s2 = S2::new(self.s2.own(), self.s2.home_id(), &[]);
+                }
+            }
+            return FromController::Send(step.send);
+        }
         match bytes.first() {
             Some(0x9F) => {
                 let rng = &mut self.rng;

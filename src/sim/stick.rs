@@ -111,9 +111,20 @@ struct Outbound {
     deadline: Instant,
 }
 
+/// The stick in add or remove mode, opened by the host with this callback id.
+struct Learn {
+    add: bool,
+    callback_id: u8,
+    /// The node that joined, once the protocol part is done (add mode).
+    joined: Option<u8>,
+}
+
 pub(super) struct Stick {
     model: NetworkModel,
     pub(super) locks: BTreeMap<u8, Lock>,
+    /// Locks beside the network, waiting to be included.
+    pending: BTreeMap<u8, Lock>,
+    learn: Option<Learn>,
     conn: Option<DuplexStream>,
     codec: SerialCodec,
     read_buf: BytesMut,
@@ -135,16 +146,18 @@ pub(super) struct Stick {
 
 impl Stick {
     pub(super) fn new(model: NetworkModel) -> Self {
-        let locks = model
+        let (locks, pending) = model
             .locks
             .iter()
             .map(|l| (l.node_id, Lock::new(l.clone(), model.home_id)))
-            .collect();
+            .partition(|(_, l)| l.model.included);
         Stick {
             rng: SimRng::new(model.seed),
             faults: model.faults.clone(),
             model,
             locks,
+            pending,
+            learn: None,
             conn: None,
             codec: SerialCodec::new(),
             read_buf: BytesMut::with_capacity(512),
@@ -293,7 +306,18 @@ impl Stick {
                 let _ = reply.send(());
             }
             Control::Snapshot { node, reply } => {
-                let _ = reply.send(self.locks.get(&node).map(snapshot));
+                let s = self
+                    .locks
+                    .get(&node)
+                    .or_else(|| self.pending.get(&node))
+                    .map(snapshot);
+                let _ = reply.send(s.map(|mut s| {
+                    s.included = self.locks.contains_key(&node);
+                    s
+                }));
+            }
+            Control::Button { node, reply } => {
+                let _ = reply.send(self.press_button(node));
             }
             Control::Stats { reply } => {
                 let _ = reply.send(self.stats.clone());
@@ -567,8 +591,31 @@ impl Stick {
             HostRequest::AddNodeToNetwork(r) | HostRequest::RemoveNodeFromNetwork(r)
                 if r.callback_id != 0 =>
             {
-                // Learn mode opens, and closes on STOP; no simulated node is waiting to join.
+                // Learn mode opens; the lock whose button is pressed joins or leaves; STOP
+                // closes it (and completes an inclusion whose protocol part is done).
+                let add = f.function == 0x4A;
                 let stop = r.mode & 0x0F == crate::serialapi::network::mode::STOP;
+                if !stop {
+                    self.learn = Some(Learn {
+                        add,
+                        callback_id: r.callback_id,
+                        joined: None,
+                    });
+                } else if let Some(node) = self.learn.take().and_then(|l| l.joined) {
+                    if let Some(lock) = self.pending.remove(&node) {
+                        self.locks.insert(node, lock);
+                    }
+                    self.later(
+                        10,
+                        StickRequest::AddNodeStatus(InclusionStatus {
+                            callback_id: r.callback_id,
+                            status: add_status::DONE,
+                            node_id: NodeId::from(node),
+                            node_info: None,
+                        }),
+                    );
+                    return;
+                }
                 let status = if stop {
                     add_status::FAILED
                 } else {
@@ -592,6 +639,73 @@ impl Stick {
                 self.later(10, msg);
             }
             _ => {} // not answered, like a real stick with a function it lacks
+        }
+    }
+
+    /// The inclusion button of lock `node`.
+    fn press_button(&mut self, node: u8) -> Result<String, String> {
+        let Some(learn) = self.learn.as_mut() else {
+            return Err("the stick is not in add or remove mode".into());
+        };
+        let cb = learn.callback_id;
+        let status = |status: u8, node: u8, nif: Option<NodeInformation>| InclusionStatus {
+            callback_id: cb,
+            status,
+            node_id: NodeId::from(node),
+            node_info: nif,
+        };
+        if learn.add {
+            let Some(lock) = self.pending.get(&node) else {
+                return Err(format!("no lock {node} waiting to join"));
+            };
+            if learn.joined.is_some() {
+                return Err("another lock is joining".into());
+            }
+            learn.joined = Some(node);
+            let nif = NodeInformation {
+                basic: 0x04,
+                generic: 0x40,
+                specific: 0x03,
+                command_classes: lock.command_classes(),
+            };
+            let radio = self.model.radio_ms;
+            self.later(
+                radio,
+                StickRequest::AddNodeStatus(status(add_status::NODE_FOUND, 0, None)),
+            );
+            self.later(
+                radio * 3,
+                StickRequest::AddNodeStatus(status(add_status::ADDING_END_NODE, node, Some(nif))),
+            );
+            self.later(
+                radio * 6,
+                StickRequest::AddNodeStatus(status(add_status::PROTOCOL_DONE, node, None)),
+            );
+            Ok(format!("lock {node} joins"))
+        } else {
+            let Some(lock) = self.locks.remove(&node) else {
+                return Err(format!("no lock {node} in the network"));
+            };
+            self.pending.insert(node, lock);
+            self.learn = None;
+            let radio = self.model.radio_ms;
+            self.later(
+                radio,
+                StickRequest::RemoveNodeStatus(status(remove_status::NODE_FOUND, 0, None)),
+            );
+            self.later(
+                radio * 3,
+                StickRequest::RemoveNodeStatus(status(
+                    remove_status::REMOVING_END_NODE,
+                    node,
+                    None,
+                )),
+            );
+            self.later(
+                radio * 5,
+                StickRequest::RemoveNodeStatus(status(remove_status::DONE, node, None)),
+            );
+            Ok(format!("lock {node} leaves"))
         }
     }
 
@@ -809,6 +923,8 @@ fn snapshot(l: &Lock) -> LockSnapshot {
         battery_level: l.battery_level,
         in_range: l.in_range,
         commands_received: l.commands_received,
+        included: true,
+        dsk_pin: l.dsk_pin(),
         supervision_reports_received: l.supervision_reports_received,
         year_day_schedules: l
             .slots()

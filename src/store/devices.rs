@@ -135,6 +135,11 @@ impl Store {
         })
     }
 
+    /// Forget a device that left the network; its codes and slots go with it.
+    pub fn delete_device(conn: &Connection, id: &Uuid) -> Result<bool, StoreError> {
+        Ok(conn.execute("DELETE FROM devices WHERE device_id = ?1", [id.to_string()])? > 0)
+    }
+
     pub fn device(conn: &Connection, id: &Uuid) -> Result<Option<DeviceRow>, StoreError> {
         conn.query_row(
             &format!("SELECT {COLUMNS} FROM devices WHERE device_id = ?1"),

@@ -721,9 +721,9 @@ impl Joining {
         }
     }
 
-    /// Frames still waiting for a nonce (the last Transfer End, when it needed one).
-    pub fn is_idle(&self) -> bool {
-        self.outbox.0.is_empty()
+    /// Key exchange over (either way) and nothing left to send.
+    pub fn is_finished(&self) -> bool {
+        self.state == JoinState::Ended && self.outbox.0.is_empty()
     }
 }
 

@@ -125,6 +125,15 @@ impl S2 {
         }
     }
 
+    /// This node's id.
+    pub fn own(&self) -> u16 {
+        self.own
+    }
+
+    pub fn home_id(&self) -> u32 {
+        self.home_id
+    }
+
     /// Add (or replace) the network key of `class` (an inclusion just delivered it).
     pub fn set_class_key(&mut self, class: SecurityClass, key: &[u8; 16]) {
         self.keys.insert(class, ckdf::network_keys(key));

@@ -1,0 +1,408 @@
+//! Adding and removing nodes: the stick's learn mode (AddNodeToNetwork /
+//! RemoveNodeFromNetwork and their status callbacks), then, for a node that speaks S2, key
+//! exchange ([`Including`]) before its interview, so it is only ever spoken to securely.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::{Job, Op, Protection, State};
+use crate::driver::{DriverError, DriverEvent, InclusionEvent, NodeInfo, Priority};
+use crate::security::s2::bootstrap::{BootstrapError, Including};
+use crate::security::SecurityClass;
+use crate::serialapi::application::NodeInformation;
+use crate::serialapi::network::{
+    add_status, mode, remove_status, InclusionRequest, InclusionStatus,
+};
+use crate::serialapi::{HostRequest, NodeId, StickRequest, StickResponse};
+
+/// An inclusion or exclusion in progress.
+pub(in crate::driver) struct Learning {
+    add: bool,
+    callback_id: u8,
+    pin: Option<u16>,
+    required: Option<SecurityClass>,
+    deadline: Instant,
+    progress: mpsc::Sender<InclusionEvent>,
+    reply: Option<oneshot::Sender<Result<NodeId, DriverError>>>,
+    phase: Phase,
+}
+
+enum Phase {
+    /// Learn mode open (or opening): waiting for a node.
+    Open,
+    /// A node is joining; its information frame so far.
+    Joining(NodeId, Option<NodeInformation>),
+    /// STOP sent after the protocol part; waiting for DONE.
+    Stopping(NodeId, Option<NodeInformation>),
+    /// Asked the stick about the new node.
+    ProtocolInfo(NodeId, Option<NodeInformation>),
+    /// S2 key exchange with the new node.
+    Bootstrapping(NodeId, Box<Including>),
+}
+
+/// A host request the inclusion needs, with what to do with its answer.
+pub(in crate::driver) enum HostJob {
+    Learn(HostRequest),
+    ProtocolInfo(NodeId),
+    /// Remove a node the stick knows has failed.
+    RemoveFailed {
+        node: NodeId,
+        callback_id: u8,
+        reply: oneshot::Sender<Result<NodeId, DriverError>>,
+    },
+}
+
+impl HostJob {
+    pub(super) fn request(&self) -> HostRequest {
+        match self {
+            HostJob::Learn(r) => r.clone(),
+            HostJob::ProtocolInfo(node) => HostRequest::GetNodeProtocolInfo { node_id: *node },
+            HostJob::RemoveFailed {
+                node, callback_id, ..
+            } => HostRequest::RemoveFailedNode {
+                node_id: *node,
+                callback_id: *callback_id,
+            },
+        }
+    }
+
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            HostJob::Learn(_) => "learn mode",
+            HostJob::ProtocolInfo(_) => "GetNodeProtocolInfo",
+            HostJob::RemoveFailed { .. } => "RemoveFailedNode",
+        }
+    }
+
+    /// The request failed at the stick.
+    pub(super) fn fail(self, state: &mut State, e: DriverError) {
+        match self {
+            HostJob::RemoveFailed { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            _ => state.end_learning(Err(e)),
+        }
+    }
+}
+
+/// How long a key exchange may take, all steps together.
+const BOOTSTRAP_TIME: Duration = Duration::from_secs(60);
+
+impl State {
+    pub(super) fn start_learning(
+        &mut self,
+        add: bool,
+        pin: Option<u16>,
+        required: Option<SecurityClass>,
+        timeout: Duration,
+        progress: mpsc::Sender<InclusionEvent>,
+        reply: oneshot::Sender<Result<NodeId, DriverError>>,
+    ) {
+        if self.conn.is_none() {
+            let _ = reply.send(Err(DriverError::Disconnected {
+                reason: "the stick is not connected".into(),
+            }));
+            return;
+        }
+        if self.learning.is_some() {
+            let _ = reply.send(Err(DriverError::Protocol(
+                "an inclusion or exclusion is already running".into(),
+            )));
+            return;
+        }
+        let conn = self.conn.as_mut().expect("checked");
+        conn.next_callback = conn.next_callback % 255 + 1;
+        let callback_id = conn.next_callback;
+        let req = InclusionRequest {
+            mode: mode::ANY | mode::FLAG_HIGH_POWER | mode::FLAG_NETWORK_WIDE,
+            callback_id,
+            extra: Vec::new(),
+        };
+        self.host_jobs.push_back(HostJob::Learn(if add {
+            HostRequest::AddNodeToNetwork(req)
+        } else {
+            HostRequest::RemoveNodeFromNetwork(req)
+        }));
+        tracing::info!(add, "learn mode opening");
+        self.learning = Some(Learning {
+            add,
+            callback_id,
+            pin,
+            required,
+            deadline: Instant::now() + timeout,
+            progress,
+            reply: Some(reply),
+            phase: Phase::Open,
+        });
+    }
+
+    fn stop_learn_mode(&mut self) {
+        let Some(l) = self.learning.as_ref() else {
+            return;
+        };
+        let req = InclusionRequest {
+            mode: mode::STOP,
+            callback_id: l.callback_id,
+            extra: Vec::new(),
+        };
+        self.host_jobs.push_back(HostJob::Learn(if l.add {
+            HostRequest::AddNodeToNetwork(req)
+        } else {
+            HostRequest::RemoveNodeFromNetwork(req)
+        }));
+    }
+
+    fn learning_progress(&self, ev: InclusionEvent) {
+        if let Some(l) = &self.learning {
+            let _ = l.progress.try_send(ev);
+        }
+    }
+
+    /// End the inclusion or exclusion with `result`.
+    pub(super) fn end_learning(&mut self, result: Result<NodeId, DriverError>) {
+        if let Some(mut l) = self.learning.take() {
+            match &result {
+                Ok(node) => tracing::info!(add = l.add, %node, "learn mode done"),
+                Err(e) => tracing::warn!(add = l.add, error = %e, "learn mode failed"),
+            }
+            if let Some(r) = l.reply.take() {
+                let _ = r.send(result);
+            }
+        }
+    }
+
+    pub(super) fn learning_deadline(&self) -> Option<Instant> {
+        self.learning.as_ref().map(|l| l.deadline)
+    }
+
+    pub(super) fn learning_timers(&mut self, now: Instant) {
+        if self.learning.as_ref().is_some_and(|l| now >= l.deadline) {
+            let open = matches!(
+                self.learning.as_ref().map(|l| &l.phase),
+                Some(Phase::Open | Phase::Joining(..))
+            );
+            if open {
+                self.stop_learn_mode();
+            }
+            self.end_learning(Err(DriverError::Protocol(
+                "no lock joined or left in time (was its button pressed?)".into(),
+            )));
+        }
+    }
+
+    /// Remove `node`, which the stick must consider failed.
+    pub(super) fn remove_failed(
+        &mut self,
+        node: NodeId,
+        reply: oneshot::Sender<Result<NodeId, DriverError>>,
+    ) {
+        let Some(conn) = self.conn.as_mut() else {
+            let _ = reply.send(Err(DriverError::Disconnected {
+                reason: "the stick is not connected".into(),
+            }));
+            return;
+        };
+        conn.next_callback = conn.next_callback % 255 + 1;
+        let callback_id = conn.next_callback;
+        self.host_jobs.push_back(HostJob::RemoveFailed {
+            node,
+            callback_id,
+            reply,
+        });
+    }
+
+    /// The stick answered a host request of the inclusion.
+    pub(super) fn on_host_job_done(
+        &mut self,
+        job: HostJob,
+        callback: Option<StickRequest>,
+        response: Option<StickResponse>,
+    ) {
+        match job {
+            HostJob::RemoveFailed { node, reply, .. } => {
+                use crate::serialapi::network::{remove_failed_start, remove_failed_status};
+                let started = matches!(response, Some(StickResponse::RemoveFailedNode { start_flags }) if start_flags == remove_failed_start::STARTED);
+                let removed = matches!(callback, Some(StickRequest::RemoveFailedNodeStatus(s)) if s.status == remove_failed_status::REMOVED);
+                if started && removed {
+                    self.nodes.remove(&node);
+                    self.secure.forget(node);
+                    self.emit(DriverEvent::NodeRemoved { node });
+                    let _ = reply.send(Ok(node));
+                } else {
+                    let _ = reply.send(Err(DriverError::Protocol(format!(
+                        "the stick did not remove node {node}: it still answers, or the stick refused"
+                    ))));
+                }
+            }
+            HostJob::Learn(_) => {
+                if let Some(StickRequest::AddNodeStatus(s) | StickRequest::RemoveNodeStatus(s)) =
+                    callback
+                {
+                    self.on_learn_status(s);
+                }
+            }
+            HostJob::ProtocolInfo(node) => {
+                let Some(StickResponse::GetNodeProtocolInfo(protocol)) = response else {
+                    return self.end_learning(Err(DriverError::Protocol(
+                        "no protocol information for the new node".into(),
+                    )));
+                };
+                let nif = match self
+                    .learning
+                    .as_mut()
+                    .map(|l| std::mem::replace(&mut l.phase, Phase::Open))
+                {
+                    Some(Phase::ProtocolInfo(n, nif)) if n == node => nif,
+                    _ => None,
+                };
+                let mut info = NodeInfo::new(node, &protocol);
+                info.command_classes = nif.as_ref().map(|n| n.supported());
+                let secure_s2 =
+                    info.supports(crate::cc::security2::ID) && !self.handle.s2_classes().is_empty();
+                let st = self.nodes.entry(node).or_insert_with(|| super::NodeState {
+                    reachable: true,
+                    backoff: self.config.node_backoff_initial,
+                    interview_backoff: self.config.node_backoff_initial,
+                    ..super::NodeState::default()
+                });
+                st.info = Some(info.clone());
+                self.emit(DriverEvent::NodeUpdated(info));
+                if secure_s2 {
+                    let (pin, required) = self
+                        .learning
+                        .as_ref()
+                        .map(|l| (l.pin, l.required))
+                        .unwrap_or_default();
+                    let Some(keys) = self.config.keys.clone() else {
+                        return;
+                    };
+                    let inc = Including::new(node.0, keys, pin, required);
+                    let first = inc.start();
+                    if let Some(l) = self.learning.as_mut() {
+                        l.phase = Phase::Bootstrapping(node, Box::new(inc));
+                        l.deadline = Instant::now() + BOOTSTRAP_TIME;
+                    }
+                    self.learning_progress(InclusionEvent::KeyExchange { node });
+                    self.send_plain(node, first);
+                } else {
+                    self.end_learning(Ok(node));
+                    self.start_interview(node);
+                }
+            }
+        }
+    }
+
+    fn send_plain(&mut self, node: NodeId, bytes: Vec<u8>) {
+        let job = Job::new(Op::Raw { bytes }, Priority::High, None, Protection::Plain);
+        self.enqueue(node, job);
+    }
+
+    /// An AddNodeStatus / RemoveNodeStatus callback.
+    pub(super) fn on_learn_status(&mut self, s: InclusionStatus) {
+        let Some(l) = self.learning.as_mut() else {
+            return;
+        };
+        if s.callback_id != l.callback_id {
+            return;
+        }
+        let add = l.add;
+        match (add, s.status) {
+            (true, add_status::READY) | (false, remove_status::READY) => {
+                self.learning_progress(InclusionEvent::Ready);
+            }
+            (true, add_status::NODE_FOUND) | (false, remove_status::NODE_FOUND) => {
+                self.learning_progress(InclusionEvent::NodeFound);
+            }
+            (true, add_status::ADDING_END_NODE) => {
+                l.phase = Phase::Joining(s.node_id, s.node_info);
+                self.learning_progress(InclusionEvent::Adding { node: s.node_id });
+            }
+            (true, add_status::PROTOCOL_DONE) => {
+                if let Phase::Joining(node, nif) = std::mem::replace(&mut l.phase, Phase::Open) {
+                    l.phase = Phase::Stopping(node, nif);
+                }
+                self.stop_learn_mode();
+            }
+            (true, add_status::DONE) => {
+                let (node, nif) = match std::mem::replace(&mut l.phase, Phase::Open) {
+                    Phase::Stopping(n, nif) => (n, nif),
+                    _ => (s.node_id, None),
+                };
+                l.phase = Phase::ProtocolInfo(node, nif);
+                self.host_jobs.push_back(HostJob::ProtocolInfo(node));
+            }
+            (false, remove_status::REMOVING_END_NODE) => {
+                self.learning_progress(InclusionEvent::Removing { node: s.node_id });
+            }
+            (false, remove_status::DONE) => {
+                let node = s.node_id;
+                self.stop_learn_mode();
+                if let Some(st) = self.nodes.remove(&node) {
+                    if let Some(w) = st.waiting {
+                        w.job.finish(Err(DriverError::UnknownNode { node }));
+                    }
+                }
+                self.secure.forget(node);
+                self.emit(DriverEvent::NodeRemoved { node });
+                self.end_learning(Ok(node));
+            }
+            (_, add_status::FAILED) => {
+                self.end_learning(Err(DriverError::Protocol(
+                    "the stick reports the inclusion failed".into(),
+                )));
+            }
+            _ => {}
+        }
+    }
+
+    /// An S2 frame from a node whose key exchange is running: true when it was the inclusion's.
+    pub(super) fn bootstrap_frame(&mut self, node: NodeId, frame: &[u8]) -> bool {
+        let Some(l) = self.learning.as_mut() else {
+            return false;
+        };
+        let Phase::Bootstrapping(n, inc) = &mut l.phase else {
+            return false;
+        };
+        if *n != node {
+            return false;
+        }
+        let step = self.secure.bootstrap(inc, frame);
+        for f in step.send {
+            self.send_plain(node, f);
+        }
+        match step.outcome {
+            None => {}
+            Some(Ok(granted)) => {
+                let class = SecurityClass::ALL
+                    .into_iter()
+                    .find(|c| *c != SecurityClass::S0Legacy && granted & c.key_bit() != 0);
+                if let Some(info) = self.nodes.get_mut(&node).and_then(|s| s.info.as_mut()) {
+                    info.security_class = class;
+                }
+                tracing::info!(%node, ?class, "key exchange done");
+                self.learning_progress(InclusionEvent::Secured { node, class });
+                self.end_learning(Ok(node));
+                self.start_interview(node);
+            }
+            Some(Err(e)) => {
+                let reason = e.to_string();
+                self.learning_progress(InclusionEvent::SecurityFailed {
+                    node,
+                    reason: reason.clone(),
+                });
+                let wrong_pin = e == BootstrapError::WrongPin;
+                self.end_learning(Err(DriverError::Security {
+                    node,
+                    reason: if wrong_pin {
+                        reason
+                    } else {
+                        format!("key exchange failed: {reason}")
+                    },
+                }));
+            }
+        }
+        true
+    }
+}

@@ -1,0 +1,203 @@
+//! Including and excluding locks through the driver, against simulated locks waiting beside
+//! the network: learn mode, the lock's button, S2 key exchange with the PIN printed on the
+//! lock, then the interview and secure traffic. Wrong PIN, timeouts and exclusion too.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use zwlock::cc::{Command, UserCodeCommand as U};
+use zwlock::driver::{
+    Driver, DriverConfig, DriverError, DriverEvent, DriverHandle, InclusionEvent, Priority,
+};
+use zwlock::security::keys::NetworkKeys;
+use zwlock::security::SecurityClass;
+use zwlock::serialapi::NodeId;
+use zwlock::sim::{SimConfig, SimHandle, Simulator};
+
+const NET: &str = r#"
+[[network]]
+name = "i"
+radio_ms = 5
+[[network.lock]]
+node_id = 5
+listening = "always"
+slots = 10
+[[network.lock]]
+node_id = 9
+listening = "always"
+slots = 20
+initial_codes = [{ slot = 1, code = "2468" }]
+security = "s2_access_control"
+included = false
+"#;
+
+fn start() -> (DriverHandle, mpsc::Receiver<DriverEvent>, SimHandle) {
+    let sim = Simulator::new(SimConfig::from_toml(NET).unwrap());
+    let net = sim.network("i").unwrap();
+    let mut config = DriverConfig::new("sim://i".parse().unwrap());
+    config.simulator = Some(Arc::new(sim));
+    config.keys = Some(NetworkKeys::generate());
+    let (driver, events) = Driver::spawn(config);
+    (driver, events, net)
+}
+
+async fn wait_for(
+    events: &mut mpsc::Receiver<DriverEvent>,
+    what: &str,
+    mut pred: impl FnMut(&DriverEvent) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(ev)) if pred(&ev) => return,
+            Ok(Some(_)) => {}
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+}
+
+/// Start an inclusion, press lock 9's button once learn mode is open; the result.
+async fn include(
+    driver: &DriverHandle,
+    net: &SimHandle,
+    pin: Option<u16>,
+) -> (Result<NodeId, DriverError>, Vec<InclusionEvent>) {
+    let (tx, mut rx) = mpsc::channel(32);
+    let d = driver.clone();
+    let task = tokio::spawn(async move {
+        d.include(
+            pin,
+            Some(SecurityClass::S2AccessControl),
+            Duration::from_secs(60),
+            tx,
+        )
+        .await
+    });
+    let mut seen = Vec::new();
+    while let Some(ev) = rx.recv().await {
+        let ready = ev == InclusionEvent::Ready;
+        seen.push(ev);
+        if ready {
+            net.press_button(9).await.unwrap();
+        }
+    }
+    (task.await.unwrap(), seen)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lock_is_included_with_s2_access_control_and_then_excluded() {
+    let (driver, mut events, net) = start();
+    wait_for(&mut events, "connected", |e| {
+        matches!(e, DriverEvent::Connected(_))
+    })
+    .await;
+    let printed_pin = net
+        .snapshot(9)
+        .await
+        .unwrap()
+        .unwrap()
+        .dsk_pin
+        .expect("a PIN on the lock");
+    assert!(!net.snapshot(9).await.unwrap().unwrap().included);
+
+    let (result, seen) = include(&driver, &net, Some(printed_pin)).await;
+    assert_eq!(result.unwrap(), NodeId(9));
+    assert!(
+        seen.contains(&InclusionEvent::KeyExchange { node: NodeId(9) }),
+        "{seen:?}"
+    );
+    assert!(seen.contains(&InclusionEvent::Secured {
+        node: NodeId(9),
+        class: Some(SecurityClass::S2AccessControl)
+    }));
+    wait_for(
+        &mut events,
+        "interview of 9",
+        |e| matches!(e, DriverEvent::NodeUpdated(i) if i.node_id == NodeId(9) && i.interviewed),
+    )
+    .await;
+    let info = driver
+        .nodes()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|n| n.node_id == NodeId(9))
+        .unwrap();
+    assert_eq!(info.security_class, Some(SecurityClass::S2AccessControl));
+    assert_eq!(info.user_code.map(|u| u.slots), Some(20));
+    let report = driver
+        .get(
+            NodeId(9),
+            Command::UserCode(U::Get { user_id: 1 }),
+            Priority::Normal,
+        )
+        .await
+        .unwrap();
+    let Command::UserCode(U::Report { user_code, .. }) = report else {
+        panic!("{report:?}")
+    };
+    assert_eq!(user_code.pin(), Some("2468"));
+    assert!(net.snapshot(9).await.unwrap().unwrap().included);
+
+    // Exclusion: the lock's button again, in remove mode.
+    let (tx, mut rx) = mpsc::channel(32);
+    let d = driver.clone();
+    let task = tokio::spawn(async move { d.exclude(Duration::from_secs(60), tx).await });
+    while let Some(ev) = rx.recv().await {
+        if ev == InclusionEvent::Ready {
+            net.press_button(9).await.unwrap();
+        }
+    }
+    assert_eq!(task.await.unwrap().unwrap(), NodeId(9));
+    wait_for(
+        &mut events,
+        "removal",
+        |e| matches!(e, DriverEvent::NodeRemoved { node } if *node == NodeId(9)),
+    )
+    .await;
+    assert!(driver
+        .nodes()
+        .await
+        .unwrap()
+        .iter()
+        .all(|n| n.node_id != NodeId(9)));
+    assert!(!net.snapshot(9).await.unwrap().unwrap().included);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wrong_pin_fails_with_a_clear_error_and_no_secure_traffic() {
+    let (driver, mut events, net) = start();
+    wait_for(&mut events, "connected", |e| {
+        matches!(e, DriverEvent::Connected(_))
+    })
+    .await;
+    let pin = net.snapshot(9).await.unwrap().unwrap().dsk_pin.unwrap();
+    let (result, _) = include(&driver, &net, Some(pin.wrapping_add(1))).await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, DriverError::Security { .. }), "{err:?}");
+    assert!(err.to_string().contains("wrong PIN"), "{err}");
+    let info = driver
+        .nodes()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|n| n.node_id == NodeId(9))
+        .unwrap();
+    assert_eq!(info.security_class, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn learn_mode_gives_up_when_no_lock_joins() {
+    let (driver, mut events, _net) = start();
+    wait_for(&mut events, "connected", |e| {
+        matches!(e, DriverEvent::Connected(_))
+    })
+    .await;
+    let (tx, _rx) = mpsc::channel(32);
+    let err = driver
+        .include(None, None, Duration::from_secs(5), tx)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("button"), "{err}");
+}
