@@ -63,6 +63,33 @@ enum Command {
         #[arg(long)]
         follow: bool,
     },
+    /// Add a lock to the network: learn mode opens, press the lock's inclusion button. Locks
+    /// with S2 security need the 5-digit PIN printed on them (asked for when not given).
+    Include {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[arg(long)]
+        pin: Option<String>,
+        /// Seconds to wait for the lock's button (10-600).
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        /// Accept a lock that does not ask for S2 Access Control.
+        #[arg(long)]
+        any_security: bool,
+    },
+    /// Remove a lock from the network: learn mode opens, press the lock's button.
+    Exclude {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Forget a lock that is gone for good (the stick checks it no longer answers).
+    RemoveFailed {
+        #[command(flatten)]
+        opts: ClientOpts,
+        device_id: String,
+    },
     /// Lock a door.
     Lock {
         #[command(flatten)]
@@ -241,6 +268,16 @@ fn main() -> ExitCode {
             since,
             follow,
         } => client_result(commands::events(opts, since, follow)),
+        Command::Include {
+            opts,
+            pin,
+            timeout,
+            any_security,
+        } => client_result(commands::include(opts, pin, timeout, any_security)),
+        Command::Exclude { opts, timeout } => client_result(commands::exclude(opts, timeout)),
+        Command::RemoveFailed { opts, device_id } => {
+            client_result(commands::remove_failed(opts, &device_id))
+        }
         Command::Lock { opts, device_id } => client_result(commands::door(opts, &device_id, true)),
         Command::Unlock { opts, device_id } => {
             client_result(commands::door(opts, &device_id, false))

@@ -124,6 +124,13 @@ pub const ROUTES: &[(&str, &[&str], Handler)] = &[
         &["POST"],
         routes::sync_access_codes,
     ),
+    ("/zwave/include", &["POST"], routes::zwave_include),
+    ("/zwave/exclude", &["POST"], routes::zwave_exclude),
+    (
+        "/zwave/remove_failed",
+        &["POST"],
+        routes::zwave_remove_failed,
+    ),
     ("/events/list", &["GET", "POST"], routes::events_list),
     (
         "/action_attempts/get",

@@ -287,6 +287,28 @@ pub fn lock_door(e: &Engine, r: &Request) -> Answer {
     Ok(json!({ "action_attempt": e.set_door(&p.device_id, true)? }))
 }
 
+pub fn zwave_include(e: &Engine, r: &Request) -> Answer {
+    let req: crate::codes::network::IncludeRequest = r.params()?;
+    Ok(json!({ "action_attempt": e.include(req)? }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExcludeParams {
+    #[serde(default)]
+    timeout_seconds: Option<u64>,
+}
+
+pub fn zwave_exclude(e: &Engine, r: &Request) -> Answer {
+    let p: ExcludeParams = r.params()?;
+    Ok(json!({ "action_attempt": e.exclude(p.timeout_seconds)? }))
+}
+
+pub fn zwave_remove_failed(e: &Engine, r: &Request) -> Answer {
+    let p: DeviceId = r.params()?;
+    Ok(json!({ "action_attempt": e.remove_failed(&p.device_id)? }))
+}
+
 pub fn sync_access_codes(e: &Engine, r: &Request) -> Answer {
     let p: DeviceId = r.params()?;
     Ok(json!({ "action_attempt": e.sync_access_codes(&p.device_id)? }))

@@ -550,6 +550,112 @@ pub fn devices(opts: ClientOpts, cmd: DevicesCommand) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Wait for an action attempt to end; its result, or its error message.
+fn wait_attempt(client: &Client, id: &str, max: Duration) -> Result<Value, CliError> {
+    let t0 = Instant::now();
+    loop {
+        let a = call(
+            client,
+            "GET",
+            &format!("/action_attempts/get?action_attempt_id={id}"),
+            None,
+        )?;
+        match a["action_attempt"]["status"].as_str() {
+            Some("success") => return Ok(a["action_attempt"]["result"].clone()),
+            Some("error") => {
+                return Err(CliError::Failed(
+                    a["action_attempt"]["error"]["message"]
+                        .as_str()
+                        .unwrap_or("failed")
+                        .into(),
+                ))
+            }
+            _ if t0.elapsed() > max => {
+                return Err(CliError::Failed("no answer from the daemon in time".into()))
+            }
+            _ => std::thread::sleep(Duration::from_millis(300)),
+        }
+    }
+}
+
+pub fn include(
+    opts: ClientOpts,
+    pin: Option<String>,
+    timeout: u64,
+    any_security: bool,
+) -> Result<(), CliError> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let client = Client::new(&opts.socket);
+    let pin = match pin {
+        Some(p) => Some(p),
+        None if std::io::stdin().is_terminal() => {
+            eprint!("PIN printed on the lock (5 digits; empty if it has none): ");
+            let _ = std::io::stderr().flush();
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).ok();
+            let line = line.trim().to_string();
+            (!line.is_empty()).then_some(line)
+        }
+        None => None,
+    };
+    let mut body = json!({ "timeout_seconds": timeout });
+    if let Some(p) = pin {
+        body["pin"] = json!(p);
+    }
+    if any_security {
+        body["required_security"] = json!("none");
+    }
+    let r = call(&client, "POST", "/zwave/include", Some(body))?;
+    let id = r["action_attempt"]["action_attempt_id"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    eprintln!("learn mode is open for {timeout} s: press the inclusion button on the lock");
+    let result = wait_attempt(&client, &id, Duration::from_secs(timeout + 90))?;
+    println!(
+        "included node {}; it is being interviewed",
+        result["node_id"]
+    );
+    Ok(())
+}
+
+pub fn exclude(opts: ClientOpts, timeout: u64) -> Result<(), CliError> {
+    let client = Client::new(&opts.socket);
+    let r = call(
+        &client,
+        "POST",
+        "/zwave/exclude",
+        Some(json!({ "timeout_seconds": timeout })),
+    )?;
+    let id = r["action_attempt"]["action_attempt_id"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    eprintln!(
+        "learn mode is open for {timeout} s: press the inclusion button on the lock to remove"
+    );
+    let result = wait_attempt(&client, &id, Duration::from_secs(timeout + 30))?;
+    println!("node {} left the network", result["node_id"]);
+    Ok(())
+}
+
+pub fn remove_failed(opts: ClientOpts, device: &str) -> Result<(), CliError> {
+    let client = Client::new(&opts.socket);
+    let r = call(
+        &client,
+        "POST",
+        "/zwave/remove_failed",
+        Some(json!({ "device_id": device })),
+    )?;
+    let id = r["action_attempt"]["action_attempt_id"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let result = wait_attempt(&client, &id, Duration::from_secs(60))?;
+    println!("node {} removed", result["node_id"]);
+    Ok(())
+}
+
 pub fn door(opts: ClientOpts, device: &str, lock: bool) -> Result<(), CliError> {
     let client = Client::new(&opts.socket);
     let route = if lock {
@@ -562,33 +668,14 @@ pub fn door(opts: ClientOpts, device: &str, lock: bool) -> Result<(), CliError> 
         .as_str()
         .unwrap_or("")
         .to_string();
-    let t0 = Instant::now();
-    loop {
-        let a = call(
-            &client,
-            "GET",
-            &format!("/action_attempts/get?action_attempt_id={id}"),
-            None,
-        )?;
-        match a["action_attempt"]["status"].as_str() {
-            Some("success") => {
-                println!("{}", if lock { "locked" } else { "unlocked" });
-                return Ok(());
-            }
-            Some("error") => {
-                return Err(CliError::Failed(
-                    a["action_attempt"]["error"]["message"]
-                        .as_str()
-                        .unwrap_or("failed")
-                        .into(),
-                ))
-            }
-            _ if t0.elapsed() > Duration::from_secs(60) => {
-                return Err(CliError::Failed("no answer from the lock".into()))
-            }
-            _ => std::thread::sleep(Duration::from_millis(300)),
+    wait_attempt(&client, &id, Duration::from_secs(60)).map_err(|e| match e {
+        CliError::Failed(m) if m.contains("in time") => {
+            CliError::Failed("no answer from the lock".into())
         }
-    }
+        other => other,
+    })?;
+    println!("{}", if lock { "locked" } else { "unlocked" });
+    Ok(())
 }
 
 pub fn events(opts: ClientOpts, since: Option<String>, follow: bool) -> Result<(), CliError> {

@@ -10,6 +10,7 @@ pub mod engine;
 mod external;
 mod intents;
 pub mod model;
+pub mod network;
 mod queries;
 mod reconcile;
 mod reports;

@@ -139,6 +139,19 @@ impl Lock {
         self.secure.as_ref().and_then(|l| l.pin())
     }
 
+    /// Excluded: a secure lock drops its network keys and will exchange keys again when it is
+    /// included next (its DSK, and so its PIN, stays).
+    pub fn forget_network(&mut self, home_id: u32) {
+        if let Some(class) = self.secure.as_ref().map(|l| l.class()) {
+            self.secure = Some(super::secure::SecureLink::joining(
+                self.model.node_id,
+                home_id,
+                class,
+                u64::from(self.model.node_id),
+            ));
+        }
+    }
+
     /// A reboot: codes stay, volatile S2 state (SPANs) is gone.
     pub fn power_cycle(&mut self) {
         if let Some(link) = self.secure.as_mut() {

@@ -683,9 +683,11 @@ impl Stick {
             );
             Ok(format!("lock {node} joins"))
         } else {
-            let Some(lock) = self.locks.remove(&node) else {
+            let Some(mut lock) = self.locks.remove(&node) else {
                 return Err(format!("no lock {node} in the network"));
             };
+            // Leaving the network, the lock forgets its network keys.
+            lock.forget_network(self.model.home_id);
             self.pending.insert(node, lock);
             self.learn = None;
             let radio = self.model.radio_ms;

@@ -87,8 +87,8 @@ impl HostJob {
     }
 }
 
-/// How long a key exchange may take, all steps together.
-const BOOTSTRAP_TIME: Duration = Duration::from_secs(60);
+/// How long each step of a key exchange may take (the specification's TA/TB timers).
+const BOOTSTRAP_STEP: Duration = Duration::from_secs(10);
 
 impl State {
     pub(super) fn start_learning(
@@ -178,17 +178,26 @@ impl State {
     }
 
     pub(super) fn learning_timers(&mut self, now: Instant) {
-        if self.learning.as_ref().is_some_and(|l| now >= l.deadline) {
-            let open = matches!(
-                self.learning.as_ref().map(|l| &l.phase),
-                Some(Phase::Open | Phase::Joining(..))
-            );
-            if open {
-                self.stop_learn_mode();
+        let Some(l) = self.learning.as_ref().filter(|l| now >= l.deadline) else {
+            return;
+        };
+        match &l.phase {
+            Phase::Bootstrapping(node, _) => {
+                let node = *node;
+                self.end_learning(Err(DriverError::Security {
+                    node,
+                    reason: "the lock stopped answering during key exchange (not in time); exclude it and include it again".into(),
+                }));
             }
-            self.end_learning(Err(DriverError::Protocol(
-                "no lock joined or left in time (was its button pressed?)".into(),
-            )));
+            Phase::Open | Phase::Joining(..) => {
+                self.stop_learn_mode();
+                self.end_learning(Err(DriverError::Protocol(
+                    "no lock joined or left in time (was its button pressed?)".into(),
+                )));
+            }
+            _ => self.end_learning(Err(DriverError::Protocol(
+                "the stick did not finish the inclusion in time".into(),
+            ))),
         }
     }
 
@@ -282,7 +291,7 @@ impl State {
                     let first = inc.start();
                     if let Some(l) = self.learning.as_mut() {
                         l.phase = Phase::Bootstrapping(node, Box::new(inc));
-                        l.deadline = Instant::now() + BOOTSTRAP_TIME;
+                        l.deadline = Instant::now() + BOOTSTRAP_STEP;
                     }
                     self.learning_progress(InclusionEvent::KeyExchange { node });
                     self.send_plain(node, first);
@@ -369,6 +378,7 @@ impl State {
             return false;
         }
         let step = self.secure.bootstrap(inc, frame);
+        l.deadline = Instant::now() + BOOTSTRAP_STEP;
         for f in step.send {
             self.send_plain(node, f);
         }

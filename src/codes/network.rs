@@ -1,0 +1,193 @@
+//! Adding and removing locks: inclusion (with S2 key exchange and the PIN printed on the
+//! lock), exclusion, and removal of a failed lock, each an action attempt that ends when the
+//! driver is done, with its progress as `zwave.inclusion.*` events.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::engine::{Engine, EngineError};
+use super::model;
+use crate::driver::{DriverError, InclusionEvent};
+use crate::security::SecurityClass;
+use crate::serialapi::NodeId;
+use crate::store::{AttemptRow, Store, StoreError};
+
+/// `POST /zwave/include`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncludeRequest {
+    /// The 5 digits printed on the lock (its DSK PIN), for S2 Authenticated / Access Control.
+    #[serde(default)]
+    pub pin: Option<String>,
+    /// How long learn mode waits for the lock's button, in seconds (10-600, default 60).
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+    /// "s2_access_control" (default): a lock that does not ask for Access Control is refused;
+    /// "none": whatever the lock asks for.
+    #[serde(default)]
+    pub required_security: Option<String>,
+}
+
+fn parse_pin(pin: &str) -> Result<u16, EngineError> {
+    let ok = pin.len() == 5 && pin.bytes().all(|b| b.is_ascii_digit());
+    ok.then(|| pin.parse::<u32>().ok())
+        .flatten()
+        .and_then(|n| u16::try_from(n).ok())
+        .ok_or_else(|| {
+            EngineError::invalid("pin", "the 5 digits printed on the lock (00000-65535)")
+        })
+}
+
+fn timeout(secs: Option<u64>) -> Result<Duration, EngineError> {
+    match secs.unwrap_or(60) {
+        s @ 10..=600 => Ok(Duration::from_secs(s)),
+        _ => Err(EngineError::invalid(
+            "timeout_seconds",
+            "between 10 and 600",
+        )),
+    }
+}
+
+/// What an attempt's error says, by kind of failure.
+fn error_json(e: &DriverError) -> Value {
+    let kind = match e {
+        DriverError::Security { reason, .. } if reason.contains("wrong PIN") => "wrong_pin",
+        DriverError::Security { .. } => "security_failed",
+        DriverError::Disconnected { .. } => "hub_disconnected",
+        DriverError::Protocol(m) if m.contains("in time") => "timeout",
+        _ => "failed",
+    };
+    json!({ "type": kind, "message": e.to_string() })
+}
+
+impl Engine {
+    fn finish_attempt(&self, mut a: AttemptRow, result: Result<Value, Value>) {
+        let now = self.now();
+        match result {
+            Ok(v) => {
+                a.status = "success".into();
+                a.result = Some(v);
+            }
+            Err(e) => {
+                a.status = "error".into();
+                a.error = Some(e);
+            }
+        }
+        a.updated_at = now;
+        let r: Result<(), StoreError> = self.with_store(|s| Store::put_attempt(s.conn(), &a));
+        if let Err(e) = r {
+            tracing::error!(error = %e, "could not record an inclusion result");
+        }
+    }
+
+    /// Forward inclusion progress as events until the channel closes.
+    fn relay_progress(&self, mut rx: mpsc::Receiver<InclusionEvent>) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                let payload = serde_json::to_value(&ev).unwrap_or(Value::Null);
+                let step = payload["step"].as_str().unwrap_or("progress").to_string();
+                let _ = engine.record(&format!("zwave.inclusion.{step}"), None, None, payload);
+            }
+        });
+    }
+
+    /// Open learn mode for a lock to join; a pending INCLUDE_DEVICE action attempt.
+    pub fn include(&self, req: IncludeRequest) -> Result<Value, EngineError> {
+        let pin = req.pin.as_deref().map(parse_pin).transpose()?;
+        let timeout = timeout(req.timeout_seconds)?;
+        let required = match req
+            .required_security
+            .as_deref()
+            .unwrap_or("s2_access_control")
+        {
+            "s2_access_control" => Some(SecurityClass::S2AccessControl),
+            "none" => None,
+            _ => {
+                return Err(EngineError::invalid(
+                    "required_security",
+                    "s2_access_control or none",
+                ))
+            }
+        };
+        if !self.hub_connected() {
+            return Err(EngineError::Unsupported(
+                "the stick is not connected".into(),
+            ));
+        }
+        let now = self.now();
+        let attempt =
+            self.with_store(|s| Self::attempt(s.conn(), "INCLUDE_DEVICE", "pending", None, &now))?;
+        let (tx, rx) = mpsc::channel(32);
+        self.relay_progress(rx);
+        let engine = self.clone();
+        let a = attempt.clone();
+        tokio::spawn(async move {
+            let r = engine
+                .inner
+                .driver
+                .include(pin, required, timeout, tx)
+                .await;
+            let result = r
+                .as_ref()
+                .map(|n| json!({ "node_id": n.0 }))
+                .map_err(error_json);
+            engine.finish_attempt(a, result);
+        });
+        Ok(model::attempt_json(&attempt))
+    }
+
+    /// Open learn mode for a lock to leave; a pending EXCLUDE_DEVICE action attempt.
+    pub fn exclude(&self, timeout_seconds: Option<u64>) -> Result<Value, EngineError> {
+        let timeout = timeout(timeout_seconds)?;
+        if !self.hub_connected() {
+            return Err(EngineError::Unsupported(
+                "the stick is not connected".into(),
+            ));
+        }
+        let now = self.now();
+        let attempt =
+            self.with_store(|s| Self::attempt(s.conn(), "EXCLUDE_DEVICE", "pending", None, &now))?;
+        let (tx, rx) = mpsc::channel(32);
+        self.relay_progress(rx);
+        let engine = self.clone();
+        let a = attempt.clone();
+        tokio::spawn(async move {
+            let r = engine.inner.driver.exclude(timeout, tx).await;
+            let result = r
+                .as_ref()
+                .map(|n| json!({ "node_id": n.0 }))
+                .map_err(error_json);
+            engine.finish_attempt(a, result);
+        });
+        Ok(model::attempt_json(&attempt))
+    }
+
+    /// Remove a lock that no longer answers; a pending REMOVE_FAILED_DEVICE attempt.
+    pub fn remove_failed(&self, device_id: &Uuid) -> Result<Value, EngineError> {
+        let device = self.device_row(device_id)?;
+        let now = self.now();
+        let attempt = self.with_store(|s| {
+            Self::attempt(s.conn(), "REMOVE_FAILED_DEVICE", "pending", None, &now)
+        })?;
+        let engine = self.clone();
+        let a = attempt.clone();
+        tokio::spawn(async move {
+            let r = engine
+                .inner
+                .driver
+                .remove_failed(NodeId(device.node_id))
+                .await;
+            let result = r
+                .as_ref()
+                .map(|n| json!({ "node_id": n.0 }))
+                .map_err(error_json);
+            engine.finish_attempt(a, result);
+        });
+        Ok(model::attempt_json(&attempt))
+    }
+}
