@@ -30,6 +30,20 @@ slots = 20
 initial_codes = [{ slot = 1, code = "2468" }]
 security = "s2_access_control"
 included = false
+[[network.lock]]
+node_id = 11
+listening = "always"
+slots = 10
+initial_codes = [{ slot = 3, code = "97531" }]
+security = "s0"
+included = false
+[[network.lock]]
+node_id = 12
+listening = "always"
+slots = 10
+initial_codes = [{ slot = 2, code = "86420" }]
+security = "s0"
+network_key = "44444444444444444444444444444444"
 "#;
 
 fn start() -> (DriverHandle, mpsc::Receiver<DriverEvent>, SimHandle) {
@@ -37,7 +51,11 @@ fn start() -> (DriverHandle, mpsc::Receiver<DriverEvent>, SimHandle) {
     let net = sim.network("i").unwrap();
     let mut config = DriverConfig::new("sim://i".parse().unwrap());
     config.simulator = Some(Arc::new(sim));
-    config.keys = Some(NetworkKeys::generate());
+    config.keys = Some(
+        NetworkKeys::import("S0_Legacy = 44444444444444444444444444444444")
+            .unwrap()
+            .0,
+    );
     let (driver, events) = Driver::spawn(config);
     (driver, events, net)
 }
@@ -63,23 +81,26 @@ async fn include(
     net: &SimHandle,
     pin: Option<u16>,
 ) -> (Result<NodeId, DriverError>, Vec<InclusionEvent>) {
+    include_node(driver, net, 9, pin, Some(SecurityClass::S2AccessControl)).await
+}
+
+async fn include_node(
+    driver: &DriverHandle,
+    net: &SimHandle,
+    button: u8,
+    pin: Option<u16>,
+    required: Option<SecurityClass>,
+) -> (Result<NodeId, DriverError>, Vec<InclusionEvent>) {
     let (tx, mut rx) = mpsc::channel(32);
     let d = driver.clone();
-    let task = tokio::spawn(async move {
-        d.include(
-            pin,
-            Some(SecurityClass::S2AccessControl),
-            Duration::from_secs(60),
-            tx,
-        )
-        .await
-    });
+    let task =
+        tokio::spawn(async move { d.include(pin, required, Duration::from_secs(60), tx).await });
     let mut seen = Vec::new();
     while let Some(ev) = rx.recv().await {
         let ready = ev == InclusionEvent::Ready;
         seen.push(ev);
         if ready {
-            net.press_button(9).await.unwrap();
+            net.press_button(button).await.unwrap();
         }
     }
     (task.await.unwrap(), seen)
@@ -200,4 +221,63 @@ async fn learn_mode_gives_up_when_no_lock_joins() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("button"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn s0_locks_included_with_s0_keys_and_reached_only_through_s0() {
+    let (driver, mut events, net) = start();
+    // A lock included earlier with our S0 key: found by probing, spoken to through S0 only.
+    wait_for(
+        &mut events,
+        "interview of 12",
+        |e| matches!(e, DriverEvent::NodeUpdated(i) if i.node_id == NodeId(12) && i.interviewed),
+    )
+    .await;
+    let twelve = driver
+        .nodes()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|n| n.node_id == NodeId(12))
+        .unwrap();
+    assert_eq!(twelve.security_class, Some(SecurityClass::S0Legacy));
+    let report = driver
+        .get(
+            NodeId(12),
+            Command::UserCode(U::Get { user_id: 2 }),
+            Priority::Normal,
+        )
+        .await
+        .unwrap();
+    let Command::UserCode(U::Report { user_code, .. }) = report else {
+        panic!("{report:?}")
+    };
+    assert_eq!(user_code.pin(), Some("86420"));
+
+    // A new S0-only lock: Scheme Get, the network key under the temporary key, verified.
+    let (result, seen) = include_node(&driver, &net, 11, None, None).await;
+    assert_eq!(result.unwrap(), NodeId(11), "{seen:?}");
+    assert!(seen.contains(&InclusionEvent::Secured {
+        node: NodeId(11),
+        class: Some(SecurityClass::S0Legacy)
+    }));
+    wait_for(
+        &mut events,
+        "interview of 11",
+        |e| matches!(e, DriverEvent::NodeUpdated(i) if i.node_id == NodeId(11) && i.interviewed),
+    )
+    .await;
+    let report = driver
+        .get(
+            NodeId(11),
+            Command::UserCode(U::Get { user_id: 3 }),
+            Priority::Normal,
+        )
+        .await
+        .unwrap();
+    let Command::UserCode(U::Report { user_code, .. }) = report else {
+        panic!("{report:?}")
+    };
+    assert_eq!(user_code.pin(), Some("97531"));
+    assert_eq!(driver.stats().await.unwrap().security_failures, 0);
 }

@@ -160,8 +160,31 @@ impl Secure {
     fn seal_s0(&mut self, node: NodeId, plain: Vec<u8>) -> Result<Sealed, SecurityError> {
         let keys = self
             .s0_keys
-            .as_ref()
+            .clone()
             .ok_or(SecurityError::Unsupported("no network keys loaded"))?;
+        self.seal_s0_with(&keys, node, plain)
+    }
+
+    /// Seal under the all-zero temporary key (S0 inclusion: the Network Key Set).
+    pub fn seal_s0_temporary(
+        &mut self,
+        node: NodeId,
+        plain: Vec<u8>,
+    ) -> Result<Sealed, SecurityError> {
+        self.seal_s0_with(&S0Keys::temporary(), node, plain)
+    }
+
+    /// The S0 network key, to hand to a node being included.
+    pub fn s0_network_key(&self) -> Option<[u8; 16]> {
+        self.keys.as_ref().map(|k| *k.get(SecurityClass::S0Legacy))
+    }
+
+    fn seal_s0_with(
+        &mut self,
+        keys: &S0Keys,
+        node: NodeId,
+        plain: Vec<u8>,
+    ) -> Result<Sealed, SecurityError> {
         let (Ok(src), Ok(dst)) = (u8::try_from(self.own.0), u8::try_from(node.0)) else {
             return Err(SecurityError::Unsupported("S0 with 16-bit node ids"));
         };

@@ -66,32 +66,37 @@ pub struct Lock {
     /// Supervision Reports received for the lock's own supervised notifications.
     pub supervision_reports_received: u64,
     supervision_session: u8,
-    /// S2, when the lock was included securely.
-    secure: Option<super::secure::SecureLink>,
+    /// S2 or S0, when the lock is secure.
+    secure: Option<super::secure::Security>,
 }
 
 impl Lock {
     /// A lock of `model` in the network `home_id`.
     pub fn new(model: LockModel, home_id: u32) -> Self {
+        use super::model::LockSecurity as L;
+        use super::secure::{SecureLink, Security};
+        use super::secure_s0::S0Link;
+        let seed = u64::from(model.node_id);
+        let key = model.secure_key().map(|(_, k)| k);
         let secure = match (model.included, model.security) {
-            (_, super::model::LockSecurity::None) => None,
-            (true, _) => model.secure_key().map(|(class, key)| {
-                super::secure::SecureLink::new(
-                    model.node_id,
-                    home_id,
-                    class,
-                    key,
-                    u64::from(model.node_id),
-                )
-            }),
-            (false, super::model::LockSecurity::S2AccessControl) => {
-                Some(super::secure::SecureLink::joining(
+            (_, L::None) => None,
+            (true, L::S2AccessControl) => key.map(|k| {
+                Security::S2(SecureLink::new(
                     model.node_id,
                     home_id,
                     crate::security::SecurityClass::S2AccessControl,
-                    u64::from(model.node_id),
+                    k,
+                    seed,
                 ))
-            }
+            }),
+            (false, L::S2AccessControl) => Some(Security::S2(SecureLink::joining(
+                model.node_id,
+                home_id,
+                crate::security::SecurityClass::S2AccessControl,
+                seed,
+            ))),
+            (true, L::S0) => key.map(|k| Security::S0(S0Link::new(model.node_id, Some(k), seed))),
+            (false, L::S0) => Some(Security::S0(S0Link::new(model.node_id, None, seed))),
         };
         let mut slots = BTreeMap::new();
         for c in &model.initial_codes {
@@ -142,13 +147,9 @@ impl Lock {
     /// Excluded: a secure lock drops its network keys and will exchange keys again when it is
     /// included next (its DSK, and so its PIN, stays).
     pub fn forget_network(&mut self, home_id: u32) {
-        if let Some(class) = self.secure.as_ref().map(|l| l.class()) {
-            self.secure = Some(super::secure::SecureLink::joining(
-                self.model.node_id,
-                home_id,
-                class,
-                u64::from(self.model.node_id),
-            ));
+        let node = self.model.node_id;
+        if let Some(link) = self.secure.as_mut() {
+            link.forget_network(node, home_id);
         }
     }
 
@@ -161,7 +162,7 @@ impl Lock {
 
     /// Frames from the controller that the lock's S2 layer turned away.
     pub fn rejected_secure_frames(&self) -> u64 {
-        self.secure.as_ref().map_or(0, |l| l.rejected)
+        self.secure.as_ref().map_or(0, |l| l.rejected())
     }
 
     pub fn node_id(&self) -> u8 {
@@ -201,8 +202,8 @@ impl Lock {
             v.push(schedule_entry_lock::ID);
             v.push(time_parameters::ID);
         }
-        if self.secure.is_some() {
-            v.push(crate::security::s2::encap::CC);
+        if let Some(link) = &self.secure {
+            v.push(link.cc());
         }
         v
     }
@@ -223,7 +224,11 @@ impl Lock {
             supervision::ID if m.supervision => 1,
             schedule_entry_lock::ID if m.schedule_entry_lock => 3,
             time_parameters::ID if m.schedule_entry_lock => 1,
-            crate::security::s2::encap::CC if self.secure.is_some() => 1,
+            crate::security::s2::encap::CC | crate::security::s0::CC
+                if self.secure.as_ref().is_some_and(|l| l.cc() == class) =>
+            {
+                1
+            }
             _ => 0,
         }
     }
@@ -235,17 +240,19 @@ impl Lock {
         let Some(link) = self.secure.as_mut() else {
             return self.handle_plain(bytes, now_secs);
         };
+        let scheme = link.cc();
         let verdict = link.from_controller(bytes);
         match verdict {
-            super::secure::FromController::Command(inner) if bytes.first() == Some(&0x9F) => {
-                let answers = if inner == [0x9F, 0x0D] {
-                    vec![super::secure::SecureLink::commands_supported(
-                        &self.command_classes(),
-                    )]
-                } else {
-                    self.handle_plain(&inner, now_secs)
+            super::secure::FromController::Command(inner) if bytes.first() == Some(&scheme) => {
+                let classes = self.command_classes();
+                let link = self.secure.as_mut().expect("secure");
+                let mut out = link.take_extra();
+                let answers = match link.commands_supported(&inner, &classes) {
+                    Some(report) => vec![report],
+                    None => self.handle_plain(&inner, now_secs),
                 };
-                self.seal(answers)
+                out.extend(self.seal(answers));
+                out
             }
             super::secure::FromController::Command(plain) => self.handle_plain(&plain, now_secs),
             super::secure::FromController::Send(frames) => frames,

@@ -11,6 +11,7 @@ pub mod lock;
 pub mod model;
 pub mod rng;
 pub mod secure;
+pub mod secure_s0;
 mod stick;
 
 use std::collections::BTreeMap;

@@ -117,6 +117,8 @@ pub enum LockSecurity {
     #[default]
     None,
     S2AccessControl,
+    /// Security 0 only (older locks).
+    S0,
 }
 
 impl LockModel {
@@ -125,6 +127,7 @@ impl LockModel {
         let class = match self.security {
             LockSecurity::None => return None,
             LockSecurity::S2AccessControl => crate::security::SecurityClass::S2AccessControl,
+            LockSecurity::S0 => crate::security::SecurityClass::S0Legacy,
         };
         let key = crate::util::hex::decode(self.network_key.as_deref()?).ok()?;
         Some((class, key.try_into().ok()?))
@@ -219,7 +222,7 @@ pub struct LockModel {
     pub product_id: u16,
     #[serde(default)]
     pub initial_codes: Vec<InitialCode>,
-    /// Security the lock was included with: "none" (default) or "s2_access_control"; its
+    /// Security the lock was included with: "none" (default), "s2_access_control" or "s0"; its
     /// secure command classes then work only inside S2.
     #[serde(default)]
     pub security: LockSecurity,

@@ -203,6 +203,86 @@ impl SecureLink {
     }
 }
 
+/// A simulated lock's security layer: S2 or S0.
+#[derive(Debug, Clone)]
+pub enum Security {
+    S2(SecureLink),
+    S0(super::secure_s0::S0Link),
+}
+
+impl Security {
+    pub fn from_controller(&mut self, bytes: &[u8]) -> FromController {
+        match self {
+            Security::S2(l) => l.from_controller(bytes),
+            Security::S0(l) => l.from_controller(bytes),
+        }
+    }
+
+    pub fn to_controller(&mut self, commands: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        match self {
+            Security::S2(l) => l.to_controller(commands),
+            Security::S0(l) => l.to_controller(commands),
+        }
+    }
+
+    /// Frames to send after the command just handled (S0: a nonce the controller asked for).
+    pub fn take_extra(&mut self) -> Vec<Vec<u8>> {
+        match self {
+            Security::S2(_) => Vec::new(),
+            Security::S0(l) => l.take_extra(),
+        }
+    }
+
+    /// The command class of the scheme (0x9F or 0x98).
+    pub fn cc(&self) -> u8 {
+        match self {
+            Security::S2(_) => 0x9F,
+            Security::S0(_) => crate::security::s0::CC,
+        }
+    }
+
+    /// Whether `cmd` asks which classes the lock supports securely, and the answer.
+    pub fn commands_supported(&self, cmd: &[u8], classes: &[u8]) -> Option<Vec<u8>> {
+        match (self, cmd) {
+            (Security::S2(_), [0x9F, 0x0D]) => Some(SecureLink::commands_supported(classes)),
+            (Security::S0(_), [0x98, 0x02]) => {
+                Some(super::secure_s0::S0Link::commands_supported(classes))
+            }
+            _ => None,
+        }
+    }
+
+    pub fn pin(&self) -> Option<u16> {
+        match self {
+            Security::S2(l) => l.pin(),
+            Security::S0(_) => None,
+        }
+    }
+
+    pub fn rejected(&self) -> u64 {
+        match self {
+            Security::S2(l) => l.rejected,
+            Security::S0(l) => l.rejected,
+        }
+    }
+
+    /// A reboot: volatile nonce state is lost.
+    pub fn forget_spans(&mut self) {
+        match self {
+            Security::S2(l) => l.forget_spans(),
+            Security::S0(l) => l.forget_nonces(),
+        }
+    }
+
+    /// Excluded: the network keys go; the next inclusion exchanges keys again.
+    pub fn forget_network(&mut self, node: u8, home_id: u32) {
+        match self {
+            Security::S2(l) => *l = SecureLink::joining(node, home_id, l.class(), u64::from(node)),
+            Security::S0(l) => l.forget_network(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

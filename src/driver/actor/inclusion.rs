@@ -40,6 +40,18 @@ enum Phase {
     ProtocolInfo(NodeId, Option<NodeInformation>),
     /// S2 key exchange with the new node.
     Bootstrapping(NodeId, Box<Including>),
+    /// S0 key exchange with the new node (it has no S2).
+    S0Keys(NodeId, S0Step),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum S0Step {
+    /// Scheme Get sent.
+    Scheme,
+    /// Nonce Get sent, to seal the Network Key Set.
+    Nonce,
+    /// Network Key Set sent under the temporary key: waiting for Network Key Verify.
+    Verify,
 }
 
 /// A host request the inclusion needs, with what to do with its answer.
@@ -270,6 +282,8 @@ impl State {
                 info.command_classes = nif.as_ref().map(|n| n.supported());
                 let secure_s2 =
                     info.supports(crate::cc::security2::ID) && !self.handle.s2_classes().is_empty();
+                let secure_s0 =
+                    info.supports(crate::cc::security0::ID) && self.config.keys.is_some();
                 let st = self.nodes.entry(node).or_insert_with(|| super::NodeState {
                     reachable: true,
                     backoff: self.config.node_backoff_initial,
@@ -295,11 +309,85 @@ impl State {
                     }
                     self.learning_progress(InclusionEvent::KeyExchange { node });
                     self.send_plain(node, first);
+                } else if secure_s0 {
+                    if let Some(l) = self.learning.as_mut() {
+                        l.phase = Phase::S0Keys(node, S0Step::Scheme);
+                        l.deadline = Instant::now() + BOOTSTRAP_STEP;
+                    }
+                    self.learning_progress(InclusionEvent::KeyExchange { node });
+                    // Security Scheme Get, scheme 0.
+                    self.send_plain(node, vec![crate::security::s0::CC, 0x04, 0x00]);
                 } else {
                     self.end_learning(Ok(node));
                     self.start_interview(node);
                 }
             }
+        }
+    }
+
+    /// A frame from a node in S0 key exchange.
+    fn s0_bootstrap_frame(&mut self, node: NodeId, step: S0Step, frame: &[u8]) {
+        use crate::driver::secure::{Opened, Sealed};
+        use crate::security::s0;
+        let next = |state: &mut State, step: S0Step| {
+            if let Some(l) = state.learning.as_mut() {
+                l.phase = Phase::S0Keys(node, step);
+                l.deadline = Instant::now() + BOOTSTRAP_STEP;
+            }
+        };
+        match (step, frame) {
+            (S0Step::Scheme, [s0::CC, 0x05, ..]) => {
+                next(self, S0Step::Nonce);
+                self.send_plain(node, vec![s0::CC, s0::NONCE_GET]);
+            }
+            (S0Step::Nonce, [s0::CC, s0::NONCE_REPORT, ..]) => {
+                let _ = self.secure.open(node, frame, &[]);
+                let Some(key) = self.secure.s0_network_key() else {
+                    return;
+                };
+                let mut set = vec![s0::CC, 0x06];
+                set.extend_from_slice(&key);
+                match self.secure.seal_s0_temporary(node, set) {
+                    Ok(Sealed::Send(f)) => {
+                        next(self, S0Step::Verify);
+                        self.send_plain(node, f);
+                    }
+                    _ => self.end_learning(Err(DriverError::Security {
+                        node,
+                        reason: "S0 key exchange: no nonce from the lock".into(),
+                    })),
+                }
+            }
+            (_, [s0::CC, s0::NONCE_GET]) => {
+                if let Opened::Reply(r) = self.secure.open(node, frame, &[]) {
+                    self.send_plain(node, r);
+                }
+            }
+            (S0Step::Verify, [s0::CC, s0::ENCAPSULATION | s0::ENCAPSULATION_NONCE_GET, ..]) => {
+                match self.secure.open(node, frame, &[]) {
+                    Opened::Command { command, reply, .. } if command == [s0::CC, 0x07] => {
+                        if let Some(r) = reply {
+                            self.send_plain(node, r);
+                        }
+                        if let Some(info) = self.nodes.get_mut(&node).and_then(|s| s.info.as_mut())
+                        {
+                            info.security_class = Some(SecurityClass::S0Legacy);
+                        }
+                        tracing::info!(%node, "S0 key exchange done");
+                        self.learning_progress(InclusionEvent::Secured {
+                            node,
+                            class: Some(SecurityClass::S0Legacy),
+                        });
+                        self.end_learning(Ok(node));
+                        self.start_interview(node);
+                    }
+                    _ => self.end_learning(Err(DriverError::Security {
+                        node,
+                        reason: "S0 key exchange: the lock did not verify the network key".into(),
+                    })),
+                }
+            }
+            _ => {}
         }
     }
 
@@ -371,6 +459,13 @@ impl State {
         let Some(l) = self.learning.as_mut() else {
             return false;
         };
+        if let Phase::S0Keys(n, step) = l.phase {
+            if n != node {
+                return false;
+            }
+            self.s0_bootstrap_frame(node, step, frame);
+            return true;
+        }
         let Phase::Bootstrapping(n, inc) = &mut l.phase else {
             return false;
         };
