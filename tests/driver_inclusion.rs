@@ -281,3 +281,30 @@ async fn s0_locks_included_with_s0_keys_and_reached_only_through_s0() {
     assert_eq!(user_code.pin(), Some("97531"));
     assert_eq!(driver.stats().await.unwrap().security_failures, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_lock_is_removed_only_when_it_no_longer_answers() {
+    let (driver, mut events, net) = start();
+    wait_for(
+        &mut events,
+        "interview of 5",
+        |e| matches!(e, DriverEvent::NodeUpdated(i) if i.node_id == NodeId(5) && i.interviewed),
+    )
+    .await;
+    let err = driver.remove_failed(NodeId(5)).await.unwrap_err();
+    assert!(err.to_string().contains("still answers"), "{err}");
+    net.set_in_range(5, false).await.unwrap();
+    assert_eq!(driver.remove_failed(NodeId(5)).await.unwrap(), NodeId(5));
+    wait_for(
+        &mut events,
+        "removal",
+        |e| matches!(e, DriverEvent::NodeRemoved { node } if *node == NodeId(5)),
+    )
+    .await;
+    assert!(driver
+        .nodes()
+        .await
+        .unwrap()
+        .iter()
+        .all(|n| n.node_id != NodeId(5)));
+}

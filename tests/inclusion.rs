@@ -94,6 +94,22 @@ fn a_lock_is_included_with_its_pin_used_through_s2_and_excluded() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(said.contains("included node 9"), "{said}");
+    // The way there, as events.
+    let r = c
+        .call("GET", "/events/list?since=2000-01-01T00:00:00Z", None)
+        .unwrap();
+    let types: Vec<String> = r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap_or("").to_string())
+        .collect();
+    for step in ["ready", "adding", "key_exchange", "secured"] {
+        assert!(
+            types.contains(&format!("zwave.inclusion.{step}")),
+            "{step}: {types:?}"
+        );
+    }
 
     // Interviewed through S2: a device, and a code that reaches the lock.
     wait_until("lock 9 known", Duration::from_secs(60), || {
