@@ -329,17 +329,13 @@ fn free_slot(
 /// Read one slot and record what it holds, as the first step of setting `code` there.
 async fn probe(
     engine: &Engine,
-    mut code: CodeRow,
+    code: CodeRow,
     slot: u16,
     node: u16,
 ) -> Result<Option<Duration>, StoreError> {
-    let now = engine.now();
-    engine.with_store(|s| {
-        code.status = status::SETTING.into();
-        code.pending_since.get_or_insert(now);
-        code.updated_at = now;
-        Store::put_code(s.conn(), &code)
-    })?;
+    if !mark(engine, &code, status::SETTING)? {
+        return Ok(None);
+    }
     let device_id = code.device_id;
     let device_id = &device_id;
     match engine
@@ -409,7 +405,7 @@ fn from_driver_error(e: DriverError) -> Outcome {
 
 async fn set(
     engine: &Engine,
-    mut code: CodeRow,
+    code: CodeRow,
     slot: u16,
     node: u16,
     native: bool,
@@ -418,11 +414,10 @@ async fn set(
     let stale_schedule =
         engine.with_store(|s| schedule::slot_scheduled(s.conn(), &code.device_id, slot))?;
     // The intent is durable before the frame goes out.
+    if !mark(engine, &code, status::SETTING)? {
+        return Ok(None);
+    }
     engine.with_store(|s| {
-        code.status = status::SETTING.into();
-        code.pending_since.get_or_insert(now);
-        code.updated_at = now;
-        Store::put_code(s.conn(), &code)?;
         if native {
             schedule::mark_slot(s.conn(), &code.device_id, slot, true)?;
         }
@@ -497,22 +492,14 @@ async fn set(
 
 async fn clear(
     engine: &Engine,
-    mut code: CodeRow,
+    code: CodeRow,
     slot: u16,
     node: u16,
     then: After,
 ) -> Result<Option<Duration>, StoreError> {
-    let now = engine.now();
-    engine.with_store(|s| {
-        if code.status != status::REMOVING {
-            code.status = status::REMOVING.into();
-            code.pending_since = Some(now);
-            code.attempts = 0;
-        }
-        code.pending_since.get_or_insert(now);
-        code.updated_at = now;
-        Store::put_code(s.conn(), &code)
-    })?;
+    if !mark(engine, &code, status::REMOVING)? {
+        return Ok(None);
+    }
     let driver = engine.inner.driver.clone();
     let node_id = NodeId(node);
     tracing::debug!(access_code_id = %code.access_code_id, node, slot, "removing code");
@@ -604,6 +591,31 @@ enum Write {
         native: bool,
     },
     Clear,
+}
+
+/// Record that work on `code` began (`status`: setting or removing), changing only the
+/// progress fields of the row as it is now, so that an update that came in since the plan
+/// (a new name, a new window) is not overwritten. False when the code is gone.
+fn mark(engine: &Engine, code: &CodeRow, phase: &str) -> Result<bool, StoreError> {
+    let now = engine.now();
+    engine.with_store(|s| {
+        let tx = s.conn_mut_tx()?;
+        let Some(mut current) = Store::code(&tx, &code.access_code_id)? else {
+            return Ok(false);
+        };
+        if current.status != phase {
+            if phase == status::REMOVING {
+                current.attempts = 0;
+                current.pending_since = Some(now);
+            }
+            current.status = phase.into();
+        }
+        current.pending_since.get_or_insert(now);
+        current.updated_at = now;
+        Store::put_code(&tx, &current)?;
+        tx.commit()?;
+        Ok(true)
+    })
 }
 
 /// Commit the outcome of a set (or a clear) and its events, warnings and errors.
