@@ -19,6 +19,7 @@ mod slot_commands;
 mod unmanaged;
 pub mod validate;
 pub mod watch;
+mod write;
 
 pub use bulk::WhenCannotShare;
 pub use clock::{Clock, SystemClock, TestClock};
