@@ -4,4 +4,5 @@ pub mod bootstrap;
 pub mod ckdf;
 pub mod drbg;
 pub mod encap;
+pub mod joining;
 pub mod peer;
