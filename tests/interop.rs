@@ -601,53 +601,7 @@ async fn s2_access_control_with_imported_keys_against_zwave_js() {
         info.security_class,
         Some(zwlock::security::SecurityClass::S2AccessControl)
     );
-    let node = NodeId(3);
-    let got = s
-        .driver
-        .get(
-            node,
-            Command::UserCode(U::Get { user_id: 1 }),
-            Priority::Normal,
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        report_pin(&got),
-        Some((UserIdStatus::Enabled, Some("1111".into())))
-    );
-    assert_eq!(
-        s.driver
-            .set(node, set(5, "73194"), Priority::Normal)
-            .await
-            .unwrap(),
-        SetOutcome::Confirmed
-    );
-    let got = s
-        .driver
-        .get(
-            node,
-            Command::UserCode(U::Get { user_id: 5 }),
-            Priority::Normal,
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        report_pin(&got),
-        Some((UserIdStatus::Enabled, Some("73194".into())))
-    );
-    // Everything to node 3 after the nonce exchange went out as S2 encapsulation.
-    let sent: Vec<Vec<u8>> = s
-        .capture
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(_, host, _)| *host)
-        .map(|(_, _, b)| b.clone())
-        .collect();
-    assert!(sent.iter().any(|f| f.windows(2).any(|w| w == [0x9F, 0x03])));
-    let pin_in_clear = sent.iter().any(|f| f.windows(5).any(|w| w == b"73194"));
-    assert!(!pin_in_clear, "the PIN for node 3 went out in clear");
-    assert_eq!(s.driver.stats().await.unwrap().security_failures, 0);
+    codes_through_security(&s, 5, "73194", [0x9F, 0x03]).await;
 }
 
 /// S0 against zwave-js: with only the S0 key matching, the S2 probes fail (the node cannot
@@ -677,6 +631,13 @@ async fn s0_with_imported_keys_against_zwave_js() {
         "{:?}",
         info.command_classes
     );
+    codes_through_security(&s, 6, "58213", [0x98, 0x81]).await;
+}
+
+/// Node 3 of the mock, through whatever security the interview found: read the seeded code,
+/// set `pin` in `slot` (supervised), read it back; the PIN never goes out in clear, and the
+/// frames to node 3 carry `scheme` (`[0x9F, 0x03]` S2, `[0x98, 0x81]` S0) encapsulation.
+async fn codes_through_security(s: &Session, slot: u8, pin: &str, scheme: [u8; 2]) {
     let node = NodeId(3);
     let got = s
         .driver
@@ -693,7 +654,7 @@ async fn s0_with_imported_keys_against_zwave_js() {
     );
     assert_eq!(
         s.driver
-            .set(node, set(6, "58213"), Priority::Normal)
+            .set(node, set(slot, pin), Priority::Normal)
             .await
             .unwrap(),
         SetOutcome::Confirmed
@@ -702,14 +663,14 @@ async fn s0_with_imported_keys_against_zwave_js() {
         .driver
         .get(
             node,
-            Command::UserCode(U::Get { user_id: 6 }),
+            Command::UserCode(U::Get { user_id: slot }),
             Priority::Normal,
         )
         .await
         .unwrap();
     assert_eq!(
         report_pin(&got),
-        Some((UserIdStatus::Enabled, Some("58213".into())))
+        Some((UserIdStatus::Enabled, Some(pin.to_string())))
     );
     let sent: Vec<Vec<u8>> = s
         .capture
@@ -719,6 +680,12 @@ async fn s0_with_imported_keys_against_zwave_js() {
         .filter(|(_, host, _)| *host)
         .map(|(_, _, b)| b.clone())
         .collect();
-    assert!(sent.iter().any(|f| f.windows(2).any(|w| w == [0x98, 0x81])));
-    assert!(!sent.iter().any(|f| f.windows(5).any(|w| w == b"58213")));
+    assert!(sent.iter().any(|f| f.windows(2).any(|w| w == scheme)));
+    assert!(
+        !sent
+            .iter()
+            .any(|f| f.windows(pin.len()).any(|w| w == pin.as_bytes())),
+        "the PIN for node 3 went out in clear"
+    );
+    assert_eq!(s.driver.stats().await.unwrap().security_failures, 0);
 }

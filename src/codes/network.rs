@@ -96,6 +96,28 @@ impl Engine {
         });
     }
 
+    /// A pending action attempt of `action` that ends with `work` (its node id, or why not).
+    fn attempt_for(
+        &self,
+        action: &str,
+        work: impl std::future::Future<Output = Result<NodeId, DriverError>> + Send + 'static,
+    ) -> Result<Value, EngineError> {
+        let now = self.now();
+        let attempt =
+            self.with_store(|s| Self::attempt(s.conn(), action, "pending", None, &now))?;
+        let engine = self.clone();
+        let a = attempt.clone();
+        tokio::spawn(async move {
+            let r = work.await;
+            let result = r
+                .as_ref()
+                .map(|n| json!({ "node_id": n.0 }))
+                .map_err(error_json);
+            engine.finish_attempt(a, result);
+        });
+        Ok(model::attempt_json(&attempt))
+    }
+
     /// Open learn mode for a lock to join; a pending INCLUDE_DEVICE action attempt.
     pub fn include(&self, req: IncludeRequest) -> Result<Value, EngineError> {
         let pin = req.pin.as_deref().map(parse_pin).transpose()?;
@@ -119,26 +141,12 @@ impl Engine {
                 "the stick is not connected".into(),
             ));
         }
-        let now = self.now();
-        let attempt =
-            self.with_store(|s| Self::attempt(s.conn(), "INCLUDE_DEVICE", "pending", None, &now))?;
         let (tx, rx) = mpsc::channel(32);
         self.relay_progress(rx);
-        let engine = self.clone();
-        let a = attempt.clone();
-        tokio::spawn(async move {
-            let r = engine
-                .inner
-                .driver
-                .include(pin, required, timeout, tx)
-                .await;
-            let result = r
-                .as_ref()
-                .map(|n| json!({ "node_id": n.0 }))
-                .map_err(error_json);
-            engine.finish_attempt(a, result);
-        });
-        Ok(model::attempt_json(&attempt))
+        let driver = self.inner.driver.clone();
+        self.attempt_for("INCLUDE_DEVICE", async move {
+            driver.include(pin, required, timeout, tx).await
+        })
     }
 
     /// Open learn mode for a lock to leave; a pending EXCLUDE_DEVICE action attempt.
@@ -149,45 +157,20 @@ impl Engine {
                 "the stick is not connected".into(),
             ));
         }
-        let now = self.now();
-        let attempt =
-            self.with_store(|s| Self::attempt(s.conn(), "EXCLUDE_DEVICE", "pending", None, &now))?;
         let (tx, rx) = mpsc::channel(32);
         self.relay_progress(rx);
-        let engine = self.clone();
-        let a = attempt.clone();
-        tokio::spawn(async move {
-            let r = engine.inner.driver.exclude(timeout, tx).await;
-            let result = r
-                .as_ref()
-                .map(|n| json!({ "node_id": n.0 }))
-                .map_err(error_json);
-            engine.finish_attempt(a, result);
-        });
-        Ok(model::attempt_json(&attempt))
+        let driver = self.inner.driver.clone();
+        self.attempt_for("EXCLUDE_DEVICE", async move {
+            driver.exclude(timeout, tx).await
+        })
     }
 
     /// Remove a lock that no longer answers; a pending REMOVE_FAILED_DEVICE attempt.
     pub fn remove_failed(&self, device_id: &Uuid) -> Result<Value, EngineError> {
         let device = self.device_row(device_id)?;
-        let now = self.now();
-        let attempt = self.with_store(|s| {
-            Self::attempt(s.conn(), "REMOVE_FAILED_DEVICE", "pending", None, &now)
-        })?;
-        let engine = self.clone();
-        let a = attempt.clone();
-        tokio::spawn(async move {
-            let r = engine
-                .inner
-                .driver
-                .remove_failed(NodeId(device.node_id))
-                .await;
-            let result = r
-                .as_ref()
-                .map(|n| json!({ "node_id": n.0 }))
-                .map_err(error_json);
-            engine.finish_attempt(a, result);
-        });
-        Ok(model::attempt_json(&attempt))
+        let driver = self.inner.driver.clone();
+        self.attempt_for("REMOVE_FAILED_DEVICE", async move {
+            driver.remove_failed(NodeId(device.node_id)).await
+        })
     }
 }
