@@ -147,18 +147,7 @@ async fn a_lock_is_included_with_s2_access_control_and_then_excluded() {
         .unwrap();
     assert_eq!(info.security_class, Some(SecurityClass::S2AccessControl));
     assert_eq!(info.user_code.map(|u| u.slots), Some(20));
-    let report = driver
-        .get(
-            NodeId(9),
-            Command::UserCode(U::Get { user_id: 1 }),
-            Priority::Normal,
-        )
-        .await
-        .unwrap();
-    let Command::UserCode(U::Report { user_code, .. }) = report else {
-        panic!("{report:?}")
-    };
-    assert_eq!(user_code.pin(), Some("2468"));
+    assert_eq!(pin_in(&driver, 9, 1).await.as_deref(), Some("2468"));
     assert!(net.snapshot(9).await.unwrap().unwrap().included);
 
     // Exclusion: the lock's button again, in remove mode.
@@ -241,18 +230,7 @@ async fn s0_locks_included_with_s0_keys_and_reached_only_through_s0() {
         .find(|n| n.node_id == NodeId(12))
         .unwrap();
     assert_eq!(twelve.security_class, Some(SecurityClass::S0Legacy));
-    let report = driver
-        .get(
-            NodeId(12),
-            Command::UserCode(U::Get { user_id: 2 }),
-            Priority::Normal,
-        )
-        .await
-        .unwrap();
-    let Command::UserCode(U::Report { user_code, .. }) = report else {
-        panic!("{report:?}")
-    };
-    assert_eq!(user_code.pin(), Some("86420"));
+    assert_eq!(pin_in(&driver, 12, 2).await.as_deref(), Some("86420"));
 
     // A new S0-only lock: Scheme Get, the network key under the temporary key, verified.
     let (result, seen) = include_node(&driver, &net, 11, None, None).await;
@@ -267,18 +245,7 @@ async fn s0_locks_included_with_s0_keys_and_reached_only_through_s0() {
         |e| matches!(e, DriverEvent::NodeUpdated(i) if i.node_id == NodeId(11) && i.interviewed),
     )
     .await;
-    let report = driver
-        .get(
-            NodeId(11),
-            Command::UserCode(U::Get { user_id: 3 }),
-            Priority::Normal,
-        )
-        .await
-        .unwrap();
-    let Command::UserCode(U::Report { user_code, .. }) = report else {
-        panic!("{report:?}")
-    };
-    assert_eq!(user_code.pin(), Some("97531"));
+    assert_eq!(pin_in(&driver, 11, 3).await.as_deref(), Some("97531"));
     assert_eq!(driver.stats().await.unwrap().security_failures, 0);
 }
 
@@ -307,4 +274,20 @@ async fn a_failed_lock_is_removed_only_when_it_no_longer_answers() {
         .unwrap()
         .iter()
         .all(|n| n.node_id != NodeId(5)));
+}
+
+/// The PIN a lock reports for `slot`, read through whatever security it has.
+async fn pin_in(driver: &DriverHandle, node: u16, slot: u8) -> Option<String> {
+    let report = driver
+        .get(
+            NodeId(node),
+            Command::UserCode(U::Get { user_id: slot }),
+            Priority::Normal,
+        )
+        .await
+        .unwrap();
+    match report {
+        Command::UserCode(U::Report { user_code, .. }) => user_code.pin().map(str::to_string),
+        other => panic!("{other:?}"),
+    }
 }
