@@ -22,6 +22,7 @@ pub use node::{NodeInfo, Reachability, UserCodeSupport};
 pub use startup::{ControllerInfo, StartupConfig};
 pub use transaction::{Expect, Priority, ReportMatcher};
 
+
 use crate::cc::{Command, SupervisionStatus};
 use crate::serial::link::{LinkConfig, LinkError};
 use crate::serial::transport::{PortUrl, SimConnector, TransportError};
@@ -131,13 +132,44 @@ pub enum DriverError {
     Stopped,
 }
 
+/// What a caller can do about a [`DriverError`]: the class the engine acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Try again soon: the stick was busy, a frame was lost, a queue was full.
+    Transient,
+    /// The node did not answer (asleep, out of range, gone): try that node again after this.
+    Unreachable { retry_after: Duration },
+    /// The stick is not connected (unplugged, reconnecting, recovering): nothing reaches any
+    /// node until it is back. The API answers 503; codes show `hub_disconnected`.
+    NotConnected,
+    /// Retrying the same request cannot help (no such node, not a Get, the driver stopped).
+    Permanent,
+}
+
 impl DriverError {
+    /// What a caller can do about this error.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            DriverError::NodeUnreachable { retry_after, .. } => ErrorClass::Unreachable {
+                retry_after: *retry_after,
+            },
+            DriverError::Disconnected { .. } => ErrorClass::NotConnected,
+            DriverError::UnknownNode { .. }
+            | DriverError::NotAGet { .. }
+            | DriverError::Stopped => ErrorClass::Permanent,
+            DriverError::NoReport { .. }
+            | DriverError::TransmitFailed { .. }
+            | DriverError::StickBusy
+            | DriverError::QueueFull { .. }
+            // A node that could not open our frame resynchronises on the next one.
+            | DriverError::Security { .. }
+            | DriverError::Protocol(_) => ErrorClass::Transient,
+        }
+    }
+
     /// Whether trying again later can help.
     pub fn is_retryable(&self) -> bool {
-        !matches!(
-            self,
-            DriverError::UnknownNode { .. } | DriverError::NotAGet { .. } | DriverError::Stopped
-        )
+        self.class() != ErrorClass::Permanent
     }
 }
 
