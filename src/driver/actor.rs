@@ -184,6 +184,8 @@ struct State {
     learning: Option<inclusion::Learning>,
     /// Requests to the stick itself, sent before node traffic.
     host_jobs: VecDeque<inclusion::HostJob>,
+    /// Asked to stop: answered once the connection is closed.
+    stop: Option<oneshot::Sender<()>>,
 }
 
 pub(super) async fn run(
@@ -204,10 +206,20 @@ pub(super) async fn run(
         secure,
         learning: None,
         host_jobs: VecDeque::new(),
+        stop: None,
     };
     let mut backoff = s.config.reconnect_initial;
     let mut last_error: Option<String> = None;
     loop {
+        if let Some(done) = s.stop.take() {
+            // Every waiting job's reply is dropped with the state: its caller gets `Stopped`.
+            if let Some(conn) = s.conn.take() {
+                drop(conn);
+            }
+            tracing::info!(port = %s.config.port, "driver stopped");
+            let _ = done.send(());
+            return;
+        }
         if s.conn.is_none() {
             match connect(&s.config).await {
                 Ok((conn, held)) => {
@@ -225,7 +237,7 @@ pub(super) async fn run(
                     }
                     let until = Instant::now() + backoff;
                     backoff = (backoff * 2).min(s.config.reconnect_max);
-                    loop {
+                    while s.stop.is_none() {
                         tokio::select! {
                             _ = tokio::time::sleep_until(until) => break,
                             cmd = commands.recv() => match cmd {
@@ -459,6 +471,7 @@ impl State {
                 }
             }
             DriverCommand::InterviewDone(info, err) => self.on_interview_done(*info, err),
+            DriverCommand::Shutdown { reply } => self.stop = Some(reply),
             DriverCommand::Reinterview { node } => {
                 if let Some(st) = self.nodes.get_mut(&node) {
                     if let Some(old) = st.info.as_mut() {

@@ -339,6 +339,10 @@ pub(crate) enum DriverCommand {
     Stats {
         reply: oneshot::Sender<DriverStats>,
     },
+    /// Close the port and end the actor.
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// What kind of transaction to run.
@@ -562,6 +566,12 @@ impl DriverHandle {
     /// Jobs waiting per node.
     pub async fn queue_depths(&self) -> Result<Vec<(NodeId, usize)>, DriverError> {
         self.ask(|reply| DriverCommand::QueueDepth { reply }).await
+    }
+
+    /// Stop the driver: the port is closed and every pending request fails with
+    /// [`DriverError::Stopped`]. Returns once the actor has ended (at once if it had already).
+    pub async fn shutdown(&self) {
+        let _ = self.ask(|reply| DriverCommand::Shutdown { reply }).await;
     }
 
     pub async fn stats(&self) -> Result<DriverStats, DriverError> {
