@@ -18,7 +18,7 @@ use zwlock::codes::watch::WatchConfig;
 use zwlock::codes::{Engine, EngineConfig, SystemClock};
 use zwlock::driver::{Driver, DriverConfig};
 use zwlock::sim::{SimConfig, Simulator};
-use zwlock::store::{CodeRow, DeviceFacts, Store};
+use zwlock::store::{CodeRow, CodeStatus, DeviceFacts, LockFacts, Store};
 
 const LOCKS: u16 = 232;
 const SLOTS: u16 = 250;
@@ -27,7 +27,7 @@ fn code_row(device: Uuid, slot: u16, n: u32) -> CodeRow {
     let pin = format!("{:06}", 100_000 + n);
     CodeRow {
         name: Some(format!("guest {n}")),
-        status: "set".into(),
+        status: CodeStatus::Set,
         slot: Some(slot),
         programmed_code: Some(pin.clone()),
         ..CodeRow::new(device, pin, Utc::now())
@@ -46,7 +46,11 @@ fn populate(db: &std::path::Path) -> (Vec<Uuid>, Vec<Uuid>, Duration) {
             for i in 0..LOCKS {
                 let facts = DeviceFacts {
                     node_id: 10 + i,
-                    info_json: None,
+                    interview_cache: None,
+                    facts: LockFacts {
+                        user_code_version: 2,
+                        ..Default::default()
+                    },
                     slot_count: SLOTS,
                     min_code_length: 4,
                     max_code_length: 8,
@@ -117,6 +121,7 @@ fn main() {
                 poll_frames_per_hour: 1,
                 checksum_interval: Duration::from_secs(86_400),
                 full_read_on_first_sight: false,
+                startup_verify_reads: 0,
             },
             ..Default::default()
         };
@@ -276,6 +281,6 @@ fn main() {
         format!("{create_rate:.0} creates/s from 2 client threads"),
     );
     let _ = stop_tx.send(());
-    engine.shutdown();
+    rt.block_on(engine.shutdown());
     rt.shutdown_timeout(Duration::from_secs(5));
 }

@@ -173,7 +173,7 @@ async fn run() {
     }
 
     // What a per-slot sweep of every slot costs, each time.
-    let driver = w.engine.driver();
+    let driver = w.engine.driver().expect("a driver");
     for (node, name, slots) in LOCKS {
         let from = w.commands_received(node).await;
         for slot in 1..=slots {

@@ -117,6 +117,31 @@ pub struct CodesConfig {
     /// Read every slot once when a lock is first seen (to learn keypad codes).
     #[serde(default = "yes")]
     pub full_read_on_first_sight: bool,
+    /// Slot reads a lock without a checksum may spend verifying its codes after a start.
+    #[serde(default = "default_startup_verify_reads")]
+    pub startup_verify_reads: u32,
+    /// After a lock refused a code, try it again only this much later.
+    #[serde(default = "default_refusal_retry")]
+    pub refusal_retry_seconds: u64,
+    /// How long a code keeps `code_modified_external_to_seam` after it was put back.
+    #[serde(default = "default_external_hold")]
+    pub external_modification_error_hold_seconds: u64,
+    /// Longest one write or read on a lock may take before it counts as failed.
+    #[serde(default = "default_operation_timeout")]
+    pub operation_timeout_seconds: u64,
+}
+
+fn default_startup_verify_reads() -> u32 {
+    30
+}
+fn default_refusal_retry() -> u64 {
+    3600
+}
+fn default_external_hold() -> u64 {
+    86400
+}
+fn default_operation_timeout() -> u64 {
+    120
 }
 
 fn default_poll_reads() -> u32 {
@@ -154,6 +179,10 @@ impl Default for CodesConfig {
             poll_reads_per_hour: default_poll_reads(),
             checksum_interval_seconds: default_checksum_interval(),
             full_read_on_first_sight: true,
+            startup_verify_reads: default_startup_verify_reads(),
+            refusal_retry_seconds: default_refusal_retry(),
+            external_modification_error_hold_seconds: default_external_hold(),
+            operation_timeout_seconds: default_operation_timeout(),
         }
     }
 }
@@ -168,10 +197,16 @@ impl CodesConfig {
             retry_initial: Duration::from_secs(self.retry_initial_seconds),
             retry_max: Duration::from_secs(self.retry_max_seconds),
             reserved_slots: self.reserved_slots.clone(),
+            refusal_retry: Duration::from_secs(self.refusal_retry_seconds),
+            external_modification_error_hold: Duration::from_secs(
+                self.external_modification_error_hold_seconds,
+            ),
+            operation_timeout: Duration::from_secs(self.operation_timeout_seconds),
             watch: crate::codes::watch::WatchConfig {
                 poll_frames_per_hour: self.poll_reads_per_hour,
                 checksum_interval: Duration::from_secs(self.checksum_interval_seconds),
                 full_read_on_first_sight: self.full_read_on_first_sight,
+                startup_verify_reads: self.startup_verify_reads,
             },
             ..Default::default()
         }
@@ -343,6 +378,27 @@ impl Config {
         }
         if self.serial.queue_depth == 0 || self.serial.queue_depth > 10_000 {
             return Err(bad("serial.queue_depth", "expected 1-10000".into()));
+        }
+        if self.codes.startup_verify_reads > 10_000 {
+            return Err(bad("codes.startup_verify_reads", "expected 0-10000".into()));
+        }
+        if !(10..=7 * 86400).contains(&self.codes.refusal_retry_seconds) {
+            return Err(bad(
+                "codes.refusal_retry_seconds",
+                "expected 10-604800".into(),
+            ));
+        }
+        if self.codes.external_modification_error_hold_seconds > 30 * 86400 {
+            return Err(bad(
+                "codes.external_modification_error_hold_seconds",
+                "expected 0-2592000".into(),
+            ));
+        }
+        if !(5..=3600).contains(&self.codes.operation_timeout_seconds) {
+            return Err(bad(
+                "codes.operation_timeout_seconds",
+                "expected 5-3600".into(),
+            ));
         }
         if !(1..=3600).contains(&self.codes.poll_reads_per_hour) {
             return Err(bad("codes.poll_reads_per_hour", "expected 1-3600".into()));

@@ -185,7 +185,7 @@ pub async fn run(config: Config, config_path: PathBuf, log: LogLevel) -> Result<
         let _ = std::fs::remove_file(path);
     }
     let _ = std::fs::remove_file(&running.api.socket);
-    engine.shutdown();
+    engine.shutdown().await;
     tracing::info!("zwlock stopped");
     Ok(())
 }
@@ -202,7 +202,7 @@ fn status_line(engine: &Engine) -> String {
         .codes_by_status()
         .unwrap_or_default()
         .into_iter()
-        .filter(|(s, _)| s != "set" && s != "unset")
+        .filter(|(s, _)| s.is_transitional())
         .map(|(_, n)| n)
         .sum();
     format!("ready; {stick}; {locks} locks; {pending} codes being written")

@@ -10,6 +10,7 @@ pub mod codes;
 pub mod config;
 pub mod daemon;
 pub mod driver;
+pub mod lock;
 pub mod logging;
 pub mod metrics;
 pub mod replay;

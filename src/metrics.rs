@@ -8,7 +8,10 @@ use crate::codes::Engine;
 pub async fn render(engine: &Engine) -> ([(axum::http::HeaderName, &'static str); 1], String) {
     let mut out = String::new();
     let driver = engine.driver();
-    let stats = driver.stats().await.unwrap_or_default();
+    let stats = match &driver {
+        Some(d) => d.stats().await.unwrap_or_default(),
+        None => Default::default(),
+    };
     let mut metric = |name: &str, help: &str, kind: &str, lines: Vec<(String, u64)>| {
         let _ = writeln!(
             out,
@@ -80,7 +83,10 @@ pub async fn render(engine: &Engine) -> ([(axum::http::HeaderName, &'static str)
         "gauge",
         vec![(String::new(), u64::from(engine.hub_connected()))],
     );
-    let depths = driver.queue_depths().await.unwrap_or_default();
+    let depths = match &driver {
+        Some(d) => d.queue_depths().await.unwrap_or_default(),
+        None => Vec::new(),
+    };
     metric(
         "queue_depth",
         "Jobs waiting per lock.",

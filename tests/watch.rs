@@ -63,6 +63,7 @@ fn watching() -> EngineConfig {
             poll_frames_per_hour: 60,
             checksum_interval: Duration::from_secs(10 * 60),
             full_read_on_first_sight: true,
+            startup_verify_reads: 30,
         },
         ..quiet_config()
     }

@@ -108,6 +108,15 @@ impl From<EngineError> for ApiError {
                 e
             }
             EngineError::Unsupported(m) => ApiError::new(StatusCode::BAD_REQUEST, "unsupported", m),
+            EngineError::NotConnected(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "hub_disconnected", m)
+            }
+            EngineError::Busy(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", m),
+            EngineError::Stopped => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "stopping",
+                "zwlock is stopping",
+            ),
             EngineError::Store(s) => {
                 tracing::error!(error = %s, "store error answering a request");
                 ApiError::internal("the daemon could not read or write its database")

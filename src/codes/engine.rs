@@ -1,26 +1,35 @@
-//! The access-code engine: the only writer of access-code state.
-//!
-//! Intents from the API (create, update, delete) are validated and committed to the store
-//! before anything goes on the air; one reconciler per lock then makes the lock match (see
-//! [`super::reconcile`]). Driver events (the stick, the interview, what locks report) update
-//! devices and slots and wake the reconcilers.
+//! The engine's handle: what the API, the CLI and the daemon call. Intents (create, update,
+//! delete) are validated and committed to the store before anything goes on the air, then
+//! the engine task ([`super::task`]) is woken to make the lock match. Reads go to the store's
+//! read-only connection. [`Engine::shutdown`] stops the task and the radio and returns when
+//! both are gone.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::{json, Value};
-use tokio::sync::{broadcast, mpsc, Notify};
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use super::bulk::WhenCannotShare;
 use super::clock::Clock;
-use super::model::{AccessCode, DeviceCondition};
+use super::ctx::{Ctx, Request};
+use super::model::{AccessCode, UnmanagedAccessCode};
+use super::network::IncludeRequest;
+use super::planner::{self, LockView};
+use super::queries::Page;
+use super::task::{Control, Task};
 use super::validate::FieldError;
-use crate::driver::{DriverEvent, DriverHandle, NodeInfo};
-use crate::store::{CodeRow, DeviceFacts, DeviceRow, EventRow, Store, StoreError};
+use crate::driver::{DriverEvent, DriverHandle};
+use crate::lock::zwave::ZwavePort;
+use crate::lock::{LockPort, PortEvent};
+use crate::store::{
+    CodeFilter, CodeStatus, DeviceRow, EventFilter, EventRow, Repo, Store, StoreError,
+};
 
 /// Timing of the engine.
 #[derive(Debug, Clone)]
@@ -35,6 +44,10 @@ pub struct EngineConfig {
     pub retry_max: Duration,
     /// After the lock refused a code (Supervision FAIL), try again only this much later.
     pub refusal_retry: Duration,
+    /// How long `code_modified_external_to_seam` stays on a code after it was put back.
+    pub external_modification_error_hold: Duration,
+    /// Longest any one operation on a lock may take before it counts as failed.
+    pub operation_timeout: Duration,
     /// Reconcilers look at their lock at least this often (also guards against clock jumps).
     pub tick: Duration,
     /// Slots never allocated to managed codes, on every lock (e.g. [1] for the owner's code).
@@ -52,6 +65,8 @@ impl Default for EngineConfig {
             retry_initial: Duration::from_secs(10),
             retry_max: Duration::from_secs(10 * 60),
             refusal_retry: Duration::from_secs(60 * 60),
+            external_modification_error_hold: Duration::from_secs(24 * 3600),
+            operation_timeout: Duration::from_secs(120),
             tick: Duration::from_secs(60),
             reserved_slots: Vec::new(),
             watch: Default::default(),
@@ -75,6 +90,14 @@ pub enum EngineError {
     },
     #[error("{0}")]
     Unsupported(String),
+    /// The stick is not connected: nothing can reach a lock now (the API answers 503).
+    #[error("{0}")]
+    NotConnected(String),
+    /// The engine's queue is full (503, try again).
+    #[error("{0}")]
+    Busy(String),
+    #[error("the engine has stopped")]
+    Stopped,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -130,27 +153,13 @@ fn double_option<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-pub(super) struct Inner {
-    pub(super) store: Mutex<Store>,
-    /// A read-only connection for the API's reads: they need not wait behind writes.
-    pub(super) reader: Mutex<Store>,
-    pub(super) driver: DriverHandle,
-    pub(super) clock: Arc<dyn Clock>,
-    pub(super) config: EngineConfig,
-    reconcilers: Mutex<HashMap<Uuid, Arc<Notify>>>,
-    events: broadcast::Sender<EventRow>,
-    hub_connected: AtomicBool,
-    pub(super) reconcile_failures: std::sync::atomic::AtomicU64,
-    pub(super) stopping: AtomicBool,
-    pub(super) watch: Mutex<super::watch::WatchMap>,
-    /// The watch budgets in force (SIGHUP may change them).
-    pub(super) watch_config: Mutex<super::watch::WatchConfig>,
-}
-
 /// Handle to the engine (cloneable).
 #[derive(Clone)]
 pub struct Engine {
-    pub(super) inner: Arc<Inner>,
+    ctx: Arc<Ctx>,
+    control: mpsc::Sender<Control>,
+    task: Arc<Mutex<Option<JoinHandle<()>>>>,
+    driver: Option<DriverHandle>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -160,7 +169,7 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Start the engine on an open store and a running driver. Consumes the driver's events.
+    /// Start the engine on an open store and a running driver (its events are the engine's).
     pub fn start(
         store: Store,
         driver: DriverHandle,
@@ -168,67 +177,73 @@ impl Engine {
         clock: Arc<dyn Clock>,
         config: EngineConfig,
     ) -> Result<Engine, EngineError> {
-        let (events, _) = broadcast::channel(1024);
-        let reader = Store::open_read_only(store.path())?;
-        let engine = Engine {
-            inner: Arc::new(Inner {
-                reader: Mutex::new(reader),
-                store: Mutex::new(store),
-                driver,
-                clock,
-                watch_config: Mutex::new(config.watch.clone()),
-                config,
-                reconcilers: Mutex::new(HashMap::new()),
-                events,
-                hub_connected: AtomicBool::new(false),
-                reconcile_failures: Default::default(),
-                stopping: AtomicBool::new(false),
-                watch: Mutex::new(Default::default()),
-            }),
-        };
-        let devices = engine.with_store(|s| {
-            Store::set_state(s.conn(), "hub_connected", "false")?;
-            Store::devices(s.conn())
-        })?;
-        for d in &devices {
-            // What the interview learned before: the driver need not ask again.
-            if let Some(info) = d
-                .info_json
-                .as_deref()
-                .and_then(|j| serde_json::from_str::<NodeInfo>(j).ok())
-            {
-                let driver = engine.inner.driver.clone();
-                tokio::spawn(async move {
-                    let _ = driver.seed_node(info).await;
-                });
-            }
-            engine.ensure_reconciler(d.device_id);
+        let (port, events) = ZwavePort::new(driver.clone(), driver_events);
+        Self::start_with_port(store, port, events, Some(driver), clock, config)
+    }
+
+    /// Start the engine on any lock port (tests use a scripted one). `driver`: for network
+    /// management and metrics, when there is one.
+    pub fn start_with_port(
+        store: Store,
+        port: Arc<dyn LockPort>,
+        events: mpsc::Receiver<PortEvent>,
+        driver: Option<DriverHandle>,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+    ) -> Result<Engine, EngineError> {
+        let repo = Repo::new(store)?;
+        let (ctx, requests) = Ctx::new(repo, clock, config);
+        let ctx = Arc::new(ctx);
+        let task = Task::new(ctx.clone(), port)?;
+        let (control, control_rx) = mpsc::channel(16);
+        let handle = tokio::spawn(task.run(events, requests, control_rx));
+        Ok(Engine {
+            ctx,
+            control,
+            task: Arc::new(Mutex::new(Some(handle))),
+            driver,
+        })
+    }
+
+    /// Stop acting on locks, close the radio and make the database file whole. Everything
+    /// declared is already committed; work in flight is abandoned safely (its intent is redone
+    /// at the next start). Returns once the engine task has ended.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.control.send(Control::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
         }
-        let e = engine.clone();
-        tokio::spawn(async move { e.event_loop(driver_events).await });
-        Ok(engine)
+        let handle = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.await;
+        }
     }
 
-    pub(super) fn with_store<T>(
-        &self,
-        f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut guard = self.inner.store.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut guard)
+    /// Whether the engine task has ended (after [`Engine::shutdown`]).
+    pub fn is_stopped(&self) -> bool {
+        self.task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_none_or(|h| h.is_finished())
     }
 
-    /// Run a read on the API's read-only connection.
-    pub(super) fn read<T>(
-        &self,
-        f: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let guard = self.inner.reader.lock().unwrap_or_else(|e| e.into_inner());
-        f(guard.conn())
+    /// Whether the engine answers: the store is not wedged and the engine task's loop replies
+    /// within `within`. (The daemon's watchdog also asks the stick, through the driver.)
+    pub async fn responsive(&self, within: Duration) -> bool {
+        if !self.ctx.repo.writable_within(within).await {
+            return false;
+        }
+        let (tx, rx) = oneshot::channel();
+        if self.control.try_send(Control::Ping(tx)).is_err() {
+            return false;
+        }
+        matches!(tokio::time::timeout(within, rx).await, Ok(Ok(())))
     }
 
     /// The watch budgets in force.
     pub fn watch_config(&self) -> super::watch::WatchConfig {
-        self.inner
+        self.ctx
             .watch_config
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -239,340 +254,265 @@ impl Engine {
     /// time, the next ones follow the new budget.
     pub fn set_watch_config(&self, config: super::watch::WatchConfig) {
         *self
-            .inner
+            .ctx
             .watch_config
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = config;
     }
 
-    /// Whether the engine and the driver (and the link it owns) still answer: the store is not
-    /// wedged and the driver actor replies within `within`. The stick itself may be absent.
-    pub async fn responsive(&self, within: std::time::Duration) -> bool {
-        let store_free = {
-            let deadline = tokio::time::Instant::now() + within;
-            loop {
-                let busy = matches!(
-                    self.inner.store.try_lock(),
-                    Err(std::sync::TryLockError::WouldBlock)
-                );
-                if !busy {
-                    break true;
-                }
-                if tokio::time::Instant::now() >= deadline {
-                    break false;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-        };
-        store_free
-            && matches!(
-                tokio::time::timeout(within, self.inner.driver.stats()).await,
-                Ok(Ok(_))
-            )
-    }
-
     /// New events, as they are committed.
     pub fn subscribe(&self) -> broadcast::Receiver<EventRow> {
-        self.inner.events.subscribe()
+        self.ctx.subscribe()
     }
 
-    /// Stop acting on locks and make the database file whole (WAL checkpoint). Everything
-    /// declared is already committed; a frame in flight is abandoned safely, since its intent
-    /// is redone at the next start.
-    pub fn shutdown(&self) {
-        self.inner.stopping.store(true, Ordering::SeqCst);
-        let _ = self.with_store(|s| {
-            s.conn().pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
-            Ok(())
-        });
-        self.wake_all();
-    }
-
-    pub(super) fn is_stopping(&self) -> bool {
-        self.inner.stopping.load(Ordering::SeqCst)
-    }
-
-    /// The driver this engine drives.
-    pub fn driver(&self) -> DriverHandle {
-        self.inner.driver.clone()
+    /// The driver behind the engine, when it runs on one.
+    pub fn driver(&self) -> Option<DriverHandle> {
+        self.driver.clone()
     }
 
     /// Failed attempts to set or remove codes since start.
     pub fn reconcile_failures(&self) -> u64 {
-        self.inner.reconcile_failures.load(Ordering::Relaxed)
+        self.ctx.reconcile_failures.load(Ordering::Relaxed)
     }
 
     /// Managed codes per status.
-    pub fn codes_by_status(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        self.read(|c| {
-            let mut stmt = c.prepare("SELECT status, COUNT(*) FROM access_codes WHERE deleted_at IS NULL AND is_backup = 0 GROUP BY status ORDER BY status")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
-            rows.map(|r| r.map_err(StoreError::from)).collect()
-        })
+    pub fn codes_by_status(&self) -> Result<Vec<(CodeStatus, u64)>, StoreError> {
+        self.ctx.repo.read(|tx| tx.codes_by_status())
     }
 
     pub fn hub_connected(&self) -> bool {
-        self.inner.hub_connected.load(Ordering::SeqCst)
+        self.ctx.hub_connected()
     }
 
     pub fn now(&self) -> DateTime<Utc> {
-        self.inner.clock.now()
+        self.ctx.now()
     }
 
-    pub(super) fn publish(&self, events: Vec<EventRow>) {
-        for e in events {
-            tracing::info!(
-                event = %e.event_type,
-                device_id = ?e.device_id,
-                access_code_id = ?e.access_code_id,
-                "event"
-            );
-            let _ = self.inner.events.send(e);
-        }
-    }
-
-    /// Wake the reconciler of a device (starting it if needed).
-    pub(super) fn wake(&self, device_id: Uuid) {
-        self.ensure_reconciler(device_id).notify_one();
-    }
-
-    fn wake_all(&self) {
-        let all: Vec<Arc<Notify>> = self
-            .inner
-            .reconcilers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for n in all {
-            n.notify_one();
-        }
-    }
-
-    fn ensure_reconciler(&self, device_id: Uuid) -> Arc<Notify> {
-        let mut map = self
-            .inner
-            .reconcilers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get(&device_id) {
-            return n.clone();
-        }
-        let notify = Arc::new(Notify::new());
-        map.insert(device_id, notify.clone());
-        let e = self.clone();
-        let n = notify.clone();
-        tokio::spawn(async move { super::reconcile::run(e, device_id, n).await });
-        notify
-    }
-
-    pub(super) fn condition(&self, device: &DeviceRow) -> DeviceCondition {
-        DeviceCondition {
-            hub_connected: self.hub_connected(),
-            device_online: device.online,
-            since: Some(device.updated_at),
-        }
-    }
-
-    /// The API object of a code row.
-    pub fn render(
-        &self,
-        conn: &rusqlite::Connection,
-        row: &CodeRow,
-    ) -> Result<AccessCode, StoreError> {
-        let mut v = self.render_all(conn, std::slice::from_ref(row))?;
-        Ok(v.pop().expect("one row in, one code out"))
-    }
-
-    /// The API objects of code rows; what they share per lock is looked up once.
-    pub fn render_all(
-        &self,
-        conn: &rusqlite::Connection,
-        rows: &[CodeRow],
-    ) -> Result<Vec<AccessCode>, StoreError> {
-        let mut per_device: std::collections::HashMap<Uuid, (DeviceCondition, bool)> =
-            std::collections::HashMap::new();
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let (cond, backup) = match per_device.entry(row.device_id) {
-                std::collections::hash_map::Entry::Occupied(e) => *e.get(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    let facts = match Store::device(conn, &row.device_id)? {
-                        Some(d) => {
-                            let backup = d.backup_pool_size > 0
-                                && super::backup::available(conn, &row.device_id)?;
-                            (self.condition(&d), backup)
-                        }
-                        None => (DeviceCondition::default(), false),
-                    };
-                    *e.insert(facts)
-                }
+    /// One planning pass over a lock's codes, without acting on it or writing anything: what
+    /// the engine would do next ("set", "clear", "probe", "idle" or "gone"). For diagnostics
+    /// and benchmarks.
+    pub fn plan_once(&self, device_id: &Uuid) -> Result<&'static str, StoreError> {
+        let now = self.now();
+        self.ctx.repo.read(|tx| {
+            let Some(device) = tx.device(device_id)? else {
+                return Ok("gone");
             };
-            let issues = Store::issues(conn, &row.access_code_id)?;
-            out.push(AccessCode::from_rows(
-                row,
-                &issues,
-                cond,
-                backup && !row.is_backup,
-            ));
-        }
-        Ok(out)
+            let codes = tx.device_codes(device_id)?;
+            let slots = tx.slots(device_id)?;
+            let scheduled = super::schedule::scheduled_slots(tx, device_id)?;
+            let plan = planner::plan(&LockView {
+                device: &device,
+                codes: &codes,
+                slots: &slots,
+                scheduled: &scheduled,
+                reserved: &self.ctx.config.reserved_slots,
+                now,
+                synced: self.ctx.clock.is_synchronized(),
+                hub: true,
+            });
+            Ok(match plan.action {
+                Some(planner::SlotAction::Set { .. }) => "set",
+                Some(planner::SlotAction::Clear { .. }) => "clear",
+                Some(planner::SlotAction::Probe { .. }) => "probe",
+                None => "idle",
+            })
+        })
     }
 
-    /// Record an event in its own transaction and publish it.
-    pub(super) fn record(
+    // Intents.
+
+    /// Create an access code. Returns it and the (already successful) action attempt.
+    pub fn create(&self, req: CreateRequest) -> Result<(AccessCode, Value), EngineError> {
+        self.ctx.running()?;
+        super::intents::create(&self.ctx, req)
+    }
+
+    /// Change an access code.
+    pub fn update(&self, req: UpdateRequest) -> Result<(AccessCode, Value), EngineError> {
+        self.ctx.running()?;
+        super::intents::update(&self.ctx, req)
+    }
+
+    /// Delete an access code: it is removed from the lock, then forgotten.
+    pub fn delete(&self, access_code_id: &Uuid) -> Result<Value, EngineError> {
+        self.ctx.running()?;
+        super::intents::delete(&self.ctx, access_code_id)
+    }
+
+    /// Create one code on several locks.
+    pub fn create_multiple(
         &self,
-        event_type: &str,
-        device_id: Option<&Uuid>,
-        access_code_id: Option<&Uuid>,
-        payload: Value,
-    ) -> Result<(), StoreError> {
+        device_ids: &[Uuid],
+        base: CreateRequest,
+        when: WhenCannotShare,
+    ) -> Result<Vec<AccessCode>, EngineError> {
+        self.ctx.running()?;
+        super::bulk::create_multiple(&self.ctx, device_ids, base, when)
+    }
+
+    /// Change the name or window of every code sharing `common_code_key`.
+    pub fn update_multiple(
+        &self,
+        common_code_key: &str,
+        name: Option<Option<String>>,
+        starts_at: Option<Option<DateTime<Utc>>>,
+        ends_at: Option<Option<DateTime<Utc>>>,
+    ) -> Result<Vec<AccessCode>, EngineError> {
+        self.ctx.running()?;
+        super::bulk::update_multiple(&self.ctx, common_code_key, name, starts_at, ends_at)
+    }
+
+    /// A PIN valid for the lock and free on it, without creating anything.
+    pub fn generate_code(&self, device_id: &Uuid) -> Result<String, EngineError> {
+        super::bulk::generate_code(&self.ctx, device_id)
+    }
+
+    /// Lock or unlock the door: a pending action attempt.
+    pub fn set_door(&self, device_id: &Uuid, lock: bool) -> Result<Value, EngineError> {
+        super::bulk::set_door(&self.ctx, device_id, lock)
+    }
+
+    /// Pull a backup code for a code: (original, backup).
+    pub fn pull_backup(
+        &self,
+        access_code_id: &Uuid,
+    ) -> Result<(AccessCode, AccessCode), EngineError> {
+        self.ctx.running()?;
+        super::backup::pull(&self.ctx, access_code_id)
+    }
+
+    /// Make an unmanaged code managed.
+    pub fn convert_to_managed(
+        &self,
+        unmanaged_id: &Uuid,
+        allow_external_modification: bool,
+    ) -> Result<AccessCode, EngineError> {
+        self.ctx.running()?;
+        super::unmanaged::convert_to_managed(&self.ctx, unmanaged_id, allow_external_modification)
+    }
+
+    /// Remove an unmanaged code from its lock.
+    pub fn delete_unmanaged(&self, unmanaged_id: &Uuid) -> Result<Value, EngineError> {
+        self.ctx.running()?;
+        super::unmanaged::delete_unmanaged(&self.ctx, unmanaged_id)
+    }
+
+    /// Read every slot of a lock again.
+    pub fn request_full_read(&self, device: &Uuid) {
+        let _ = self.ctx.request(Request::FullRead {
+            device: *device,
+            attempt: None,
+        });
+    }
+
+    /// Read every slot of a lock again (the API's sync): a pending SYNC_ACCESS_CODES action
+    /// attempt that succeeds when the read is done.
+    pub fn sync_access_codes(&self, device: &Uuid) -> Result<Value, EngineError> {
+        super::queries::device_row(&self.ctx, device)?;
         let now = self.now();
-        let ev = self.with_store(|s| {
-            Store::add_event(
-                s.conn(),
-                event_type,
-                device_id,
-                access_code_id,
-                &now,
-                payload,
-            )
+        let attempt = self
+            .ctx
+            .repo
+            .write(|tx| super::intents::attempt(tx, "SYNC_ACCESS_CODES", "pending", None, &now))?;
+        self.ctx.request(Request::FullRead {
+            device: *device,
+            attempt: Some(attempt.action_attempt_id),
         })?;
-        self.publish(vec![ev]);
-        Ok(())
+        Ok(super::model::attempt_json(&attempt))
     }
 
-    async fn event_loop(&self, mut events: mpsc::Receiver<DriverEvent>) {
-        while let Some(ev) = events.recv().await {
-            if let Err(e) = self.on_driver_event(ev) {
-                tracing::error!(error = %e, "could not record a driver event");
-            }
-        }
+    // Adding and removing locks.
+
+    fn network_driver(&self) -> Result<&DriverHandle, EngineError> {
+        self.driver.as_ref().ok_or_else(|| {
+            EngineError::Unsupported("this engine runs without a Z-Wave driver".into())
+        })
     }
 
-    fn on_driver_event(&self, ev: DriverEvent) -> Result<(), StoreError> {
-        match ev {
-            DriverEvent::Connected(_) => {
-                self.inner.hub_connected.store(true, Ordering::SeqCst);
-                self.with_store(|s| Store::set_state(s.conn(), "hub_connected", "true"))?;
-                self.wake_all();
-            }
-            DriverEvent::Disconnected { reason } => {
-                let was = self.inner.hub_connected.swap(false, Ordering::SeqCst);
-                self.with_store(|s| Store::set_state(s.conn(), "hub_connected", "false"))?;
-                if was {
-                    for d in self.with_store(|s| Store::devices(s.conn()))? {
-                        self.record(
-                            "device.disconnected",
-                            Some(&d.device_id),
-                            None,
-                            json!({ "error_code": "hub_disconnected", "reason": reason }),
-                        )?;
-                    }
-                }
-            }
-            DriverEvent::NodeUpdated(info) => self.on_node_updated(&info)?,
-            DriverEvent::NodeReachability { node, reachable } => {
-                let now = self.now();
-                if let Some(d) = self.with_store(|s| Store::device_by_node(s.conn(), node.0))? {
-                    self.with_store(|s| {
-                        Store::set_device_online(s.conn(), &d.device_id, reachable, &now)
-                    })?;
-                    let t = if reachable {
-                        "device.connected"
-                    } else {
-                        "device.disconnected"
-                    };
-                    let payload = if reachable {
-                        json!({})
-                    } else {
-                        json!({ "error_code": "device_disconnected" })
-                    };
-                    self.record(t, Some(&d.device_id), None, payload)?;
-                    if reachable {
-                        self.wake(d.device_id);
-                    }
-                }
-            }
-            DriverEvent::Report {
-                node,
-                command,
-                received_at,
-            } => {
-                super::reports::on_report(self, node.0, &command, received_at)?;
-            }
-            DriverEvent::NodeRemoved { node } => {
-                if let Some(d) = self.with_store(|s| Store::device_by_node(s.conn(), node.0))? {
-                    let codes = self.with_store(|s| Store::device_codes(s.conn(), &d.device_id))?;
-                    self.with_store(|s| Store::delete_device(s.conn(), &d.device_id))?;
-                    tracing::info!(node = node.0, device_id = %d.device_id, codes = codes.len(), "lock left the network; its codes are forgotten");
-                    for c in codes {
-                        self.record(
-                            "access_code.deleted",
-                            Some(&d.device_id),
-                            Some(&c.access_code_id),
-                            json!({ "reason": "device_removed" }),
-                        )?;
-                    }
-                    self.record(
-                        "device.removed",
-                        Some(&d.device_id),
-                        None,
-                        json!({ "node_id": node.0 }),
-                    )?;
-                    self.wake(d.device_id);
-                }
-            }
-        }
-        Ok(())
+    /// Open learn mode for a lock to join.
+    pub fn include(&self, req: IncludeRequest) -> Result<Value, EngineError> {
+        super::network::include(&self.ctx, self.network_driver()?, req)
     }
 
-    fn on_node_updated(&self, info: &NodeInfo) -> Result<(), StoreError> {
-        if !info.is_lock() {
-            return Ok(());
-        }
-        let Some(uc) = &info.user_code else {
-            return Ok(());
+    /// Open learn mode for a lock to leave.
+    pub fn exclude(&self, timeout_seconds: Option<u64>) -> Result<Value, EngineError> {
+        super::network::exclude(&self.ctx, self.network_driver()?, timeout_seconds)
+    }
+
+    /// Remove a lock that no longer answers.
+    pub fn remove_failed(&self, device_id: &Uuid) -> Result<Value, EngineError> {
+        super::network::remove_failed(&self.ctx, self.network_driver()?, device_id)
+    }
+
+    // Reads.
+
+    /// A managed code, by id (also while it is being removed after a delete).
+    pub fn get(&self, access_code_id: &Uuid) -> Result<AccessCode, EngineError> {
+        super::queries::get(&self.ctx, access_code_id)
+    }
+
+    /// A managed code, by lock and PIN.
+    pub fn get_by_code(&self, device_id: &Uuid, code: &str) -> Result<AccessCode, EngineError> {
+        super::queries::get_by_code(&self.ctx, device_id, code)
+    }
+
+    /// Managed codes of a device (all of them).
+    pub fn list(&self, device_id: &Uuid) -> Result<Vec<AccessCode>, EngineError> {
+        let filter = CodeFilter {
+            device_id: Some(*device_id),
+            ..Default::default()
         };
-        let now = self.now();
-        let facts = DeviceFacts {
-            node_id: info.node_id.0,
-            info_json: serde_json::to_string(info).ok(),
-            slot_count: uc.slots,
-            min_code_length: 4,
-            max_code_length: 10,
-            code_characters: uc.characters.clone(),
-            battery_level: info.battery_level,
-            locked: info.door_locked,
-        };
-        let (device, new) = self.with_store(|s| {
-            let existed = Store::device_by_node(s.conn(), facts.node_id)?.is_some();
-            let d = Store::upsert_device(s.conn(), &facts, &now)?;
-            if !existed {
-                Store::add_event(
-                    s.conn(),
-                    "device.added",
-                    Some(&d.device_id),
-                    None,
-                    &now,
-                    json!({ "node_id": facts.node_id }),
-                )
-                .map(|e| self.publish(vec![e]))?;
-            }
-            Ok((d, !existed))
-        })?;
-        if new {
-            tracing::info!(node = facts.node_id, device_id = %device.device_id, slots = uc.slots, "lock added");
-        }
-        self.wake(device.device_id);
-        Ok(())
+        Ok(self.list_page(filter, None, None)?.items)
     }
-}
 
-impl Store {
-    /// A transaction on the connection behind a `&mut Store`.
-    pub(crate) fn conn_mut_tx(&mut self) -> Result<rusqlite::Transaction<'_>, StoreError> {
-        Ok(self.conn_mut().transaction()?)
+    /// A page of managed codes matching `filter`.
+    pub fn list_page(
+        &self,
+        filter: CodeFilter,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<Page<AccessCode>, EngineError> {
+        super::queries::list_page(&self.ctx, filter, limit, cursor)
+    }
+
+    /// Unmanaged codes of a device.
+    pub fn unmanaged(&self, device_id: &Uuid) -> Result<Vec<UnmanagedAccessCode>, EngineError> {
+        super::queries::unmanaged(&self.ctx, device_id)
+    }
+
+    /// An unmanaged code by id, or by lock and PIN.
+    pub fn unmanaged_get(
+        &self,
+        id: Option<&Uuid>,
+        device_and_code: Option<(&Uuid, &str)>,
+    ) -> Result<UnmanagedAccessCode, EngineError> {
+        super::queries::unmanaged_get(&self.ctx, id, device_and_code)
+    }
+
+    pub fn device_by_node(&self, node: u16) -> Result<Option<DeviceRow>, EngineError> {
+        Ok(self.ctx.repo.read(|tx| tx.device_by_node(node))?)
+    }
+
+    pub fn devices(&self) -> Result<Vec<DeviceRow>, EngineError> {
+        Ok(self.ctx.repo.read(|tx| tx.devices())?)
+    }
+
+    pub fn device_row(&self, id: &Uuid) -> Result<DeviceRow, EngineError> {
+        super::queries::device_row(&self.ctx, id)
+    }
+
+    /// The device object of the API.
+    pub fn device_json(&self, d: &DeviceRow) -> Value {
+        super::queries::device_json(&self.ctx, d)
+    }
+
+    /// Events matching `filter`.
+    pub fn events(&self, filter: &EventFilter) -> Result<Vec<EventRow>, EngineError> {
+        super::queries::events(&self.ctx, filter)
+    }
+
+    /// An action attempt as the API returns it.
+    pub fn action_attempt(&self, id: &Uuid) -> Result<Value, EngineError> {
+        super::queries::action_attempt(&self.ctx, id)
     }
 }

@@ -7,76 +7,80 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::engine::{CreateRequest, Engine, EngineError, UpdateRequest};
-use super::model::{self, error_code, rfc3339, status, AccessCode};
+use super::ctx::Ctx;
+use super::engine::{CreateRequest, EngineError, UpdateRequest};
+use super::model::{self, error_code, rfc3339, warning_code, AccessCode};
+use super::render::render;
 use super::validate::{self, CodeRules, FieldError};
-use crate::store::{AttemptRow, CodeRow, DeviceRow, IssueKind, Store, StoreError};
+use crate::store::{
+    AttemptRow, CodeRow, CodeStatus, Desired, DeviceRow, IssueKind, SlotRow, StoreError, Tx,
+};
 
-impl Engine {
-    pub(super) fn attempt(
-        conn: &rusqlite::Connection,
-        action_type: &str,
-        status: &str,
-        result: Option<Value>,
-        now: &DateTime<Utc>,
-    ) -> Result<AttemptRow, StoreError> {
-        let a = AttemptRow {
-            action_attempt_id: Uuid::new_v4(),
-            action_type: action_type.into(),
-            status: status.into(),
-            result,
-            error: None,
-            created_at: *now,
-            updated_at: *now,
-        };
-        Store::put_attempt(conn, &a)?;
-        Ok(a)
+pub(super) fn attempt(
+    tx: &Tx<'_>,
+    action_type: &str,
+    status: &str,
+    result: Option<Value>,
+    now: &DateTime<Utc>,
+) -> Result<AttemptRow, StoreError> {
+    let a = AttemptRow {
+        action_attempt_id: Uuid::new_v4(),
+        action_type: action_type.into(),
+        status: status.into(),
+        result,
+        error: None,
+        created_at: *now,
+        updated_at: *now,
+    };
+    tx.put_attempt(&a)?;
+    Ok(a)
+}
+
+pub(super) fn rules(device: &DeviceRow) -> CodeRules {
+    CodeRules::for_lock(
+        device.min_code_length,
+        device.max_code_length,
+        &device.code_characters,
+    )
+}
+
+/// PINs in use on a device: managed codes (not deleted) and readable unmanaged codes.
+pub(super) fn pins_in_use(
+    tx: &Tx<'_>,
+    device_id: &Uuid,
+) -> Result<(Vec<CodeRow>, Vec<SlotRow>), StoreError> {
+    let codes = tx.device_codes(device_id)?;
+    let claimed: BTreeSet<u16> = codes.iter().filter_map(|c| c.slot).collect();
+    let unmanaged = tx
+        .slots(device_id)?
+        .into_iter()
+        .filter(|s| s.state.holds_code() && !claimed.contains(&s.slot))
+        .collect();
+    Ok((codes, unmanaged))
+}
+
+pub(super) fn check_pin_free(
+    tx: &Tx<'_>,
+    device_id: &Uuid,
+    pin: &str,
+    except: Option<&Uuid>,
+    same_key: Option<&str>,
+) -> Result<(), EngineError> {
+    let (codes, unmanaged) = pins_in_use(tx, device_id)?;
+    if let Some(c) = codes.iter().find(|c| {
+        c.desired != Desired::Deleted
+            && c.code == pin
+            && Some(&c.access_code_id) != except
+            && !(same_key.is_some() && c.common_code_key.as_deref() == same_key)
+    }) {
+        return Err(EngineError::Conflict {
+            kind: "duplicate_access_code",
+            message: "an access code with this PIN already exists on the lock".into(),
+            other_id: Some(c.access_code_id),
+        });
     }
-
-    pub(super) fn rules(device: &DeviceRow) -> CodeRules {
-        CodeRules::for_lock(
-            device.min_code_length,
-            device.max_code_length,
-            &device.code_characters,
-        )
-    }
-
-    /// PINs in use on a device: managed codes (not deleted) and readable unmanaged codes.
-    pub(super) fn pins_in_use(
-        conn: &rusqlite::Connection,
-        device_id: &Uuid,
-    ) -> Result<(Vec<CodeRow>, Vec<crate::store::SlotRow>), StoreError> {
-        let codes = Store::device_codes(conn, device_id)?;
-        let claimed: BTreeSet<u16> = codes.iter().filter_map(|c| c.slot).collect();
-        let unmanaged = Store::slots(conn, device_id)?
-            .into_iter()
-            .filter(|s| s.state.holds_code() && !claimed.contains(&s.slot))
-            .collect();
-        Ok((codes, unmanaged))
-    }
-
-    pub(super) fn check_pin_free(
-        conn: &rusqlite::Connection,
-        device_id: &Uuid,
-        pin: &str,
-        except: Option<&Uuid>,
-        same_key: Option<&str>,
-    ) -> Result<(), EngineError> {
-        let (codes, unmanaged) = Self::pins_in_use(conn, device_id)?;
-        if let Some(c) = codes.iter().find(|c| {
-            c.desired == "active"
-                && c.code == pin
-                && Some(&c.access_code_id) != except
-                && !(same_key.is_some() && c.common_code_key.as_deref() == same_key)
-        }) {
-            return Err(EngineError::Conflict {
-                kind: "duplicate_access_code",
-                message: "an access code with this PIN already exists on the lock".into(),
-                other_id: Some(c.access_code_id),
-            });
-        }
-        if let Some(s) = unmanaged.iter().find(|s| s.code.as_deref() == Some(pin)) {
-            return Err(EngineError::Conflict {
+    if let Some(s) = unmanaged.iter().find(|s| s.code.as_deref() == Some(pin)) {
+        return Err(EngineError::Conflict {
                 kind: error_code::CONFLICTING_UNMANAGED_ACCESS_CODE_ID,
                 message: format!(
                     "an unmanaged code with this PIN is on the lock in slot {} (unmanaged access code {})",
@@ -84,13 +88,133 @@ impl Engine {
                 ),
                 other_id: Some(s.unmanaged_id),
             });
-        }
-        Ok(())
     }
+    Ok(())
+}
 
-    /// Create an access code. Returns it and the (already successful) action attempt.
-    pub fn create(&self, req: CreateRequest) -> Result<(AccessCode, Value), EngineError> {
-        let now = self.now();
+/// Create an access code. Returns it and the (already successful) action attempt.
+pub(super) fn create(ctx: &Ctx, req: CreateRequest) -> Result<(AccessCode, Value), EngineError> {
+    let now = ctx.now();
+    let mut errors = Vec::new();
+    if req.is_offline_access_code == Some(true) {
+        errors.push(FieldError::new(
+            "is_offline_access_code",
+            "Z-Wave locks do not support offline access codes",
+        ));
+    }
+    if let Some(n) = &req.name {
+        if let Err(e) = validate::check_name(n) {
+            errors.push(e);
+        }
+    }
+    if let Err(e) = validate::check_window(req.starts_at, req.ends_at, now) {
+        errors.push(e);
+    }
+    let allow_ext = req
+        .allow_external_modification
+        .or(req.is_external_modification_allowed)
+        .unwrap_or(false);
+    let is_one_time = req.is_one_time_use.unwrap_or(false);
+    let (row, events, attempt) = ctx.repo.write(|tx| {
+        let device = tx
+            .device(&req.device_id)?
+            .ok_or_else(|| EngineError::NotFound {
+                what: "device",
+                id: req.device_id.to_string(),
+            })?;
+        let rules = rules(&device);
+        if let Some(l) = req.preferred_code_length {
+            if l < rules.min_length || l > rules.max_length {
+                errors.push(FieldError::new(
+                    "preferred_code_length",
+                    format!(
+                        "the lock takes {}-{} digits",
+                        rules.min_length, rules.max_length
+                    ),
+                ));
+            }
+        }
+        if let Some(c) = &req.code {
+            if let Err(e) = rules.check(c) {
+                errors.push(e);
+            }
+        }
+        if !errors.is_empty() {
+            return Err(EngineError::Invalid(errors));
+        }
+        let pin = match &req.code {
+            Some(c) => {
+                check_pin_free(tx, &device.device_id, c, None, None)?;
+                c.clone()
+            }
+            None => {
+                let (codes, unmanaged) = pins_in_use(tx, &device.device_id)?;
+                let taken: BTreeSet<String> = codes
+                    .iter()
+                    .map(|c| c.code.clone())
+                    .chain(unmanaged.iter().filter_map(|s| s.code.clone()))
+                    .collect();
+                let len = req.preferred_code_length.unwrap_or(rules.min_length.max(4));
+                validate::generate_pin(len, &rules.characters, &taken)
+                    .ok_or_else(|| EngineError::invalid("code", "no free PIN of that length"))?
+            }
+        };
+        let row = CodeRow {
+            name: req.name.clone(),
+            common_code_key: req.common_code_key.clone(),
+            starts_at: req.starts_at,
+            ends_at: req.ends_at,
+            allow_external_modification: allow_ext,
+            is_one_time_use: is_one_time,
+            prefer_native_scheduling: req.prefer_native_scheduling.unwrap_or(true),
+            ..CodeRow::new(device.device_id, pin, now)
+        };
+        tx.put_code(&row)?;
+        if req.use_backup_access_code_pool == Some(true) {
+            super::backup::enable(tx, &device)?;
+        }
+        let ev = tx.add_event(
+            "access_code.created",
+            Some(&row.device_id),
+            Some(&row.access_code_id),
+            &now,
+            json!({}),
+        )?;
+        let code = render(ctx, tx, &row)?;
+        let attempt = attempt(
+            tx,
+            "CREATE_ACCESS_CODE",
+            "success",
+            Some(json!({ "access_code": code })),
+            &now,
+        )?;
+        Ok::<_, EngineError>((row, vec![ev], attempt))
+    })?;
+    ctx.publish(events);
+    ctx.wake(row.device_id);
+    tracing::info!(access_code_id = %row.access_code_id, device_id = %row.device_id, "access code created");
+    let code = ctx.repo.write(|tx| render(ctx, tx, &row))?;
+    Ok((code, model::attempt_json(&attempt)))
+}
+
+/// Change an access code.
+pub(super) fn update(ctx: &Ctx, req: UpdateRequest) -> Result<(AccessCode, Value), EngineError> {
+    let now = ctx.now();
+    let (row, events, attempt) = ctx.repo.write(|tx| {
+        let mut row = tx
+            .code(&req.access_code_id)?
+            .filter(|c| c.desired != Desired::Deleted)
+            .ok_or_else(|| EngineError::NotFound {
+                what: "access code",
+                id: req.access_code_id.to_string(),
+            })?;
+        let device = tx
+            .device(&row.device_id)?
+            .ok_or_else(|| EngineError::NotFound {
+                what: "device",
+                id: row.device_id.to_string(),
+            })?;
+        let before = row.clone();
         let mut errors = Vec::new();
         if req.is_offline_access_code == Some(true) {
             errors.push(FieldError::new(
@@ -99,307 +223,200 @@ impl Engine {
             ));
         }
         if let Some(n) = &req.name {
-            if let Err(e) = validate::check_name(n) {
+            if let Some(n) = n {
+                if let Err(e) = validate::check_name(n) {
+                    errors.push(e);
+                }
+            }
+            row.name = n.clone();
+        }
+        if let Some(c) = &req.code {
+            match rules(&device).check(c) {
+                Ok(()) => row.code = c.clone(),
+                Err(e) => errors.push(e),
+            }
+        }
+        if let Some(s) = req.starts_at {
+            row.starts_at = s;
+        }
+        if let Some(e) = req.ends_at {
+            row.ends_at = e;
+        }
+        match req.code_type.as_deref() {
+            None => {}
+            Some("ongoing") => {
+                row.starts_at = None;
+                row.ends_at = None;
+            }
+            Some("time_bound") if row.starts_at.is_none() || row.ends_at.is_none() => errors.push(
+                FieldError::new("type", "time_bound needs starts_at and ends_at"),
+            ),
+            Some("time_bound") => {}
+            Some(other) => errors.push(FieldError::new(
+                "type",
+                format!("'{other}' is not ongoing or time_bound"),
+            )),
+        }
+        if row.starts_at != before.starts_at || row.ends_at != before.ends_at {
+            if let Err(e) = validate::check_window(row.starts_at, row.ends_at, now) {
                 errors.push(e);
             }
         }
-        if let Err(e) = validate::check_window(req.starts_at, req.ends_at, now) {
-            errors.push(e);
-        }
-        let allow_ext = req
+        if let Some(a) = req
             .allow_external_modification
             .or(req.is_external_modification_allowed)
-            .unwrap_or(false);
-        let is_one_time = req.is_one_time_use.unwrap_or(false);
-        let (row, events, attempt) = {
-            let mut guard = self.inner.store.lock().unwrap_or_else(|e| e.into_inner());
-            let tx = guard.conn_mut_tx()?;
-            let device =
-                Store::device(&tx, &req.device_id)?.ok_or_else(|| EngineError::NotFound {
-                    what: "device",
-                    id: req.device_id.to_string(),
-                })?;
-            let rules = Self::rules(&device);
-            if let Some(l) = req.preferred_code_length {
-                if l < rules.min_length || l > rules.max_length {
-                    errors.push(FieldError::new(
-                        "preferred_code_length",
-                        format!(
-                            "the lock takes {}-{} digits",
-                            rules.min_length, rules.max_length
-                        ),
-                    ));
-                }
-            }
-            if let Some(c) = &req.code {
-                if let Err(e) = rules.check(c) {
-                    errors.push(e);
-                }
-            }
-            if !errors.is_empty() {
-                return Err(EngineError::Invalid(errors));
-            }
-            let pin = match &req.code {
-                Some(c) => {
-                    Self::check_pin_free(&tx, &device.device_id, c, None, None)?;
-                    c.clone()
-                }
-                None => {
-                    let (codes, unmanaged) = Self::pins_in_use(&tx, &device.device_id)?;
-                    let taken: BTreeSet<String> = codes
-                        .iter()
-                        .map(|c| c.code.clone())
-                        .chain(unmanaged.iter().filter_map(|s| s.code.clone()))
-                        .collect();
-                    let len = req.preferred_code_length.unwrap_or(rules.min_length.max(4));
-                    validate::generate_pin(len, &rules.characters, &taken)
-                        .ok_or_else(|| EngineError::invalid("code", "no free PIN of that length"))?
-                }
-            };
-            let row = CodeRow {
-                name: req.name.clone(),
-                common_code_key: req.common_code_key.clone(),
-                starts_at: req.starts_at,
-                ends_at: req.ends_at,
-                allow_external_modification: allow_ext,
-                is_one_time_use: is_one_time,
-                prefer_native_scheduling: req.prefer_native_scheduling.unwrap_or(true),
-                ..CodeRow::new(device.device_id, pin, now)
-            };
-            Store::put_code(&tx, &row)?;
-            if req.use_backup_access_code_pool == Some(true) {
-                super::backup::enable(&tx, &device)?;
-            }
-            let ev = Store::add_event(
-                &tx,
-                "access_code.created",
-                Some(&row.device_id),
+        {
+            row.allow_external_modification = a;
+        }
+        if let Some(o) = req.is_one_time_use {
+            row.is_one_time_use = o;
+        }
+        if let Some(p) = req.prefer_native_scheduling {
+            row.prefer_native_scheduling = p;
+        }
+        if !errors.is_empty() {
+            return Err(EngineError::Invalid(errors));
+        }
+        if row.code != before.code {
+            check_pin_free(
+                tx,
+                &row.device_id,
+                &row.code,
                 Some(&row.access_code_id),
-                &now,
-                json!({}),
+                None,
             )?;
-            let code = self.render(&tx, &row)?;
-            let attempt = Self::attempt(
-                &tx,
-                "CREATE_ACCESS_CODE",
-                "success",
-                Some(json!({ "access_code": code })),
-                &now,
-            )?;
-            tx.commit().map_err(StoreError::from)?;
-            (row, vec![ev], attempt)
-        };
-        self.publish(events);
-        self.wake(row.device_id);
-        tracing::info!(access_code_id = %row.access_code_id, device_id = %row.device_id, "access code created");
-        let code = self.with_store(|s| self.render(s.conn(), &row))?;
-        Ok((code, model::attempt_json(&attempt)))
-    }
-
-    /// Change an access code.
-    pub fn update(&self, req: UpdateRequest) -> Result<(AccessCode, Value), EngineError> {
-        let now = self.now();
-        let (row, events, attempt) = {
-            let mut guard = self.inner.store.lock().unwrap_or_else(|e| e.into_inner());
-            let tx = guard.conn_mut_tx()?;
-            let mut row = Store::code(&tx, &req.access_code_id)?
-                .filter(|c| c.desired == "active")
-                .ok_or_else(|| EngineError::NotFound {
-                    what: "access code",
-                    id: req.access_code_id.to_string(),
-                })?;
-            let device =
-                Store::device(&tx, &row.device_id)?.ok_or_else(|| EngineError::NotFound {
-                    what: "device",
-                    id: row.device_id.to_string(),
-                })?;
-            let before = row.clone();
-            let mut errors = Vec::new();
-            if req.is_offline_access_code == Some(true) {
-                errors.push(FieldError::new(
-                    "is_offline_access_code",
-                    "Z-Wave locks do not support offline access codes",
-                ));
-            }
-            if let Some(n) = &req.name {
-                if let Some(n) = n {
-                    if let Err(e) = validate::check_name(n) {
-                        errors.push(e);
-                    }
-                }
-                row.name = n.clone();
-            }
-            if let Some(c) = &req.code {
-                match Self::rules(&device).check(c) {
-                    Ok(()) => row.code = c.clone(),
-                    Err(e) => errors.push(e),
-                }
-            }
-            if let Some(s) = req.starts_at {
-                row.starts_at = s;
-            }
-            if let Some(e) = req.ends_at {
-                row.ends_at = e;
-            }
-            match req.code_type.as_deref() {
-                None => {}
-                Some("ongoing") => {
-                    row.starts_at = None;
-                    row.ends_at = None;
-                }
-                Some("time_bound") if row.starts_at.is_none() || row.ends_at.is_none() => errors
-                    .push(FieldError::new(
-                        "type",
-                        "time_bound needs starts_at and ends_at",
-                    )),
-                Some("time_bound") => {}
-                Some(other) => errors.push(FieldError::new(
-                    "type",
-                    format!("'{other}' is not ongoing or time_bound"),
-                )),
-            }
-            if row.starts_at != before.starts_at || row.ends_at != before.ends_at {
-                if let Err(e) = validate::check_window(row.starts_at, row.ends_at, now) {
-                    errors.push(e);
-                }
-            }
-            if let Some(a) = req
-                .allow_external_modification
-                .or(req.is_external_modification_allowed)
-            {
-                row.allow_external_modification = a;
-            }
-            if let Some(o) = req.is_one_time_use {
-                row.is_one_time_use = o;
-            }
-            if let Some(p) = req.prefer_native_scheduling {
-                row.prefer_native_scheduling = p;
-            }
-            if !errors.is_empty() {
-                return Err(EngineError::Invalid(errors));
-            }
-            if row.code != before.code {
-                Self::check_pin_free(
-                    &tx,
-                    &row.device_id,
-                    &row.code,
-                    Some(&row.access_code_id),
-                    None,
-                )?;
-                // A new PIN deserves a fresh start.
-                row.blocked = false;
-                row.attempts = 0;
-                row.next_attempt_at = None;
-                row.pending_since = None;
-                for code in [
-                    error_code::FAILED_TO_SET_ON_DEVICE,
-                    error_code::DUPLICATE_CODE_ON_DEVICE,
-                ] {
-                    Store::clear_issue(&tx, &row.access_code_id, IssueKind::Error, code)?;
-                }
-            }
-            let changed = changed_properties(&before, &row);
-            row.updated_at = now;
-            if row.is_scheduled_on_device
-                && (row.starts_at != before.starts_at
-                    || row.ends_at != before.ends_at
-                    || row.prefer_native_scheduling != before.prefer_native_scheduling)
-            {
-                // The schedule on the lock is stale: reprogram (or remove) it.
-                row.is_scheduled_on_device = false;
-            }
-            if row.status == status::SET && row.programmed_code.as_deref() != Some(&row.code) {
-                row.status = status::UNSET.into();
-            }
-            Store::put_code(&tx, &row)?;
-            let mut events = Vec::new();
-            if !changed.is_empty() {
-                events.push(Store::add_event(
-                    &tx,
-                    "access_code.changed",
-                    Some(&row.device_id),
-                    Some(&row.access_code_id),
-                    &now,
-                    json!({ "changed_properties": changed }),
-                )?);
-            }
-            let code = self.render(&tx, &row)?;
-            let attempt = Self::attempt(
-                &tx,
-                "UPDATE_ACCESS_CODE",
-                "success",
-                Some(json!({ "access_code": code })),
-                &now,
-            )?;
-            tx.commit().map_err(StoreError::from)?;
-            (row, events, attempt)
-        };
-        self.publish(events);
-        self.wake(row.device_id);
-        let code = self.with_store(|s| self.render(s.conn(), &row))?;
-        Ok((code, model::attempt_json(&attempt)))
-    }
-
-    /// Delete an access code: it is removed from the lock, then forgotten.
-    pub fn delete(&self, access_code_id: &Uuid) -> Result<Value, EngineError> {
-        let now = self.now();
-        let (device_id, events, attempt) = {
-            let mut guard = self.inner.store.lock().unwrap_or_else(|e| e.into_inner());
-            let tx = guard.conn_mut_tx()?;
-            let mut row = Store::code(&tx, access_code_id)?
-                .filter(|c| c.desired == "active")
-                .ok_or_else(|| EngineError::NotFound {
-                    what: "access code",
-                    id: access_code_id.to_string(),
-                })?;
-            row.desired = "deleted".into();
-            row.updated_at = now;
+            // A new PIN deserves a fresh start.
             row.attempts = 0;
             row.next_attempt_at = None;
             row.pending_since = None;
-            row.blocked = false;
-            let on_lock = row.programmed_code.is_some() || row.status == status::SETTING;
-            if on_lock {
-                row.status = status::REMOVING.into();
-            } else {
-                row.deleted_at = Some(now);
-                row.slot = None;
+            for code in [
+                error_code::FAILED_TO_SET_ON_DEVICE,
+                error_code::DUPLICATE_CODE_ON_DEVICE,
+            ] {
+                tx.clear_issue(&row.access_code_id, IssueKind::Error, code)?;
             }
-            Store::put_code(&tx, &row)?;
-            // A backup pulled for this code goes with it.
-            if let Some(mut b) = row
-                .pulled_backup_access_code_id
-                .map(|b| Store::code(&tx, &b))
-                .transpose()?
-                .flatten()
-                .filter(|b| b.is_backup && b.desired == "active")
-            {
-                b.desired = "deleted".into();
-                b.updated_at = now;
-                if b.programmed_code.is_some() || b.status == status::SETTING {
-                    b.status = status::REMOVING.into();
-                } else {
-                    b.deleted_at = Some(now);
-                    b.slot = None;
-                }
-                Store::put_code(&tx, &b)?;
+        }
+        let changed = changed_properties(&before, &row);
+        if !changed.is_empty() {
+            // An update settles an outside change: what is declared now is what counts.
+            for (kind, code) in [
+                (IssueKind::Error, error_code::CODE_MODIFIED_EXTERNAL_TO_SEAM),
+                (
+                    IssueKind::Error,
+                    error_code::CONFLICTING_EXTERNAL_MODIFICATION,
+                ),
+                (
+                    IssueKind::Warning,
+                    warning_code::CODE_MODIFIED_EXTERNAL_TO_SEAM,
+                ),
+                (
+                    IssueKind::Warning,
+                    warning_code::EXTERNAL_MODIFICATION_IN_EFFECT,
+                ),
+            ] {
+                tx.clear_issue(&row.access_code_id, kind, code)?;
             }
-            let ev = Store::add_event(
-                &tx,
-                "access_code.deleted",
+            // A code released by an allowed outside removal is declared again (a new
+            // name alone does not put it back on the lock).
+            let only_name = changed.iter().all(|c| c["property"] == "name");
+            if row.desired == Desired::Released && !only_name {
+                row.desired = Desired::Active;
+                row.attempts = 0;
+                row.next_attempt_at = None;
+                row.pending_since = None;
+            }
+        }
+        row.updated_at = now;
+        if row.is_scheduled_on_device
+            && (row.starts_at != before.starts_at
+                || row.ends_at != before.ends_at
+                || row.prefer_native_scheduling != before.prefer_native_scheduling)
+        {
+            // The schedule on the lock is stale: reprogram (or remove) it.
+            row.is_scheduled_on_device = false;
+        }
+        if row.status == CodeStatus::Set && row.programmed_code.as_deref() != Some(&row.code) {
+            row.status = CodeStatus::Unset;
+        }
+        tx.put_code(&row)?;
+        let mut events = Vec::new();
+        if !changed.is_empty() {
+            events.push(tx.add_event(
+                "access_code.changed",
                 Some(&row.device_id),
                 Some(&row.access_code_id),
                 &now,
-                json!({ "code": row.code }),
-            )?;
-            let attempt =
-                Self::attempt(&tx, "DELETE_ACCESS_CODE", "success", Some(json!({})), &now)?;
-            tx.commit().map_err(StoreError::from)?;
-            (row.device_id, vec![ev], attempt)
-        };
-        self.publish(events);
-        self.wake(device_id);
-        Ok(model::attempt_json(&attempt))
+                json!({ "changed_properties": changed }),
+            )?);
+        }
+        let code = render(ctx, tx, &row)?;
+        let attempt = attempt(
+            tx,
+            "UPDATE_ACCESS_CODE",
+            "success",
+            Some(json!({ "access_code": code })),
+            &now,
+        )?;
+        Ok::<_, EngineError>((row, events, attempt))
+    })?;
+    ctx.publish(events);
+    ctx.wake(row.device_id);
+    let code = ctx.repo.write(|tx| render(ctx, tx, &row))?;
+    Ok((code, model::attempt_json(&attempt)))
+}
+
+/// Delete an access code: it is removed from the lock, then forgotten.
+pub(super) fn delete(ctx: &Ctx, access_code_id: &Uuid) -> Result<Value, EngineError> {
+    let now = ctx.now();
+    let (device_id, events, attempt) = ctx.repo.write(|tx| {
+        let mut row = tx
+            .code(access_code_id)?
+            .filter(|c| c.desired != Desired::Deleted)
+            .ok_or_else(|| EngineError::NotFound {
+                what: "access code",
+                id: access_code_id.to_string(),
+            })?;
+        mark_deleted(&mut row, &now);
+        tx.put_code(&row)?;
+        // A backup pulled for this code goes with it.
+        if let Some(mut b) = row
+            .pulled_backup_access_code_id
+            .map(|b| tx.code(&b))
+            .transpose()?
+            .flatten()
+            .filter(|b| b.is_backup && b.desired != Desired::Deleted)
+        {
+            mark_deleted(&mut b, &now);
+            tx.put_code(&b)?;
+        }
+        let ev = tx.add_event(
+            "access_code.deleted",
+            Some(&row.device_id),
+            Some(&row.access_code_id),
+            &now,
+            json!({ "code": row.code }),
+        )?;
+        let attempt = attempt(tx, "DELETE_ACCESS_CODE", "success", Some(json!({})), &now)?;
+        Ok::<_, EngineError>((row.device_id, vec![ev], attempt))
+    })?;
+    ctx.publish(events);
+    ctx.wake(device_id);
+    Ok(model::attempt_json(&attempt))
+}
+
+/// A code the user deleted: removed from the lock first when it may be there (its slot is
+/// kept until the lock confirms), forgotten at once otherwise.
+fn mark_deleted(row: &mut CodeRow, now: &chrono::DateTime<chrono::Utc>) {
+    row.desired = Desired::Deleted;
+    row.updated_at = *now;
+    row.attempts = 0;
+    row.next_attempt_at = None;
+    row.pending_since = None;
+    if super::planner::maybe_on_lock(row) && row.slot.is_some() {
+        row.status = CodeStatus::Removing;
+    } else {
+        row.deleted_at = Some(*now);
+        row.slot = None;
     }
 }
 

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::store::{
-    AttemptRow, CodeRow, DeviceRow, EventRow, IssueKind, IssueRow, SlotRow, SlotState,
+    AttemptRow, CodeRow, CodeStatus, DeviceRow, EventRow, IssueKind, IssueRow, SlotRow, SlotState,
 };
 
 /// Error codes on access codes.
@@ -15,6 +15,8 @@ pub mod error_code {
     pub const FAILED_TO_SET_ON_DEVICE: &str = "failed_to_set_on_device";
     pub const FAILED_TO_REMOVE_FROM_DEVICE: &str = "failed_to_remove_from_device";
     pub const CODE_MODIFIED_EXTERNAL_TO_SEAM: &str = "code_modified_external_to_seam";
+    /// Seam's current name for the same condition (carries the same details).
+    pub const CONFLICTING_EXTERNAL_MODIFICATION: &str = "conflicting_external_modification";
     pub const DUPLICATE_CODE_ON_DEVICE: &str = "duplicate_code_on_device";
     pub const CONFLICTING_UNMANAGED_ACCESS_CODE_ID: &str = "conflicting_unmanaged_access_code_id";
     pub const NO_SPACE_FOR_ACCESS_CODE_ON_DEVICE: &str = "no_space_for_access_code_on_device";
@@ -28,15 +30,8 @@ pub mod warning_code {
     pub const DELAY_IN_SETTING_ON_DEVICE: &str = "delay_in_setting_on_device";
     pub const DELAY_IN_REMOVING_FROM_DEVICE: &str = "delay_in_removing_from_device";
     pub const CODE_MODIFIED_EXTERNAL_TO_SEAM: &str = "code_modified_external_to_seam";
-}
-
-/// Status values.
-pub mod status {
-    pub const UNSET: &str = "unset";
-    pub const SETTING: &str = "setting";
-    pub const SET: &str = "set";
-    pub const REMOVING: &str = "removing";
-    pub const UNKNOWN: &str = "unknown";
+    /// Seam's current name for an allowed outside change that stands.
+    pub const EXTERNAL_MODIFICATION_IN_EFFECT: &str = "external_modification_in_effect";
 }
 
 pub fn rfc3339(t: &DateTime<Utc>) -> String {
@@ -53,6 +48,9 @@ pub struct CodeError {
     pub is_access_code_error: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub is_device_error: Option<bool>,
+    /// Fields particular to the error (e.g. `change_type`, `modified_fields`).
+    #[serde(flatten)]
+    pub details: serde_json::Map<String, Value>,
 }
 
 /// A warning on an access code.
@@ -61,6 +59,9 @@ pub struct CodeWarning {
     pub warning_code: String,
     pub message: String,
     pub created_at: String,
+    /// Fields particular to the warning.
+    #[serde(flatten)]
+    pub details: serde_json::Map<String, Value>,
 }
 
 /// How the lock shows a code's name: Z-Wave User Code locks store no names, so always null.
@@ -86,7 +87,7 @@ pub struct AccessCode {
     pub appearance: Option<Appearance>,
     #[serde(rename = "type")]
     pub code_type: &'static str,
-    pub status: String,
+    pub status: CodeStatus,
     pub starts_at: Option<String>,
     pub ends_at: Option<String>,
     pub created_at: String,
@@ -151,6 +152,7 @@ impl DeviceCondition {
                 created_at: at.clone(),
                 is_access_code_error: None,
                 is_device_error: Some(true),
+                details: Default::default(),
             });
         } else if !self.device_online {
             v.push(CodeError {
@@ -160,13 +162,23 @@ impl DeviceCondition {
                 created_at: at,
                 is_access_code_error: None,
                 is_device_error: Some(true),
+                details: Default::default(),
             });
         }
         v
     }
 }
 
+fn details(i: &IssueRow) -> serde_json::Map<String, Value> {
+    match &i.details {
+        Some(Value::Object(m)) => m.clone(),
+        _ => Default::default(),
+    }
+}
+
 impl AccessCode {
+    /// The API object of a code; `issues` are its live errors and warnings (expired ones
+    /// already left out).
     pub fn from_rows(
         row: &CodeRow,
         issues: &[IssueRow],
@@ -182,6 +194,7 @@ impl AccessCode {
                 created_at: rfc3339(&i.created_at),
                 is_access_code_error: Some(true),
                 is_device_error: None,
+                details: details(i),
             })
             .collect();
         errors.extend(device.errors());
@@ -192,14 +205,15 @@ impl AccessCode {
                 warning_code: i.code.clone(),
                 message: i.message.clone(),
                 created_at: rfc3339(&i.created_at),
+                details: details(i),
             })
             .collect();
         let mut pending = Vec::new();
         let created = rfc3339(&row.created_at);
-        match row.status.as_str() {
-            status::SETTING => pending.push(json!({"mutation_code": "creating", "created_at": created, "message": "programming the code on the lock"})),
-            status::REMOVING => pending.push(json!({"mutation_code": "deleting", "created_at": created, "message": "removing the code from the lock"})),
-            status::UNSET if row.starts_at.is_some() && row.programmed_code.is_none() => pending.push(json!({
+        match row.status {
+            CodeStatus::Setting => pending.push(json!({"mutation_code": "creating", "created_at": created, "message": "programming the code on the lock"})),
+            CodeStatus::Removing => pending.push(json!({"mutation_code": "deleting", "created_at": created, "message": "removing the code from the lock"})),
+            CodeStatus::Unset if row.starts_at.is_some() && row.programmed_code.is_none() => pending.push(json!({
                 "mutation_code": "deferring_creation", "created_at": created,
                 "message": "the code is programmed when its window starts",
                 "scheduled_at": row.starts_at.as_ref().map(rfc3339),
@@ -219,7 +233,7 @@ impl AccessCode {
             } else {
                 "ongoing"
             },
-            status: row.status.clone(),
+            status: row.status,
             starts_at: row.starts_at.as_ref().map(rfc3339),
             ends_at: row.ends_at.as_ref().map(rfc3339),
             created_at: created,

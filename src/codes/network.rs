@@ -2,6 +2,7 @@
 //! lock), exclusion, and removal of a failed lock, each an action attempt that ends when the
 //! driver is done, with its progress as `zwave.inclusion.*` events.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -9,12 +10,14 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::engine::{Engine, EngineError};
+use super::ctx::Ctx;
+use super::engine::EngineError;
+use super::intents::attempt;
 use super::model;
-use crate::driver::{DriverError, InclusionEvent};
+use crate::driver::{DriverError, DriverHandle, InclusionEvent};
 use crate::security::SecurityClass;
 use crate::serialapi::NodeId;
-use crate::store::{AttemptRow, Store, StoreError};
+use crate::store::{AttemptRow, StoreError};
 
 /// `POST /zwave/include`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -64,113 +67,127 @@ fn error_json(e: &DriverError) -> Value {
     json!({ "type": kind, "message": e.to_string() })
 }
 
-impl Engine {
-    fn finish_attempt(&self, mut a: AttemptRow, result: Result<Value, Value>) {
-        let now = self.now();
-        match result {
-            Ok(v) => {
-                a.status = "success".into();
-                a.result = Some(v);
-            }
-            Err(e) => {
-                a.status = "error".into();
-                a.error = Some(e);
-            }
+fn finish_attempt(ctx: &Ctx, mut a: AttemptRow, result: Result<Value, Value>) {
+    let now = ctx.now();
+    match result {
+        Ok(v) => {
+            a.status = "success".into();
+            a.result = Some(v);
         }
-        a.updated_at = now;
-        let r: Result<(), StoreError> = self.with_store(|s| Store::put_attempt(s.conn(), &a));
-        if let Err(e) = r {
-            tracing::error!(error = %e, "could not record an inclusion result");
+        Err(e) => {
+            a.status = "error".into();
+            a.error = Some(e);
         }
     }
-
-    /// Forward inclusion progress as events until the channel closes.
-    fn relay_progress(&self, mut rx: mpsc::Receiver<InclusionEvent>) {
-        let engine = self.clone();
-        tokio::spawn(async move {
-            while let Some(ev) = rx.recv().await {
-                let payload = serde_json::to_value(&ev).unwrap_or(Value::Null);
-                let step = payload["step"].as_str().unwrap_or("progress").to_string();
-                let _ = engine.record(&format!("zwave.inclusion.{step}"), None, None, payload);
-            }
-        });
+    a.updated_at = now;
+    let r: Result<(), StoreError> = ctx.repo.write(|tx| tx.put_attempt(&a));
+    if let Err(e) = r {
+        tracing::error!(error = %e, "could not record an inclusion result");
     }
+}
 
-    /// A pending action attempt of `action` that ends with `work` (its node id, or why not).
-    fn attempt_for(
-        &self,
-        action: &str,
-        work: impl std::future::Future<Output = Result<NodeId, DriverError>> + Send + 'static,
-    ) -> Result<Value, EngineError> {
-        let now = self.now();
-        let attempt =
-            self.with_store(|s| Self::attempt(s.conn(), action, "pending", None, &now))?;
-        let engine = self.clone();
-        let a = attempt.clone();
-        tokio::spawn(async move {
-            let r = work.await;
-            let result = r
-                .as_ref()
-                .map(|n| json!({ "node_id": n.0 }))
-                .map_err(error_json);
-            engine.finish_attempt(a, result);
-        });
-        Ok(model::attempt_json(&attempt))
-    }
-
-    /// Open learn mode for a lock to join; a pending INCLUDE_DEVICE action attempt.
-    pub fn include(&self, req: IncludeRequest) -> Result<Value, EngineError> {
-        let pin = req.pin.as_deref().map(parse_pin).transpose()?;
-        let timeout = timeout(req.timeout_seconds)?;
-        let required = match req
-            .required_security
-            .as_deref()
-            .unwrap_or("s2_access_control")
-        {
-            "s2_access_control" => Some(SecurityClass::S2AccessControl),
-            "none" => None,
-            _ => {
-                return Err(EngineError::invalid(
-                    "required_security",
-                    "s2_access_control or none",
-                ))
-            }
-        };
-        if !self.hub_connected() {
-            return Err(EngineError::Unsupported(
-                "the stick is not connected".into(),
-            ));
+/// Forward inclusion progress as events until the channel closes.
+fn relay_progress(ctx: &Arc<Ctx>, mut rx: mpsc::Receiver<InclusionEvent>) {
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = rx.recv().await {
+            let payload = serde_json::to_value(&ev).unwrap_or(Value::Null);
+            let step = payload["step"].as_str().unwrap_or("progress").to_string();
+            let _ = ctx.record(&format!("zwave.inclusion.{step}"), None, None, payload);
         }
-        let (tx, rx) = mpsc::channel(32);
-        self.relay_progress(rx);
-        let driver = self.inner.driver.clone();
-        self.attempt_for("INCLUDE_DEVICE", async move {
-            driver.include(pin, required, timeout, tx).await
-        })
-    }
+    });
+}
 
-    /// Open learn mode for a lock to leave; a pending EXCLUDE_DEVICE action attempt.
-    pub fn exclude(&self, timeout_seconds: Option<u64>) -> Result<Value, EngineError> {
-        let timeout = timeout(timeout_seconds)?;
-        if !self.hub_connected() {
-            return Err(EngineError::Unsupported(
-                "the stick is not connected".into(),
-            ));
+/// A pending action attempt of `action` that ends with `work` (its node id, or why not).
+fn attempt_for(
+    ctx: &Arc<Ctx>,
+    action: &str,
+    work: impl std::future::Future<Output = Result<NodeId, DriverError>> + Send + 'static,
+) -> Result<Value, EngineError> {
+    let now = ctx.now();
+    let attempt = ctx
+        .repo
+        .write(|tx| attempt(tx, action, "pending", None, &now))?;
+    let c = ctx.clone();
+    let a = attempt.clone();
+    tokio::spawn(async move {
+        let r = work.await;
+        let result = r
+            .as_ref()
+            .map(|n| json!({ "node_id": n.0 }))
+            .map_err(error_json);
+        finish_attempt(&c, a, result);
+    });
+    Ok(model::attempt_json(&attempt))
+}
+
+fn connected(ctx: &Ctx) -> Result<(), EngineError> {
+    if ctx.hub_connected() {
+        Ok(())
+    } else {
+        Err(EngineError::NotConnected(
+            "the Z-Wave stick is not connected".into(),
+        ))
+    }
+}
+
+/// Open learn mode for a lock to join; a pending INCLUDE_DEVICE action attempt.
+pub(super) fn include(
+    ctx: &Arc<Ctx>,
+    driver: &DriverHandle,
+    req: IncludeRequest,
+) -> Result<Value, EngineError> {
+    let pin = req.pin.as_deref().map(parse_pin).transpose()?;
+    let timeout = timeout(req.timeout_seconds)?;
+    let required = match req
+        .required_security
+        .as_deref()
+        .unwrap_or("s2_access_control")
+    {
+        "s2_access_control" => Some(SecurityClass::S2AccessControl),
+        "none" => None,
+        _ => {
+            return Err(EngineError::invalid(
+                "required_security",
+                "s2_access_control or none",
+            ))
         }
-        let (tx, rx) = mpsc::channel(32);
-        self.relay_progress(rx);
-        let driver = self.inner.driver.clone();
-        self.attempt_for("EXCLUDE_DEVICE", async move {
-            driver.exclude(timeout, tx).await
-        })
-    }
+    };
+    connected(ctx)?;
+    let (tx, rx) = mpsc::channel(32);
+    relay_progress(ctx, rx);
+    let driver = driver.clone();
+    attempt_for(ctx, "INCLUDE_DEVICE", async move {
+        driver.include(pin, required, timeout, tx).await
+    })
+}
 
-    /// Remove a lock that no longer answers; a pending REMOVE_FAILED_DEVICE attempt.
-    pub fn remove_failed(&self, device_id: &Uuid) -> Result<Value, EngineError> {
-        let device = self.device_row(device_id)?;
-        let driver = self.inner.driver.clone();
-        self.attempt_for("REMOVE_FAILED_DEVICE", async move {
-            driver.remove_failed(NodeId(device.node_id)).await
-        })
-    }
+/// Open learn mode for a lock to leave; a pending EXCLUDE_DEVICE action attempt.
+pub(super) fn exclude(
+    ctx: &Arc<Ctx>,
+    driver: &DriverHandle,
+    timeout_seconds: Option<u64>,
+) -> Result<Value, EngineError> {
+    let timeout = timeout(timeout_seconds)?;
+    connected(ctx)?;
+    let (tx, rx) = mpsc::channel(32);
+    relay_progress(ctx, rx);
+    let driver = driver.clone();
+    attempt_for(ctx, "EXCLUDE_DEVICE", async move {
+        driver.exclude(timeout, tx).await
+    })
+}
+
+/// Remove a lock that no longer answers; a pending REMOVE_FAILED_DEVICE attempt.
+pub(super) fn remove_failed(
+    ctx: &Arc<Ctx>,
+    driver: &DriverHandle,
+    device_id: &Uuid,
+) -> Result<Value, EngineError> {
+    let device = super::queries::device_row(ctx, device_id)?;
+    connected(ctx)?;
+    let driver = driver.clone();
+    attempt_for(ctx, "REMOVE_FAILED_DEVICE", async move {
+        driver.remove_failed(NodeId(device.node_id)).await
+    })
 }

@@ -1,34 +1,38 @@
-//! Watching locks for codes changed outside zwlock, spending as little radio as possible.
+//! Watching locks for codes changed outside zwlock, spending as little radio as possible, and
+//! verifying them after every (re)start before they are trusted.
 //!
 //! Cheapest first:
 //! * a notification or alarm about a slot (added, deleted, keypad use of an unknown slot)
 //!   queues a read of that slot only; "all codes deleted" marks every slot empty at once;
 //! * User Code v2 locks with the checksum: one Checksum Get per poll; only when it differs from
-//!   the checksum of the known slot table (or the last one the lock reported) are the codes read,
-//!   in bulk when the lock can;
+//!   the checksum of the known slot table (or the last one the lock reported) are the codes
+//!   read, in bulk when the lock can;
 //! * other locks: the managed slots are read round-robin within a per-lock budget of frames per
 //!   hour, so each is verified within `managed slots / budget` hours;
 //! * a full read of every slot runs once, when a lock is first seen (to learn its unmanaged
 //!   codes), and on demand.
+//!
+//! Start-up verification: after a (re)start nothing zwlock remembers about a lock is trusted
+//! until it is checked. A lock with a checksum is asked for it once: equal to the known table,
+//! every code is verified for one frame; different (or a table zwlock cannot compute, such as a
+//! masked lock's), the managed slots are read (or the whole lock, in bulk). A lock without a
+//! checksum has its managed slots read at once, up to `startup_verify_reads` frames; the rest
+//! follow round-robin.
+//!
+//! Everything here is a pure function of the [`WatchState`] the engine task owns and what the
+//! store says; the task does the reads.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::engine::{Engine, EngineError};
-use super::external::{self, SlotReading};
-use super::slot_commands::get_command;
-use crate::cc::user_code::UserCodeEntry;
-use crate::cc::{code::user_code_checksum, Command, UserCodeCommand};
-use crate::driver::{DriverError, NodeInfo, Priority};
-use crate::serialapi::NodeId;
-use crate::store::{DeviceRow, SlotState, Store, StoreError};
+use crate::cc::code::user_code_checksum;
+use crate::store::{SlotRow, SlotState};
 
 /// How much radio watching may spend.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WatchConfig {
     /// Round-robin slot reads per hour on locks without a usable checksum.
     pub poll_frames_per_hour: u32,
@@ -36,6 +40,8 @@ pub struct WatchConfig {
     pub checksum_interval: Duration,
     /// Read every slot once when a lock is first seen.
     pub full_read_on_first_sight: bool,
+    /// Slot reads a lock without a checksum may spend verifying its codes after a start.
+    pub startup_verify_reads: u32,
 }
 
 impl Default for WatchConfig {
@@ -44,311 +50,235 @@ impl Default for WatchConfig {
             poll_frames_per_hour: 12,
             checksum_interval: Duration::from_secs(15 * 60),
             full_read_on_first_sight: true,
+            startup_verify_reads: 30,
         }
     }
 }
 
-/// Per-lock watching state (in memory; a restart begins with a checksum poll).
+/// Where start-up verification of a lock stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verify {
+    /// Not verified since this engine started.
+    #[default]
+    Pending,
+    /// The checksum was asked for; its answer decides.
+    AwaitingChecksum,
+    Done,
+}
+
+/// Per-lock watching state (in memory; a restart begins with start-up verification).
 #[derive(Debug, Default)]
-pub(super) struct WatchState {
-    /// Slots to read because the lock said something about them.
-    pending: BTreeSet<u16>,
+pub struct WatchState {
+    /// Slots to read because the lock said something about them (or verification asks).
+    pub pending: BTreeSet<u16>,
     /// A full read in progress: the next user id to ask for.
-    full_read_next: Option<u16>,
-    next_poll: Option<Instant>,
+    pub full_read_next: Option<u16>,
+    pub next_poll: Option<Instant>,
     round_robin: usize,
     /// The checksum the lock reported last, after zwlock's own changes settled.
-    baseline: Option<u16>,
+    pub baseline: Option<u16>,
     /// SYNC_ACCESS_CODES action attempts that finish with the full read.
-    sync_attempts: Vec<Uuid>,
+    pub sync_attempts: Vec<Uuid>,
+    pub verify: Verify,
 }
 
 /// A read to do now.
-#[derive(Debug)]
-pub(super) enum Read {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
     Slots(Vec<u16>),
-    FullReadFrom(u16),
+    /// The page of a full read starting at this user id.
+    Page(u16),
     Checksum,
 }
 
-fn key(device: &Uuid) -> String {
-    format!("full_read_done:{device}")
+/// What the watcher needs to know of a lock.
+#[derive(Debug, Clone, Copy)]
+pub struct WatchInput<'a> {
+    /// Slots of managed codes believed on the lock.
+    pub managed: &'a [u16],
+    /// The lock answers Checksum Get.
+    pub checksum: bool,
+    /// Every slot has been read once (the first full read is done).
+    pub full_read_done: bool,
 }
 
-impl Engine {
-    fn with_watch<T>(&self, device: &Uuid, f: impl FnOnce(&mut WatchState) -> T) -> T {
-        let mut map = self.inner.watch.lock().unwrap_or_else(|e| e.into_inner());
-        f(map.entry(*device).or_default())
+impl WatchState {
+    /// Ask for a read of `slots`.
+    pub fn want(&mut self, slots: impl IntoIterator<Item = u16>) {
+        self.pending.extend(slots);
     }
 
-    /// Ask for a read of `slots` (a notification named them).
-    pub(super) fn want_read(&self, device: &Uuid, slots: impl IntoIterator<Item = u16>) {
-        self.with_watch(device, |w| w.pending.extend(slots));
-        self.wake(*device);
-    }
-
-    /// Ask for a full read of a lock (the API's sync, or first sight).
-    pub fn request_full_read(&self, device: &Uuid) {
-        self.with_watch(device, |w| w.full_read_next = Some(1));
-        self.wake(*device);
-    }
-
-    /// Read every slot of a lock again (the API's sync): a pending SYNC_ACCESS_CODES action
-    /// attempt that succeeds when the read is done.
-    pub fn sync_access_codes(&self, device: &Uuid) -> Result<serde_json::Value, EngineError> {
-        self.device_row(device)?;
-        let now = self.now();
-        let attempt = self
-            .with_store(|s| Self::attempt(s.conn(), "SYNC_ACCESS_CODES", "pending", None, &now))?;
-        self.with_watch(device, |w| w.sync_attempts.push(attempt.action_attempt_id));
-        self.request_full_read(device);
-        Ok(super::model::attempt_json(&attempt))
+    /// Start a full read (the API's sync, or first sight).
+    pub fn full_read(&mut self) {
+        self.full_read_next = Some(1);
     }
 
     /// zwlock changed the lock itself: the next checksum is the new baseline.
-    pub(super) fn forget_checksum(&self, device: &Uuid) {
-        self.with_watch(device, |w| w.baseline = None);
+    pub fn forget_checksum(&mut self) {
+        self.baseline = None;
     }
-}
 
-fn node_info(device: &DeviceRow) -> Option<NodeInfo> {
-    device
-        .info_json
-        .as_deref()
-        .and_then(|j| serde_json::from_str(j).ok())
-}
-
-/// What to read next on `device`, if anything is due; otherwise when the next poll is due.
-pub(super) fn next(
-    engine: &Engine,
-    device: &DeviceRow,
-) -> Result<(Option<Read>, Option<Instant>), StoreError> {
-    let config = engine.watch_config();
-    let first_sight = config.full_read_on_first_sight
-        && engine
-            .with_store(|s| Store::state(s.conn(), &key(&device.device_id)))?
-            .is_none();
-    let managed: Vec<u16> = engine.with_store(|s| {
-        Ok(Store::device_codes(s.conn(), &device.device_id)?
-            .iter()
-            .filter(|c| c.programmed_code.is_some())
-            .filter_map(|c| c.slot)
-            .collect())
-    })?;
-    let uc = node_info(device).and_then(|i| i.user_code);
-    let checksum = uc.as_ref().is_some_and(|u| u.version >= 2 && u.checksum);
-    let now = Instant::now();
-    Ok(engine.with_watch(&device.device_id, |w| {
-        if first_sight && w.full_read_next.is_none() {
-            w.full_read_next = Some(1);
+    /// What to read next, if anything is due; otherwise when the next poll is due.
+    pub fn next(
+        &mut self,
+        input: WatchInput<'_>,
+        config: &WatchConfig,
+        now: Instant,
+    ) -> (Option<Read>, Option<Instant>) {
+        if config.full_read_on_first_sight && !input.full_read_done && self.full_read_next.is_none()
+        {
+            self.full_read_next = Some(1);
         }
-        if !w.pending.is_empty() {
-            let slots: Vec<u16> = std::mem::take(&mut w.pending).into_iter().collect();
+        if !self.pending.is_empty() {
+            let slots: Vec<u16> = std::mem::take(&mut self.pending).into_iter().collect();
             return (Some(Read::Slots(slots)), None);
         }
-        if let Some(n) = w.full_read_next {
-            return (Some(Read::FullReadFrom(n)), None);
+        // A full read verifies everything too (the task marks verification done with it).
+        if let Some(n) = self.full_read_next {
+            return (Some(Read::Page(n)), None);
         }
-        let interval = if checksum {
+        if self.verify == Verify::Pending && input.managed.is_empty() {
+            // Nothing zwlock put there to verify.
+            self.verify = Verify::Done;
+        }
+        if self.verify == Verify::Pending {
+            if input.checksum {
+                self.verify = Verify::AwaitingChecksum;
+                return (Some(Read::Checksum), None);
+            }
+            self.verify = Verify::Done;
+            let budget = config.startup_verify_reads as usize;
+            let slots: Vec<u16> = input.managed.iter().take(budget).copied().collect();
+            // The round robin goes on where verification stopped.
+            self.round_robin = budget.min(input.managed.len());
+            if !slots.is_empty() {
+                return (Some(Read::Slots(slots)), None);
+            }
+        }
+        let interval = if input.checksum {
             config.checksum_interval
         } else {
             Duration::from_secs_f64(3600.0 / f64::from(config.poll_frames_per_hour.max(1)))
         };
-        let due = *w.next_poll.get_or_insert(now + interval);
+        let due = *self.next_poll.get_or_insert(now + interval);
         if due > now {
             return (None, Some(due));
         }
-        w.next_poll = Some(now + interval);
-        if checksum {
+        self.next_poll = Some(now + interval);
+        if input.checksum {
             (Some(Read::Checksum), None)
-        } else if managed.is_empty() {
-            (None, w.next_poll)
+        } else if input.managed.is_empty() {
+            (None, self.next_poll)
         } else {
-            let slot = managed[w.round_robin % managed.len()];
-            w.round_robin = w.round_robin.wrapping_add(1);
+            let slot = input.managed[self.round_robin % input.managed.len()];
+            self.round_robin = self.round_robin.wrapping_add(1);
             (Some(Read::Slots(vec![slot])), None)
         }
-    }))
-}
+    }
 
-fn readings_of(report: &Command) -> Vec<SlotReading> {
-    match report {
-        Command::UserCode(UserCodeCommand::Report {
-            user_id,
-            user_id_status,
-            user_code,
-        }) => {
-            vec![SlotReading::from_report(
-                u16::from(*user_id),
-                *user_id_status,
-                user_code,
-            )]
+    /// The lock's checksum came back. `expected`: the checksum of the known slot table, when
+    /// it can be computed. Returns whether the codes must be read.
+    pub fn on_checksum(&mut self, checksum: u16, expected: Option<u16>) -> bool {
+        let verifying = self.verify == Verify::AwaitingChecksum;
+        self.verify = Verify::Done;
+        // Unchanged since the lock's last answer means unchanged, whatever the table computes
+        // (it takes every code as enabled; a disabled one would differ).
+        let changed = match (expected, self.baseline) {
+            (_, Some(b)) if b == checksum => false,
+            (Some(e), _) => e != checksum,
+            (None, Some(b)) => b != checksum,
+            // Nothing to compare with: after a start that means "read to know".
+            (None, None) => verifying,
+        };
+        self.baseline = Some(checksum);
+        changed
+    }
+
+    /// A checksum the lock could not give: verify by reading instead.
+    pub fn checksum_unavailable(&mut self) {
+        if self.verify == Verify::AwaitingChecksum {
+            self.verify = Verify::Pending;
         }
-        Command::UserCode(UserCodeCommand::ExtendedUserCodeReport { entries, .. }) => entries
-            .iter()
-            .map(|e: &UserCodeEntry| {
-                SlotReading::from_report(e.user_id, e.user_id_status, &e.user_code)
-            })
-            .collect(),
-        _ => Vec::new(),
     }
 }
 
-/// Do a read. Returns a lock-wide backoff when the lock did not answer.
-pub(super) async fn run(
-    engine: &Engine,
-    device: &DeviceRow,
-    read: Read,
-) -> Result<Option<Duration>, StoreError> {
-    let driver = engine.inner.driver.clone();
-    let node = NodeId(device.node_id);
-    let id = device.device_id;
-    let backoff = |e: &DriverError| match e {
-        DriverError::NodeUnreachable { retry_after, .. } => Some(*retry_after),
-        _ => Some(Duration::from_secs(10)),
-    };
-    match read {
-        Read::Slots(slots) => {
-            for (i, slot) in slots.iter().enumerate() {
-                match driver
-                    .get(node, get_command(*slot), Priority::Background)
-                    .await
-                {
-                    Ok(report) => {
-                        let readings: Vec<SlotReading> = readings_of(&report)
-                            .into_iter()
-                            .filter(|r| r.slot == *slot)
-                            .collect();
-                        if external::observe(engine, &id, &readings, &Utc::now())? {
-                            engine.forget_checksum(&id);
-                        }
-                    }
-                    Err(e) => {
-                        // Keep the unread ones for later.
-                        engine.with_watch(&id, |w| w.pending.extend(slots[i..].iter().copied()));
-                        return Ok(backoff(&e));
-                    }
-                }
-            }
-            Ok(None)
+/// The checksum of the slot table, when every occupied slot's code is known (and the table is
+/// complete: the first full read is done).
+pub fn expected_checksum(slots: &[SlotRow], full_read_done: bool) -> Option<u16> {
+    if !full_read_done || slots.iter().any(|s| s.state == SlotState::Hidden) {
+        return None;
+    }
+    let codes: Vec<(u16, Vec<u8>)> = slots
+        .iter()
+        .filter(|s| s.state == SlotState::Occupied)
+        .filter_map(|s| s.code.as_ref().map(|c| (s.slot, c.as_bytes().to_vec())))
+        .collect();
+    Some(user_code_checksum(codes.iter().map(|(slot, code)| {
+        (*slot, crate::cc::UserIdStatus::Enabled, code.as_slice())
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input<'a>(managed: &'a [u16], checksum: bool) -> WatchInput<'a> {
+        WatchInput {
+            managed,
+            checksum,
+            full_read_done: true,
         }
-        Read::FullReadFrom(start) => {
-            let uc = node_info(device).and_then(|i| i.user_code);
-            let bulk = uc
-                .as_ref()
-                .is_some_and(|u| u.version >= 2 && u.bulk_reports);
-            let count = device.slot_count.max(1);
-            let cmd = if bulk {
-                Command::UserCode(UserCodeCommand::ExtendedUserCodeGet {
-                    user_id: start,
-                    report_more: true,
-                })
-            } else {
-                get_command(start)
-            };
-            match driver.get(node, cmd, Priority::Background).await {
-                Ok(report) => {
-                    let readings = readings_of(&report);
-                    let next = match &report {
-                        Command::UserCode(UserCodeCommand::ExtendedUserCodeReport {
-                            next_user_id,
-                            ..
-                        }) if bulk => *next_user_id,
-                        _ => start.saturating_add(1),
-                    };
-                    external::observe(engine, &id, &readings, &Utc::now())?;
-                    let done = next == 0 || next > count || next <= start;
-                    engine.with_watch(&id, |w| w.full_read_next = (!done).then_some(next));
-                    if done {
-                        let attempts =
-                            engine.with_watch(&id, |w| std::mem::take(&mut w.sync_attempts));
-                        let now = engine.now();
-                        engine.with_store(|s| {
-                            Store::set_state(s.conn(), &key(&id), &now.to_rfc3339())?;
-                            for a in &attempts {
-                                if let Some(mut row) = Store::attempt(s.conn(), a)? {
-                                    row.status = "success".into();
-                                    row.result = Some(serde_json::json!({}));
-                                    row.updated_at = now;
-                                    Store::put_attempt(s.conn(), &row)?;
-                                }
-                            }
-                            Ok(())
-                        })?;
-                        tracing::info!(
-                            node = device.node_id,
-                            slots = count,
-                            "full read of the lock done"
-                        );
-                    }
-                    Ok(None)
-                }
-                Err(e) => Ok(backoff(&e)),
-            }
-        }
-        Read::Checksum => match driver
-            .get(
-                node,
-                Command::UserCode(UserCodeCommand::UserCodeChecksumGet),
-                Priority::Background,
-            )
-            .await
-        {
-            Ok(Command::UserCode(UserCodeCommand::UserCodeChecksumReport { checksum })) => {
-                let expected = expected_checksum(engine, &id)?;
-                let baseline = engine.with_watch(&id, |w| w.baseline);
-                // Unchanged since the lock's last answer means unchanged, whatever the table
-                // computes (it takes every code as enabled; a disabled one would differ).
-                let changed = match (expected, baseline) {
-                    (_, Some(b)) if b == checksum => false,
-                    (Some(e), _) => e != checksum,
-                    (None, Some(b)) => b != checksum,
-                    (None, None) => false,
-                };
-                engine.with_watch(&id, |w| w.baseline = Some(checksum));
-                if changed {
-                    tracing::info!(node = device.node_id, "checksum changed: reading the codes");
-                    let uc = node_info(device).and_then(|i| i.user_code);
-                    if uc.is_some_and(|u| u.bulk_reports) {
-                        engine.with_watch(&id, |w| w.full_read_next = Some(1));
-                    } else {
-                        let managed: Vec<u16> = engine.with_store(|s| {
-                            Ok(Store::device_codes(s.conn(), &id)?
-                                .iter()
-                                .filter_map(|c| c.slot)
-                                .collect())
-                        })?;
-                        engine.with_watch(&id, |w| w.pending.extend(managed));
-                    }
-                }
-                Ok(None)
-            }
-            Ok(_) => Ok(None),
-            Err(e) => Ok(backoff(&e)),
-        },
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn startup_verification_reads_managed_slots_within_the_budget() {
+        let config = WatchConfig {
+            startup_verify_reads: 2,
+            ..Default::default()
+        };
+        let mut w = WatchState::default();
+        let now = Instant::now();
+        let (r, _) = w.next(input(&[3, 5, 9], false), &config, now);
+        assert_eq!(r, Some(Read::Slots(vec![3, 5])));
+        // Then nothing until the round robin, which goes on with slot 9.
+        let (r, due) = w.next(input(&[3, 5, 9], false), &config, now);
+        assert_eq!(r, None);
+        let (r, _) = w.next(input(&[3, 5, 9], false), &config, due.unwrap());
+        assert_eq!(r, Some(Read::Slots(vec![9])));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_checksum_lock_is_verified_with_one_frame_when_it_matches() {
+        let config = WatchConfig::default();
+        let mut w = WatchState::default();
+        let now = Instant::now();
+        // A lock holding nothing of zwlock's has nothing to verify.
+        assert_eq!(w.next(input(&[], true), &config, now).0, None);
+        let mut w = WatchState::default();
+        assert_eq!(
+            w.next(input(&[3], true), &config, now).0,
+            Some(Read::Checksum)
+        );
+        assert!(!w.on_checksum(0x1234, Some(0x1234)));
+        assert_eq!(w.next(input(&[3], true), &config, now).0, None);
+        // After a restart, with no table to compare: read.
+        let mut w = WatchState::default();
+        w.next(input(&[3], true), &config, now);
+        assert!(w.on_checksum(0x1234, None));
+        // A later poll with the same answer and no table: unchanged.
+        assert!(!w.on_checksum(0x1234, None));
+        assert!(w.on_checksum(0x9999, None));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_first_sight_full_read_comes_first() {
+        let config = WatchConfig::default();
+        let mut w = WatchState::default();
+        let i = WatchInput {
+            managed: &[],
+            checksum: false,
+            full_read_done: false,
+        };
+        assert_eq!(w.next(i, &config, Instant::now()).0, Some(Read::Page(1)));
     }
 }
-
-/// The checksum of the slot table, when every occupied slot's code is known.
-fn expected_checksum(engine: &Engine, device: &Uuid) -> Result<Option<u16>, StoreError> {
-    engine.with_store(|s| {
-        let slots = Store::slots(s.conn(), device)?;
-        if slots.iter().any(|s| s.state == SlotState::Hidden) {
-            return Ok(None);
-        }
-        if Store::state(s.conn(), &key(device))?.is_none() {
-            return Ok(None); // the table is not complete before the first full read
-        }
-        let codes: Vec<(u16, Vec<u8>)> = slots
-            .iter()
-            .filter(|s| s.state == SlotState::Occupied)
-            .filter_map(|s| s.code.as_ref().map(|c| (s.slot, c.as_bytes().to_vec())))
-            .collect();
-        Ok(Some(user_code_checksum(codes.iter().map(
-            |(slot, code)| (*slot, crate::cc::UserIdStatus::Enabled, code.as_slice()),
-        ))))
-    })
-}
-
-/// Map type for the engine's watch states.
-pub(super) type WatchMap = HashMap<Uuid, WatchState>;

@@ -7,6 +7,79 @@ use uuid::Uuid;
 
 use super::{parse_opt_ts, parse_ts, parse_uuid, ts, Store, StoreError};
 
+/// Where a code is in its life on the lock, as users see it (Seam's `status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CodeStatus {
+    /// Not on the lock: not yet, waiting for its window, or waiting for a slot.
+    Unset,
+    /// Being programmed (the intent is committed; the lock has not confirmed).
+    Setting,
+    /// On the lock and usable.
+    Set,
+    /// Being removed.
+    Removing,
+    /// The state cannot be verified.
+    Unknown,
+}
+
+impl CodeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CodeStatus::Unset => "unset",
+            CodeStatus::Setting => "setting",
+            CodeStatus::Set => "set",
+            CodeStatus::Removing => "removing",
+            CodeStatus::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "unset" => CodeStatus::Unset,
+            "setting" => CodeStatus::Setting,
+            "set" => CodeStatus::Set,
+            "removing" => CodeStatus::Removing,
+            "unknown" => CodeStatus::Unknown,
+            other => {
+                return Err(StoreError::Corrupt {
+                    what: "access_codes.status",
+                    value: other.to_string(),
+                })
+            }
+        })
+    }
+
+    /// A write is under way (its outcome is not known yet).
+    pub fn is_transitional(self) -> bool {
+        matches!(self, CodeStatus::Setting | CodeStatus::Removing)
+    }
+}
+
+impl std::fmt::Display for CodeStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for CodeStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// What the user declared about a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Desired {
+    /// On the lock while in its window.
+    Active,
+    /// Deleted by the user: removed from the lock, then forgotten.
+    Deleted,
+    /// Removed outside zwlock while external changes were allowed: the change stands, the code
+    /// holds no slot and is not put back until it is updated.
+    Released,
+}
+
 /// An access code as stored.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CodeRow {
@@ -18,10 +91,8 @@ pub struct CodeRow {
     pub common_code_key: Option<String>,
     pub starts_at: Option<DateTime<Utc>>,
     pub ends_at: Option<DateTime<Utc>>,
-    /// unset | setting | set | removing | unknown
-    pub status: String,
-    /// active (should be on the lock in its window) | deleted (remove, then forget)
-    pub desired: String,
+    pub status: CodeStatus,
+    pub desired: Desired,
     pub slot: Option<u16>,
     /// The PIN confirmed on the lock in `slot`, if any.
     pub programmed_code: Option<String>,
@@ -38,8 +109,6 @@ pub struct CodeRow {
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// When the current effort to set or remove began.
     pub pending_since: Option<DateTime<Utc>>,
-    /// The lock refused the code; no retry until the code changes.
-    pub blocked: bool,
     pub used_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -58,8 +127,8 @@ impl CodeRow {
             common_code_key: None,
             starts_at: None,
             ends_at: None,
-            status: "unset".into(),
-            desired: "active".into(),
+            status: CodeStatus::Unset,
+            desired: Desired::Active,
             slot: None,
             programmed_code: None,
             allow_external_modification: false,
@@ -71,7 +140,6 @@ impl CodeRow {
             attempts: 0,
             next_attempt_at: None,
             pending_since: None,
-            blocked: false,
             used_at: None,
             created_at: now,
             updated_at: now,
@@ -91,7 +159,6 @@ impl std::fmt::Debug for CodeRow {
             .field("starts_at", &self.starts_at)
             .field("ends_at", &self.ends_at)
             .field("attempts", &self.attempts)
-            .field("blocked", &self.blocked)
             .finish_non_exhaustive()
     }
 }
@@ -100,7 +167,7 @@ const COLUMNS: &str =
     "access_code_id, device_id, code, name, common_code_key, starts_at, ends_at, status, \
     desired, slot, programmed_code, allow_external_modification, is_one_time_use, is_backup, \
     pulled_backup_access_code_id, prefer_native_scheduling, is_scheduled_on_device, attempts, \
-    next_attempt_at, pending_since, blocked, used_at, created_at, updated_at, deleted_at";
+    next_attempt_at, pending_since, blocked, used_at, created_at, updated_at, deleted_at, released_at";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CodeRow, StoreError>> {
     let s = |i: usize| r.get::<_, Option<String>>(i);
@@ -111,6 +178,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CodeRow, StoreError>> {
     let (next, pending, used) = (s(18)?, s(19)?, s(21)?);
     let (created, updated): (String, String) = (r.get(22)?, r.get(23)?);
     let deleted = s(24)?;
+    let released = s(25)?;
+    let (status, desired): (String, String) = (r.get(7)?, r.get(8)?);
     let b = |i: usize| r.get::<_, i64>(i).map(|v| v != 0);
     let row = CodeRow {
         access_code_id: Uuid::nil(),
@@ -120,8 +189,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CodeRow, StoreError>> {
         common_code_key: s(4)?,
         starts_at: None,
         ends_at: None,
-        status: r.get(7)?,
-        desired: r.get(8)?,
+        status: CodeStatus::Unset,
+        desired: Desired::Active,
         slot: r.get::<_, Option<i64>>(9)?.map(|v| v as u16),
         programmed_code: s(10)?,
         allow_external_modification: b(11)?,
@@ -133,14 +202,26 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CodeRow, StoreError>> {
         attempts: r.get::<_, i64>(17)? as u32,
         next_attempt_at: None,
         pending_since: None,
-        blocked: b(20)?,
         used_at: None,
         created_at: Utc::now(),
         updated_at: Utc::now(),
         deleted_at: None,
     };
     Ok((|| {
+        let desired = match (desired.as_str(), released.is_some()) {
+            ("active", false) => Desired::Active,
+            ("active", true) => Desired::Released,
+            ("deleted", _) => Desired::Deleted,
+            (other, _) => {
+                return Err(StoreError::Corrupt {
+                    what: "access_codes.desired",
+                    value: other.to_string(),
+                })
+            }
+        };
         Ok(CodeRow {
+            status: CodeStatus::parse(&status)?,
+            desired,
             access_code_id: parse_uuid("access_codes.access_code_id", &id)?,
             device_id: parse_uuid("access_codes.device_id", &device)?,
             starts_at: parse_opt_ts("access_codes.starts_at", starts)?,
@@ -196,6 +277,10 @@ pub struct IssueRow {
     pub code: String,
     pub message: String,
     pub created_at: DateTime<Utc>,
+    /// Extra fields of the issue's JSON object (e.g. `change_type`, `modified_fields`).
+    pub details: Option<serde_json::Value>,
+    /// The issue is dropped from this time on (None: while its cause lasts).
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl Store {
@@ -213,7 +298,7 @@ impl Store {
         conn.execute(
             &format!(
                 "INSERT INTO access_codes ({COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25) \
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26) \
                  ON CONFLICT(access_code_id) DO UPDATE SET {updates}"
             ),
             params![
@@ -224,8 +309,8 @@ impl Store {
                 c.common_code_key,
                 opt_ts(&c.starts_at),
                 opt_ts(&c.ends_at),
-                c.status,
-                c.desired,
+                c.status.as_str(),
+                if c.desired == Desired::Deleted { "deleted" } else { "active" },
                 c.slot,
                 c.programmed_code,
                 c.allow_external_modification,
@@ -237,11 +322,12 @@ impl Store {
                 c.attempts,
                 opt_ts(&c.next_attempt_at),
                 opt_ts(&c.pending_since),
-                c.blocked,
+                false,
                 opt_ts(&c.used_at),
                 ts(&c.created_at),
                 ts(&c.updated_at),
                 opt_ts(&c.deleted_at),
+                (c.desired == Desired::Released).then(|| ts(&c.updated_at)),
             ],
         )?;
         Ok(())
@@ -332,7 +418,8 @@ impl Store {
             .collect()
     }
 
-    /// Record an error or warning (kept with its first time while it lasts).
+    /// Record an error or warning (kept with its first time while it lasts; a new message and
+    /// details replace the old, and it lasts again until cleared or [`Store::expire_issue`]).
     pub fn set_issue(
         conn: &Connection,
         id: &Uuid,
@@ -341,12 +428,56 @@ impl Store {
         message: &str,
         at: &DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        Store::set_issue_with(conn, id, kind, code, message, at, None)
+    }
+
+    /// [`Store::set_issue`] with extra fields for the issue's object.
+    pub fn set_issue_with(
+        conn: &Connection,
+        id: &Uuid,
+        kind: IssueKind,
+        code: &str,
+        message: &str,
+        at: &DateTime<Utc>,
+        details: Option<&serde_json::Value>,
+    ) -> Result<bool, StoreError> {
+        let details = details.map(|d| d.to_string());
         let n = conn.execute(
-            "INSERT INTO access_code_issues (access_code_id, kind, code, message, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO UPDATE SET message = ?4",
-            params![id.to_string(), kind.as_str(), code, message, ts(at)],
+            "INSERT INTO access_code_issues (access_code_id, kind, code, message, created_at, details, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL) \
+             ON CONFLICT DO UPDATE SET message = ?4, details = ?6, expires_at = NULL",
+            params![id.to_string(), kind.as_str(), code, message, ts(at), details],
         )?;
         Ok(n > 0)
+    }
+
+    /// Let an issue last until `at` (then it is dropped); returns whether it was there.
+    pub fn expire_issue(
+        conn: &Connection,
+        id: &Uuid,
+        kind: IssueKind,
+        code: &str,
+        at: &DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = conn.execute(
+            "UPDATE access_code_issues SET expires_at = ?4 \
+             WHERE access_code_id = ?1 AND kind = ?2 AND code = ?3 AND expires_at IS NULL",
+            params![id.to_string(), kind.as_str(), code, ts(at)],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Drop the issues of a device's codes whose time is up; returns how many went.
+    pub fn drop_expired_issues(
+        conn: &Connection,
+        device_id: &Uuid,
+        now: &DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        Ok(conn.execute(
+            "DELETE FROM access_code_issues WHERE expires_at IS NOT NULL AND expires_at <= ?2 \
+             AND access_code_id IN (SELECT access_code_id FROM access_codes WHERE device_id = ?1)",
+            params![device_id.to_string(), ts(now)],
+        )?)
     }
 
     /// Remove an error or warning; returns whether it was there.
@@ -381,20 +512,33 @@ impl Store {
 
     pub fn issues(conn: &Connection, id: &Uuid) -> Result<Vec<IssueRow>, StoreError> {
         let mut stmt = conn.prepare(
-            "SELECT kind, code, message, created_at FROM access_code_issues WHERE access_code_id = ?1 \
-             ORDER BY created_at, code",
+            "SELECT kind, code, message, created_at, details, expires_at FROM access_code_issues \
+             WHERE access_code_id = ?1 ORDER BY created_at, code",
         )?;
         let rows = stmt.query_map([id.to_string()], |r| {
             Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
+                (
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ),
                 r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<String>>(5)?,
             ))
         })?;
         rows.map(|r| {
-            let (kind, code, message, at) = r?;
+            let ((kind, code, message), at, details, expires) = r?;
             Ok(IssueRow {
+                details: details
+                    .map(|d| {
+                        serde_json::from_str(&d).map_err(|_| StoreError::Corrupt {
+                            what: "access_code_issues.details",
+                            value: d,
+                        })
+                    })
+                    .transpose()?,
+                expires_at: parse_opt_ts("access_code_issues.expires_at", expires)?,
                 kind: if kind == "error" {
                     IssueKind::Error
                 } else {

@@ -1,10 +1,86 @@
-//! Devices: the locks, and what the interview learned of them (kept as opaque JSON).
+//! Devices: the locks, and the facts the engine uses about each, in their own columns. The
+//! driver's own record of its interview is kept beside them as an opaque cache the store
+//! never reads (`interview_cache`), handed back to the driver at start.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
 use super::{parse_opt_ts, parse_ts, parse_uuid, ts, Store, StoreError};
+use crate::security::SecurityClass;
+
+/// How a lock tells about keypad use and code changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Notifications {
+    /// Notification v3+ Access Control events.
+    AccessControl,
+    /// Legacy Alarm type/level pairs (per manufacturer).
+    LegacyAlarm,
+    #[default]
+    None,
+}
+
+impl Notifications {
+    fn as_str(self) -> &'static str {
+        match self {
+            Notifications::AccessControl => "access_control",
+            Notifications::LegacyAlarm => "legacy_alarm",
+            Notifications::None => "none",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "access_control" => Notifications::AccessControl,
+            "legacy_alarm" => Notifications::LegacyAlarm,
+            "none" => Notifications::None,
+            other => {
+                return Err(StoreError::Corrupt {
+                    what: "devices.notifications",
+                    value: other.to_string(),
+                })
+            }
+        })
+    }
+}
+
+/// What the engine knows of a lock's abilities (from its interview).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LockFacts {
+    pub manufacturer_id: Option<u16>,
+    pub product_type: Option<u16>,
+    pub product_id: Option<u16>,
+    /// User Code command class version (0 before the interview).
+    pub user_code_version: u8,
+    /// User Code v2 checksum.
+    pub supports_checksum: bool,
+    /// Extended User Code Get answers with several codes per report.
+    pub supports_bulk_reports: bool,
+    /// Schedule Entry Lock and Time Parameters: the lock enforces windows itself.
+    pub supports_schedule: bool,
+    pub notifications: Notifications,
+    /// The security class the lock was granted, if any.
+    pub security_class: Option<SecurityClass>,
+}
+
+fn class_name(c: SecurityClass) -> &'static str {
+    match c {
+        SecurityClass::S2AccessControl => "s2_access_control",
+        SecurityClass::S2Authenticated => "s2_authenticated",
+        SecurityClass::S2Unauthenticated => "s2_unauthenticated",
+        SecurityClass::S0Legacy => "s0_legacy",
+    }
+}
+
+fn parse_class(s: &str) -> Result<SecurityClass, StoreError> {
+    SecurityClass::ALL
+        .into_iter()
+        .find(|c| class_name(*c) == s)
+        .ok_or_else(|| StoreError::Corrupt {
+            what: "devices.security_class",
+            value: s.to_string(),
+        })
+}
 
 /// A lock as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,8 +88,12 @@ pub struct DeviceRow {
     pub device_id: Uuid,
     pub node_id: u16,
     pub name: String,
-    /// The driver's node record, as JSON (the store does not read it).
-    pub info_json: Option<String>,
+    /// The driver's record of its interview, handed back to it at start (opaque here).
+    pub interview_cache: Option<String>,
+    pub facts: LockFacts,
+    /// How many codes the lock holds at most, when it showed fewer than its slot count (it
+    /// refused a code into an empty slot while holding this many).
+    pub code_capacity: Option<u16>,
     pub slot_count: u16,
     pub min_code_length: u8,
     pub max_code_length: u8,
@@ -32,7 +112,9 @@ pub struct DeviceRow {
 
 const COLUMNS: &str = "device_id, node_id, name, info_json, slot_count, min_code_length, max_code_length, \
     code_characters, online, battery_level, locked, last_contact_at, reserved_slots, backup_pool_size, \
-    created_at, updated_at";
+    created_at, updated_at, manufacturer_id, product_type, product_id, user_code_version, \
+    supports_checksum, supports_bulk_reports, supports_schedule, notifications, code_capacity, \
+    security_class";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<DeviceRow, StoreError>> {
     let id: String = r.get(0)?;
@@ -40,12 +122,33 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<DeviceRow, StoreError>> {
     let created: String = r.get(14)?;
     let updated: String = r.get(15)?;
     let last: Option<String> = r.get(11)?;
+    let notifications: String = r.get(23)?;
+    let id16 = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.map(|v| v as u16));
+    let facts = LockFacts {
+        manufacturer_id: id16(16)?,
+        product_type: id16(17)?,
+        product_id: id16(18)?,
+        user_code_version: r.get::<_, i64>(19)? as u8,
+        supports_checksum: r.get::<_, i64>(20)? != 0,
+        supports_bulk_reports: r.get::<_, i64>(21)? != 0,
+        supports_schedule: r.get::<_, i64>(22)? != 0,
+        notifications: Notifications::None,
+        security_class: None,
+    };
+    let code_capacity = id16(24)?;
+    let security: Option<String> = r.get(25)?;
     Ok((|| {
         Ok(DeviceRow {
             device_id: parse_uuid("devices.device_id", &id)?,
             node_id: r.get::<_, i64>(1).map(|v| v as u16).unwrap_or(0),
             name: r.get(2).unwrap_or_default(),
-            info_json: r.get(3).unwrap_or(None),
+            interview_cache: r.get(3).unwrap_or(None),
+            facts: LockFacts {
+                notifications: Notifications::parse(&notifications)?,
+                security_class: security.as_deref().map(parse_class).transpose()?,
+                ..facts
+            },
+            code_capacity,
             slot_count: r.get::<_, i64>(4).map(|v| v as u16).unwrap_or(0),
             min_code_length: r.get::<_, i64>(5).map(|v| v as u8).unwrap_or(4),
             max_code_length: r.get::<_, i64>(6).map(|v| v as u8).unwrap_or(10),
@@ -69,7 +172,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<DeviceRow, StoreError>> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceFacts {
     pub node_id: u16,
-    pub info_json: Option<String>,
+    pub interview_cache: Option<String>,
+    pub facts: LockFacts,
     pub slot_count: u16,
     pub min_code_length: u8,
     pub max_code_length: u8,
@@ -97,7 +201,7 @@ impl Store {
                      updated_at = ?9 WHERE device_id = ?1",
                     params![
                         d.device_id.to_string(),
-                        facts.info_json,
+                        facts.interview_cache,
                         facts.slot_count,
                         facts.min_code_length,
                         facts.max_code_length,
@@ -117,7 +221,7 @@ impl Store {
                         Uuid::new_v4().to_string(),
                         facts.node_id,
                         format!("Lock {}", facts.node_id),
-                        facts.info_json,
+                        facts.interview_cache,
                         facts.slot_count,
                         facts.min_code_length,
                         facts.max_code_length,
@@ -129,6 +233,24 @@ impl Store {
                 )?;
             }
         }
+        let f = &facts.facts;
+        conn.execute(
+            "UPDATE devices SET manufacturer_id = ?2, product_type = ?3, product_id = ?4, \
+             user_code_version = ?5, supports_checksum = ?6, supports_bulk_reports = ?7, \
+             supports_schedule = ?8, notifications = ?9, security_class = ?10 WHERE node_id = ?1",
+            params![
+                facts.node_id,
+                f.manufacturer_id,
+                f.product_type,
+                f.product_id,
+                f.user_code_version,
+                f.supports_checksum,
+                f.supports_bulk_reports,
+                f.supports_schedule,
+                f.notifications.as_str(),
+                f.security_class.map(class_name),
+            ],
+        )?;
         Store::device_by_node(conn, facts.node_id)?.ok_or(StoreError::Corrupt {
             what: "devices",
             value: format!("node {} vanished", facts.node_id),
@@ -204,6 +326,19 @@ impl Store {
             "UPDATE devices SET battery_level = COALESCE(?2, battery_level), locked = COALESCE(?3, locked) \
              WHERE device_id = ?1",
             params![id.to_string(), battery_level, locked],
+        )?;
+        Ok(())
+    }
+
+    /// Record how many codes the lock holds at most (None: as many as its slots).
+    pub fn set_code_capacity(
+        conn: &Connection,
+        id: &Uuid,
+        capacity: Option<u16>,
+    ) -> Result<(), StoreError> {
+        conn.execute(
+            "UPDATE devices SET code_capacity = ?2 WHERE device_id = ?1",
+            params![id.to_string(), capacity],
         )?;
         Ok(())
     }

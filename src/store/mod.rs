@@ -9,6 +9,7 @@ mod attempts;
 mod codes;
 mod devices;
 mod events;
+mod repo;
 mod schema;
 mod slots;
 
@@ -18,9 +19,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags};
 
 pub use attempts::AttemptRow;
-pub use codes::{CodeFilter, CodeRow, IssueKind, IssueRow};
-pub use devices::{DeviceFacts, DeviceRow};
+pub use codes::{CodeFilter, CodeRow, CodeStatus, Desired, IssueKind, IssueRow};
+pub use devices::{DeviceFacts, DeviceRow, LockFacts, Notifications};
 pub use events::{EventFilter, EventRow};
+pub use repo::{Repo, Tx};
 pub use schema::SCHEMA_VERSION;
 pub use slots::{SlotRow, SlotState};
 

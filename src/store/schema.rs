@@ -109,6 +109,49 @@ const MIGRATIONS: &[&str] = &[
         updated_at        TEXT NOT NULL
     );
     "#,
+    // 2: the facts the engine uses about a lock in their own columns (read out of the driver's
+    // record where an earlier version kept them), a code released by an allowed outside
+    // removal, and issues that carry details and last for a while after their cause.
+    r#"
+    ALTER TABLE devices ADD COLUMN manufacturer_id INTEGER;
+    ALTER TABLE devices ADD COLUMN product_type INTEGER;
+    ALTER TABLE devices ADD COLUMN product_id INTEGER;
+    ALTER TABLE devices ADD COLUMN user_code_version INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE devices ADD COLUMN supports_checksum INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE devices ADD COLUMN supports_bulk_reports INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE devices ADD COLUMN supports_schedule INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE devices ADD COLUMN notifications TEXT NOT NULL DEFAULT 'none'
+        CHECK (notifications IN ('access_control', 'legacy_alarm', 'none'));
+    ALTER TABLE devices ADD COLUMN code_capacity INTEGER;
+    ALTER TABLE devices ADD COLUMN security_class TEXT
+        CHECK (security_class IN ('s2_access_control', 's2_authenticated', 's2_unauthenticated', 's0_legacy'));
+    UPDATE devices SET
+        manufacturer_id = json_extract(info_json, '$.manufacturer.manufacturer_id'),
+        product_type = json_extract(info_json, '$.manufacturer.product_type'),
+        product_id = json_extract(info_json, '$.manufacturer.product_id'),
+        user_code_version = COALESCE(json_extract(info_json, '$.user_code.version'), 0),
+        supports_checksum = COALESCE(json_extract(info_json, '$.user_code.checksum'), 0),
+        supports_bulk_reports = COALESCE(json_extract(info_json, '$.user_code.bulk_reports'), 0),
+        supports_schedule = (
+            (COALESCE(json_extract(info_json, '$.versions."78"'), 0) > 0
+             OR EXISTS (SELECT 1 FROM json_each(info_json, '$.command_classes') WHERE value = 78))
+            AND (COALESCE(json_extract(info_json, '$.versions."139"'), 0) > 0
+             OR EXISTS (SELECT 1 FROM json_each(info_json, '$.command_classes') WHERE value = 139))),
+        security_class = CASE json_extract(info_json, '$.security_class')
+            WHEN 's2_access_control' THEN 's2_access_control'
+            WHEN 's2_authenticated' THEN 's2_authenticated'
+            WHEN 's2_unauthenticated' THEN 's2_unauthenticated'
+            WHEN 's0_legacy' THEN 's0_legacy'
+            ELSE NULL END,
+        notifications = CASE json_extract(info_json, '$.notification')
+            WHEN 'access_control' THEN 'access_control'
+            WHEN 'legacy_alarm' THEN 'legacy_alarm'
+            ELSE 'none' END
+    WHERE info_json IS NOT NULL AND json_valid(info_json);
+    ALTER TABLE access_codes ADD COLUMN released_at TEXT;
+    ALTER TABLE access_code_issues ADD COLUMN details TEXT;
+    ALTER TABLE access_code_issues ADD COLUMN expires_at TEXT;
+    "#,
 ];
 
 /// The schema version this binary writes.
@@ -140,4 +183,56 @@ pub(super) fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> 
         tracing::info!(version, "database schema migrated");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Notifications, Store};
+
+    #[test]
+    fn version_1_devices_get_their_facts_in_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&format!("{}; PRAGMA user_version = 1;", MIGRATIONS[0]))
+                .unwrap();
+            // The driver's record as version 1 kept it (only what the migration reads).
+            let info = r#"{"node_id":5,"versions":{"78":3,"139":1,"99":2},"command_classes":[99,78,139],
+                "manufacturer":{"manufacturer_id":59,"product_type":1,"product_id":2},
+                "user_code":{"version":2,"slots":30,"checksum":true,"bulk_reports":false,"characters":"0123456789","admin_code":false},
+                "notification":"access_control","security_class":"s2_access_control"}"#;
+            conn.execute(
+                "INSERT INTO devices (device_id, node_id, name, info_json, slot_count, created_at, updated_at) \
+                 VALUES ('6428cb03-4b0c-4d05-90fc-ab19cf621d4e', 5, 'front', ?1, 30, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+                [info],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO devices (device_id, node_id, name, info_json, created_at, updated_at) \
+                 VALUES ('6428cb03-4b0c-4d05-90fc-ab19cf621d4f', 6, 'back', 'not json', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+                [],
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let d = Store::device_by_node(store.conn(), 5).unwrap().unwrap();
+        let f = &d.facts;
+        assert_eq!(
+            (f.manufacturer_id, f.product_type, f.product_id),
+            (Some(59), Some(1), Some(2))
+        );
+        assert_eq!(f.user_code_version, 2);
+        assert!(f.supports_checksum && !f.supports_bulk_reports && f.supports_schedule);
+        assert_eq!(f.notifications, Notifications::AccessControl);
+        assert_eq!(
+            f.security_class,
+            Some(crate::security::SecurityClass::S2AccessControl)
+        );
+        // A record that cannot be read leaves the facts at their defaults (the next interview
+        // fills them), and the row stays readable.
+        let d = Store::device_by_node(store.conn(), 6).unwrap().unwrap();
+        assert_eq!(d.facts, Default::default());
+    }
 }

@@ -28,12 +28,15 @@ pub fn quiet_config() -> EngineConfig {
         retry_initial: Duration::from_secs(5),
         retry_max: Duration::from_secs(30),
         refusal_retry: Duration::from_secs(3600),
+        external_modification_error_hold: Duration::from_secs(24 * 3600),
+        operation_timeout: Duration::from_secs(120),
         tick: Duration::from_secs(30),
         reserved_slots: Vec::new(),
         watch: WatchConfig {
             poll_frames_per_hour: 1,
             checksum_interval: Duration::from_secs(24 * 3600),
             full_read_on_first_sight: false,
+            startup_verify_reads: 30,
         },
     }
 }
@@ -127,7 +130,8 @@ impl World {
         panic!("locks never interviewed");
     }
 
-    /// "Stop the daemon": drop engine and driver, keep the network, clock and database.
+    /// "Stop the daemon": shut engine and driver down, keep the network, clock and database.
+    /// Proves the old engine is gone: its task has ended and it takes no more intents.
     pub async fn stop(self) -> Ground {
         let World {
             engine,
@@ -138,8 +142,21 @@ impl World {
             keys,
             ..
         } = self;
+        engine.shutdown().await;
+        assert!(engine.is_stopped(), "the engine task is still running");
+        let device = engine.devices().unwrap().first().map(|d| d.device_id);
+        if let Some(device_id) = device {
+            let r = engine.create(CreateRequest {
+                device_id,
+                code: Some("8080".into()),
+                ..Default::default()
+            });
+            assert!(
+                matches!(r, Err(zwlock::codes::EngineError::Stopped)),
+                "a stopped engine took an intent: {r:?}"
+            );
+        }
         drop(engine);
-        tokio::time::sleep(Duration::from_secs(1)).await;
         Ground {
             sim,
             net,
@@ -167,7 +184,7 @@ impl World {
     }
 
     pub fn status(&self, id: &Uuid) -> String {
-        self.engine.get(id).unwrap().status
+        self.engine.get(id).unwrap().status.to_string()
     }
 
     /// Let simulated time pass until `pred` holds (at most `max`).

@@ -1,0 +1,1073 @@
+//! The engine task: the one owner of the work on locks. One `select!` loop over what locks say
+//! (port events), what the API asks (wakes and requests), the writes and reads in flight, and
+//! the timers; at most one operation in flight per lock, any number of locks at once.
+//!
+//! Each pass over a lock: plan it ([`super::planner`], pure), commit the plan's bookkeeping and
+//! the intent of its action in one transaction, then start the action on the lock port; its
+//! outcome comes back to the loop, which commits it ([`super::apply`]). With nothing to write,
+//! the lock is watched ([`super::watch`]). Every operation has a timeout; a lock that does not
+//! answer is left alone for the time the driver says, the others go on; while the stick is
+//! gone, nothing is sent and the stick's return wakes every lock.
+//!
+//! Shutdown drops the operations in flight (their intents are committed and are redone at the
+//! next start), checkpoints the database and stops the port.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::apply::{self, Attempt, Failure, LockWait, Write};
+use super::ctx::{Ctx, Request};
+use super::observe;
+use super::planner::{self, LockView, Plan, SlotAction};
+use super::schedule;
+use super::watch::{self, Read, Verify, WatchInput, WatchState};
+use crate::lock::{
+    LockCaps, LockInfo, LockPort, Outcome, Page, PortError, PortEvent, SetCode, SlotReading,
+    Window, Written,
+};
+use crate::store::{CodeStatus, DeviceFacts, DeviceRow, LockFacts, Notifications, StoreError, Tx};
+
+/// Messages only the engine handle sends.
+pub(crate) enum Control {
+    /// Answer at once: the loop is alive.
+    Ping(oneshot::Sender<()>),
+    /// Stop; answered when everything is closed.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The engine's per-lock state.
+#[derive(Debug, Default)]
+struct LockRt {
+    watch: WatchState,
+    /// An operation is in flight.
+    busy: bool,
+    /// Look at the lock again.
+    dirty: bool,
+    /// The lock did not answer: not before this.
+    quiet_until: Option<Instant>,
+    /// Plans and polls ask to be woken at this time.
+    wake_at: Option<Instant>,
+}
+
+/// What was started on a lock.
+enum Op {
+    Write { action: SlotAction },
+    Watch(Read),
+    Bolt { attempt: Uuid, locked: bool },
+}
+
+/// What came of it.
+enum OpResult {
+    Write {
+        attempt: Attempt,
+        /// A schedule the slot carried was switched off (sets: before, clears: after).
+        schedule_cleared: bool,
+        /// A refused new PIN: the old one it was to replace was cleared from the slot.
+        old_cleared: bool,
+    },
+    Probe(Result<SlotReading, Failure>),
+    Slots {
+        readings: Vec<SlotReading>,
+        unread: Vec<u16>,
+        error: Option<Failure>,
+    },
+    Page(Result<Page, Failure>),
+    Checksum(Result<Option<u16>, Failure>),
+    Bolt(Attempt),
+}
+
+struct Done {
+    device: Uuid,
+    op: Op,
+    result: OpResult,
+}
+
+pub(crate) struct Task {
+    ctx: Arc<Ctx>,
+    port: Arc<dyn LockPort>,
+    locks: HashMap<Uuid, LockRt>,
+    inflight: FuturesUnordered<BoxFuture<'static, Done>>,
+    /// Every lock is planned again at least this often (clock jumps, missed wakes).
+    next_tick: Instant,
+}
+
+fn caps(d: &DeviceRow) -> LockCaps {
+    LockCaps {
+        node: d.node_id,
+        slots: d.slot_count,
+        user_code_version: d.facts.user_code_version,
+        bulk_reports: d.facts.supports_bulk_reports,
+        checksum: d.facts.supports_checksum,
+        schedule: d.facts.supports_schedule,
+    }
+}
+
+fn full_read_key(device: &Uuid) -> String {
+    format!("full_read_done:{device}")
+}
+
+async fn timed<T>(limit: Duration, fut: BoxFuture<'_, Result<T, PortError>>) -> Result<T, Failure> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r.map_err(Failure::Port),
+        Err(_) => Err(Failure::TimedOut(limit)),
+    }
+}
+
+async fn attempt(limit: Duration, fut: BoxFuture<'_, Outcome<Written>>) -> Attempt {
+    match timed(limit, fut).await {
+        Ok(Ok(w)) => Attempt::Done(w),
+        Ok(Err(r)) => Attempt::Refused(r),
+        Err(f) => Attempt::Failed(f),
+    }
+}
+
+impl Task {
+    pub(crate) fn new(ctx: Arc<Ctx>, port: Arc<dyn LockPort>) -> Result<Task, StoreError> {
+        let devices = ctx.repo.write(|tx| {
+            tx.set_state("hub_connected", "false")?;
+            tx.devices()
+        })?;
+        let mut locks = HashMap::new();
+        for d in &devices {
+            // What the interview learned before: the driver need not ask again.
+            if let Some(cache) = &d.interview_cache {
+                port.restore(cache);
+            }
+            locks.insert(
+                d.device_id,
+                LockRt {
+                    dirty: true,
+                    ..Default::default()
+                },
+            );
+        }
+        let next_tick = Instant::now() + ctx.config.tick;
+        Ok(Task {
+            ctx,
+            port,
+            locks,
+            inflight: FuturesUnordered::new(),
+            next_tick,
+        })
+    }
+
+    pub(crate) async fn run(
+        mut self,
+        mut events: mpsc::Receiver<PortEvent>,
+        mut requests: mpsc::Receiver<Request>,
+        mut control: mpsc::Receiver<Control>,
+    ) {
+        let ctx = self.ctx.clone();
+        let mut events_open = true;
+        let stopped = loop {
+            self.run_ready();
+            let next = self.next_timer();
+            tokio::select! {
+                biased;
+                c = control.recv() => match c {
+                    Some(Control::Ping(reply)) => { let _ = reply.send(()); }
+                    Some(Control::Shutdown(reply)) => break Some(reply),
+                    None => break None,
+                },
+                ev = events.recv(), if events_open => match ev {
+                    Some(ev) => self.on_event(ev),
+                    None => events_open = false,
+                },
+                Some(done) = self.inflight.next(), if !self.inflight.is_empty() => self.on_done(done),
+                Some(r) = requests.recv() => self.on_request(r),
+                _ = ctx.wakes.notified() => {}
+                _ = tokio::time::sleep_until(next) => {}
+            }
+            for d in ctx.wakes.take() {
+                self.locks.entry(d).or_default().dirty = true;
+            }
+            let now = Instant::now();
+            let tick = now >= self.next_tick;
+            if tick {
+                self.next_tick = now + ctx.config.tick;
+            }
+            for rt in self.locks.values_mut() {
+                rt.dirty |= tick;
+                if rt.wake_at.is_some_and(|t| t <= now) || rt.quiet_until.is_some_and(|t| t <= now)
+                {
+                    rt.wake_at = None;
+                    rt.quiet_until = None;
+                    rt.dirty = true;
+                }
+            }
+        };
+        // Work in flight is abandoned safely: its intent is committed and redone at the next
+        // start.
+        self.ctx.set_stopped();
+        let abandoned = self.inflight.len();
+        drop(std::mem::take(&mut self.inflight));
+        self.ctx.repo.checkpoint();
+        self.port.shutdown().await;
+        tracing::info!(abandoned, "engine stopped");
+        if let Some(reply) = stopped {
+            let _ = reply.send(());
+        }
+    }
+
+    fn next_timer(&self) -> Instant {
+        let tick = self.next_tick;
+        self.locks
+            .values()
+            .flat_map(|rt| [rt.wake_at, rt.quiet_until])
+            .flatten()
+            .fold(tick, Instant::min)
+    }
+
+    fn log_store(&self, what: &str, e: &StoreError) {
+        tracing::error!(error = %e, "{what}: store error");
+    }
+
+    /// Plan every lock that wants it and can be acted on.
+    fn run_ready(&mut self) {
+        let ready: Vec<Uuid> = self
+            .locks
+            .iter()
+            .filter(|(_, rt)| rt.dirty && !rt.busy && rt.quiet_until.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ready {
+            if let Some(rt) = self.locks.get_mut(&id) {
+                rt.dirty = false;
+            }
+            if let Err(e) = self.pass(&id) {
+                self.log_store("planning", &e);
+                if let Some(rt) = self.locks.get_mut(&id) {
+                    rt.wake_at = Some(Instant::now() + Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    /// One pass over a lock: plan, commit, act (or watch).
+    fn pass(&mut self, id: &Uuid) -> Result<(), StoreError> {
+        let ctx = self.ctx.clone();
+        let now = ctx.now();
+        let hub = ctx.hub_connected();
+        let synced = ctx.clock.is_synchronized();
+        let reserved = ctx.config.reserved_slots.clone();
+        let planned = ctx.repo.write(|tx| {
+            let Some(device) = tx.device(id)? else {
+                return Ok(None);
+            };
+            if super::backup::refill(tx, &device, &now)? > 0 {
+                tracing::info!(node = device.node_id, "backup code pool refilled");
+            }
+            tx.drop_expired_issues(id, &now)?;
+            let codes = tx.device_codes(id)?;
+            let slots = tx.slots(id)?;
+            let scheduled = schedule::scheduled_slots(tx, id)?;
+            let mut plan = planner::plan(&LockView {
+                device: &device,
+                codes: &codes,
+                slots: &slots,
+                scheduled: &scheduled,
+                reserved: &reserved,
+                now,
+                synced,
+                hub,
+            });
+            let events = apply::changes(tx, id, &plan.changes, &now)?;
+            // The intent is durable before anything goes out.
+            if let Some(action) = &plan.action {
+                let phase = match action {
+                    SlotAction::Clear { .. } => CodeStatus::Removing,
+                    _ => CodeStatus::Setting,
+                };
+                if !apply::begin(tx, &action.code(), phase, &now)? {
+                    plan.action = None;
+                } else if let SlotAction::Set {
+                    slot,
+                    native: Some(_),
+                    ..
+                } = action
+                {
+                    schedule::mark_slot(tx, id, *slot, true)?;
+                }
+            }
+            let managed: Vec<u16> = codes
+                .iter()
+                .filter(|c| c.programmed_code.is_some())
+                .filter_map(|c| c.slot)
+                .collect();
+            let full_read_done = tx.state(&full_read_key(id))?.is_some();
+            Ok::<_, StoreError>(Some((device, plan, events, managed, full_read_done)))
+        })?;
+        let Some((device, plan, events, managed, full_read_done)) = planned else {
+            self.locks.remove(id);
+            return Ok(());
+        };
+        ctx.publish(events);
+        let Plan {
+            action, wake_at, ..
+        } = plan;
+        let rt = self.locks.entry(*id).or_default();
+        rt.wake_at = wake_at.map(|t| {
+            let d = (t - now).to_std().unwrap_or(Duration::ZERO);
+            Instant::now() + d
+        });
+        if let Some(action) = action {
+            self.start_write(&device, action);
+            return Ok(());
+        }
+        // Nothing to write: watch the lock, when the stick is up and the lock is known.
+        if !hub || device.slot_count == 0 {
+            return Ok(());
+        }
+        let config = ctx
+            .watch_config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let input = WatchInput {
+            managed: &managed,
+            checksum: device.facts.user_code_version >= 2 && device.facts.supports_checksum,
+            full_read_done,
+        };
+        let (read, due) = rt.watch.next(input, &config, Instant::now());
+        if let Some(due) = due {
+            rt.wake_at = Some(rt.wake_at.map_or(due, |w| w.min(due)));
+        }
+        if let Some(read) = read {
+            self.start_watch(&device, read);
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, device: Uuid, fut: BoxFuture<'static, Done>) {
+        self.locks.entry(device).or_default().busy = true;
+        self.inflight.push(fut);
+    }
+
+    fn start_write(&mut self, device: &DeviceRow, action: SlotAction) {
+        let port = self.port.clone();
+        let limit = self.ctx.config.operation_timeout;
+        let lock = caps(device);
+        let id = device.device_id;
+        let now = self.ctx.now();
+        tracing::debug!(node = device.node_id, ?action, "acting on the lock");
+        let fut = async move {
+            let result = match &action {
+                SlotAction::Set {
+                    slot,
+                    pin,
+                    native,
+                    clear_schedule,
+                    replaces,
+                    ..
+                } => {
+                    let req = SetCode {
+                        slot: *slot,
+                        pin,
+                        schedule: native.map(|(s, e)| Window {
+                            starts_at: s,
+                            ends_at: e,
+                        }),
+                        clear_schedule: *clear_schedule,
+                        now,
+                    };
+                    let attempt = attempt(limit, port.set_code(&lock, req)).await;
+                    // A refused new PIN must not leave the old one working.
+                    let old_cleared = matches!(attempt, Attempt::Refused(_))
+                        && *replaces
+                        && matches!(
+                            self::attempt(limit, port.clear_slot(&lock, *slot)).await,
+                            Attempt::Done(_)
+                        );
+                    let schedule_cleared = *clear_schedule && matches!(attempt, Attempt::Done(_));
+                    OpResult::Write {
+                        attempt,
+                        schedule_cleared,
+                        old_cleared,
+                    }
+                }
+                SlotAction::Clear {
+                    slot, unschedule, ..
+                } => {
+                    let attempt = attempt(limit, port.clear_slot(&lock, *slot)).await;
+                    // The code is off; its schedule goes too (when that fails, the slot stays
+                    // marked and the next code put there switches it off first).
+                    let schedule_cleared = *unschedule
+                        && matches!(attempt, Attempt::Done(_))
+                        && matches!(
+                            self::attempt(limit, port.clear_schedule(&lock, *slot)).await,
+                            Attempt::Done(_)
+                        );
+                    OpResult::Write {
+                        attempt,
+                        schedule_cleared,
+                        old_cleared: false,
+                    }
+                }
+                SlotAction::Probe { slot, .. } => {
+                    OpResult::Probe(timed(limit, port.read_slot(&lock, *slot)).await)
+                }
+            };
+            Done {
+                device: id,
+                op: Op::Write { action },
+                result,
+            }
+        };
+        self.push(id, Box::pin(fut));
+    }
+
+    fn start_watch(&mut self, device: &DeviceRow, read: Read) {
+        let port = self.port.clone();
+        let limit = self.ctx.config.operation_timeout;
+        let lock = caps(device);
+        let id = device.device_id;
+        let fut = async move {
+            let result = match &read {
+                Read::Slots(slots) => {
+                    let mut readings = Vec::new();
+                    let mut error = None;
+                    let mut unread = Vec::new();
+                    for (i, slot) in slots.iter().enumerate() {
+                        match timed(limit, port.read_slot(&lock, *slot)).await {
+                            Ok(r) => readings.push(r),
+                            Err(e) => {
+                                error = Some(e);
+                                unread = slots[i..].to_vec();
+                                break;
+                            }
+                        }
+                    }
+                    OpResult::Slots {
+                        readings,
+                        unread,
+                        error,
+                    }
+                }
+                Read::Page(from) => {
+                    OpResult::Page(timed(limit, port.read_page(&lock, *from)).await)
+                }
+                Read::Checksum => OpResult::Checksum(timed(limit, port.checksum(&lock)).await),
+            };
+            Done {
+                device: id,
+                op: Op::Watch(read),
+                result,
+            }
+        };
+        self.push(id, Box::pin(fut));
+    }
+
+    fn on_request(&mut self, r: Request) {
+        match r {
+            Request::FullRead { device, attempt } => {
+                let rt = self.locks.entry(device).or_default();
+                rt.watch.full_read();
+                rt.watch.sync_attempts.extend(attempt);
+                rt.dirty = true;
+            }
+            Request::Bolt {
+                device,
+                locked,
+                attempt: attempt_id,
+            } => {
+                let row = match self.ctx.repo.read(|tx| tx.device(&device)) {
+                    Ok(Some(d)) => d,
+                    Ok(None) => return,
+                    Err(e) => return self.log_store("working the bolt", &e),
+                };
+                let port = self.port.clone();
+                let limit = self.ctx.config.operation_timeout;
+                let lock = caps(&row);
+                // Not a slot write: it does not wait for the lock's queue of code work.
+                self.inflight.push(Box::pin(async move {
+                    let a = attempt(limit, port.set_bolt(&lock, locked)).await;
+                    Done {
+                        device,
+                        op: Op::Bolt {
+                            attempt: attempt_id,
+                            locked,
+                        },
+                        result: OpResult::Bolt(a),
+                    }
+                }));
+            }
+        }
+    }
+
+    fn on_done(&mut self, done: Done) {
+        let Done { device, op, result } = done;
+        let bolt = matches!(op, Op::Bolt { .. });
+        if let Err(e) = self.commit_done(&device, op, result) {
+            self.log_store("recording an outcome", &e);
+        }
+        if let Some(rt) = self.locks.get_mut(&device) {
+            if !bolt {
+                rt.busy = false;
+            }
+            rt.dirty = true;
+        }
+    }
+
+    fn wait(&mut self, device: &Uuid, w: LockWait) {
+        let Some(rt) = self.locks.get_mut(device) else {
+            return;
+        };
+        match w {
+            LockWait::None => {}
+            LockWait::For(d) => rt.quiet_until = Some(Instant::now() + d),
+            // The stick's return (Connected) wakes every lock; until then a slow poll.
+            LockWait::Stick => rt.quiet_until = Some(Instant::now() + Duration::from_secs(5)),
+        }
+    }
+
+    fn wait_for(&mut self, device: &Uuid, f: &Failure) {
+        use crate::lock::ErrorClass;
+        let w = match f.class() {
+            ErrorClass::Unreachable { retry_after } => LockWait::For(retry_after),
+            ErrorClass::NotConnected => LockWait::Stick,
+            ErrorClass::Transient | ErrorClass::Permanent => LockWait::For(Duration::from_secs(10)),
+        };
+        self.wait(device, w);
+    }
+
+    fn commit_done(&mut self, device: &Uuid, op: Op, result: OpResult) -> Result<(), StoreError> {
+        let ctx = self.ctx.clone();
+        let now = ctx.now();
+        let config = &ctx.config;
+        match (op, result) {
+            (Op::Write { action }, OpResult::Probe(r)) => {
+                let slot = action.slot();
+                match r {
+                    Ok(reading) => {
+                        let (state, pin) = observe::slot_state(&reading.content);
+                        ctx.repo.write(|tx| {
+                            tx.observe_slot(device, slot, state, pin, &now).map(|_| ())
+                        })?;
+                    }
+                    Err(f) => {
+                        self.wait_for(device, &f);
+                        let (events, _) = ctx.repo.write(|tx| {
+                            apply::finish(
+                                tx,
+                                config,
+                                &action.code(),
+                                slot,
+                                None,
+                                Write::Probe,
+                                &Attempt::Failed(f),
+                                &now,
+                            )
+                        })?;
+                        ctx.publish(events);
+                    }
+                }
+            }
+            (
+                Op::Write { action },
+                OpResult::Write {
+                    attempt,
+                    schedule_cleared,
+                    old_cleared,
+                },
+            ) => {
+                let code = action.code();
+                let slot = action.slot();
+                if matches!(attempt, Attempt::Failed(_)) {
+                    ctx.reconcile_failures
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                let (events, wait) = ctx.repo.write(|tx| {
+                    let (pin, write) = match &action {
+                        SlotAction::Set { pin, native, .. } => (
+                            Some(pin.as_str()),
+                            Write::Set {
+                                native: native.is_some(),
+                            },
+                        ),
+                        _ => (None, Write::Clear),
+                    };
+                    let r = apply::finish(tx, config, &code, slot, pin, write, &attempt, &now)?;
+                    if schedule_cleared {
+                        schedule::mark_slot(tx, device, slot, false)?;
+                    }
+                    if old_cleared {
+                        if let Some(mut c) = tx.code(&code)? {
+                            c.programmed_code = None;
+                            c.is_scheduled_on_device = false;
+                            tx.put_code(&c)?;
+                        }
+                        tx.observe_slot(device, slot, crate::store::SlotState::Empty, None, &now)?;
+                    }
+                    if let (SlotAction::Clear { then, .. }, Attempt::Done(_)) = (&action, &attempt)
+                    {
+                        apply::removed(tx, &code, *then, &now)?;
+                    }
+                    Ok::<_, StoreError>(r)
+                })?;
+                ctx.publish(events);
+                self.wait(device, wait);
+                if let Some(rt) = self.locks.get_mut(device) {
+                    if !matches!(attempt, Attempt::Failed(_)) {
+                        rt.watch.forget_checksum();
+                    }
+                }
+            }
+            (
+                Op::Watch(_),
+                OpResult::Slots {
+                    readings,
+                    unread,
+                    error,
+                },
+            ) => {
+                self.observe(device, &readings, &now)?;
+                if let Some(f) = error {
+                    if let Some(rt) = self.locks.get_mut(device) {
+                        rt.watch.want(unread);
+                    }
+                    self.wait_for(device, &f);
+                }
+            }
+            (Op::Watch(Read::Page(_)), OpResult::Page(r)) => match r {
+                Ok(page) => {
+                    self.observe(device, &page.readings, &now)?;
+                    let Some(rt) = self.locks.get_mut(device) else {
+                        return Ok(());
+                    };
+                    rt.watch.full_read_next = page.next;
+                    if page.next.is_none() {
+                        rt.watch.verify = Verify::Done;
+                        let attempts = std::mem::take(&mut rt.watch.sync_attempts);
+                        ctx.repo.write(|tx| {
+                            tx.set_state(&full_read_key(device), &now.to_rfc3339())?;
+                            for a in &attempts {
+                                if let Some(mut row) = tx.attempt(a)? {
+                                    row.status = "success".into();
+                                    row.result = Some(json!({}));
+                                    row.updated_at = now;
+                                    tx.put_attempt(&row)?;
+                                }
+                            }
+                            Ok::<_, StoreError>(())
+                        })?;
+                        tracing::info!(%device, "full read of the lock done");
+                    }
+                }
+                Err(f) => self.wait_for(device, &f),
+            },
+            (Op::Watch(_), OpResult::Checksum(r)) => match r {
+                Ok(Some(cs)) => {
+                    let (expected, row, managed) = ctx.repo.read(|tx| {
+                        let done = tx.state(&full_read_key(device))?.is_some();
+                        let slots = tx.slots(device)?;
+                        let managed: Vec<u16> = tx
+                            .device_codes(device)?
+                            .iter()
+                            .filter(|c| c.programmed_code.is_some())
+                            .filter_map(|c| c.slot)
+                            .collect();
+                        Ok::<_, StoreError>((
+                            watch::expected_checksum(&slots, done),
+                            tx.device(device)?,
+                            managed,
+                        ))
+                    })?;
+                    let Some(rt) = self.locks.get_mut(device) else {
+                        return Ok(());
+                    };
+                    if rt.watch.on_checksum(cs, expected) {
+                        tracing::info!(%device, "checksum differs: reading the codes");
+                        if row.is_some_and(|d| d.facts.supports_bulk_reports) {
+                            rt.watch.full_read();
+                        } else {
+                            rt.watch.want(managed);
+                        }
+                    }
+                }
+                Ok(None) => {
+                    if let Some(rt) = self.locks.get_mut(device) {
+                        rt.watch.checksum_unavailable();
+                    }
+                }
+                Err(f) => {
+                    if let Some(rt) = self.locks.get_mut(device) {
+                        rt.watch.checksum_unavailable();
+                    }
+                    self.wait_for(device, &f);
+                }
+            },
+            (
+                Op::Bolt {
+                    attempt: id,
+                    locked,
+                },
+                OpResult::Bolt(a),
+            ) => {
+                let (status, result, error) = match &a {
+                    Attempt::Done(w) => (
+                        "success",
+                        Some(json!({ "was_confirmed_by_device": *w == Written::Confirmed })),
+                        None,
+                    ),
+                    Attempt::Refused(r) => (
+                        "error",
+                        None,
+                        Some(json!({ "type": "lock_refused", "message": r.to_string() })),
+                    ),
+                    Attempt::Failed(f) => (
+                        "error",
+                        None,
+                        Some(json!({
+                            "type": match f.class() {
+                                crate::lock::ErrorClass::NotConnected => "hub_disconnected",
+                                crate::lock::ErrorClass::Unreachable { .. } => "device_disconnected",
+                                _ => "failed",
+                            },
+                            "message": f.to_string(),
+                        })),
+                    ),
+                };
+                let ok = status == "success";
+                ctx.repo.write(|tx| {
+                    if let Some(mut row) = tx.attempt(&id)? {
+                        row.status = status.into();
+                        row.result = result;
+                        row.error = error;
+                        row.updated_at = now;
+                        tx.put_attempt(&row)?;
+                    }
+                    if ok {
+                        tx.set_device_state(device, None, Some(locked))?;
+                    }
+                    Ok::<_, StoreError>(())
+                })?;
+                if ok {
+                    ctx.record(
+                        if locked {
+                            "lock.locked"
+                        } else {
+                            "lock.unlocked"
+                        },
+                        Some(device),
+                        None,
+                        json!({ "method": "remote", "action_attempt_id": id }),
+                    )?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Record readings; wake the lock when a code needs putting back.
+    fn observe(
+        &mut self,
+        device: &Uuid,
+        readings: &[SlotReading],
+        at: &chrono::DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if readings.is_empty() {
+            return Ok(());
+        }
+        let (events, put_back) = self
+            .ctx
+            .repo
+            .write(|tx| observe::observe(tx, device, readings, at))?;
+        self.ctx.publish(events);
+        if let Some(rt) = self.locks.get_mut(device) {
+            if put_back {
+                rt.watch.forget_checksum();
+            }
+            rt.dirty = true;
+        }
+        Ok(())
+    }
+
+    fn device_of(&self, node: u16) -> Option<DeviceRow> {
+        match self.ctx.repo.read(|tx| tx.device_by_node(node)) {
+            Ok(d) => d,
+            Err(e) => {
+                self.log_store("looking up a lock", &e);
+                None
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: PortEvent) {
+        if let Err(e) = self.handle_event(ev) {
+            self.log_store("recording what a lock said", &e);
+        }
+    }
+
+    fn handle_event(&mut self, ev: PortEvent) -> Result<(), StoreError> {
+        let ctx = self.ctx.clone();
+        let now = ctx.now();
+        match ev {
+            PortEvent::Connected => {
+                ctx.set_hub_connected(true);
+                ctx.repo.write(|tx| tx.set_state("hub_connected", "true"))?;
+                for rt in self.locks.values_mut() {
+                    rt.quiet_until = None;
+                    rt.dirty = true;
+                }
+            }
+            PortEvent::Disconnected { reason } => {
+                let was = ctx.set_hub_connected(false);
+                ctx.repo
+                    .write(|tx| tx.set_state("hub_connected", "false"))?;
+                if was {
+                    tracing::warn!(%reason, "the stick is gone; codes wait for it");
+                    for d in ctx.repo.read(|tx| tx.devices())? {
+                        ctx.record(
+                            "device.disconnected",
+                            Some(&d.device_id),
+                            None,
+                            json!({ "error_code": "hub_disconnected", "reason": reason }),
+                        )?;
+                    }
+                }
+            }
+            PortEvent::Lock(info) => self.on_lock(&info, &now)?,
+            PortEvent::Reachable { node, reachable } => {
+                let Some(d) = self.device_of(node) else {
+                    return Ok(());
+                };
+                ctx.repo
+                    .write(|tx| tx.set_device_online(&d.device_id, reachable, &now))?;
+                let (t, payload) = if reachable {
+                    ("device.connected", json!({}))
+                } else {
+                    (
+                        "device.disconnected",
+                        json!({ "error_code": "device_disconnected" }),
+                    )
+                };
+                ctx.record(t, Some(&d.device_id), None, payload)?;
+                if reachable {
+                    let rt = self.locks.entry(d.device_id).or_default();
+                    rt.quiet_until = None;
+                    rt.dirty = true;
+                }
+            }
+            PortEvent::Contact { node, at } => {
+                if let Some(d) = self.device_of(node) {
+                    ctx.repo.write(|tx| tx.touch_device(&d.device_id, &at))?;
+                }
+            }
+            PortEvent::Slots { node, readings, at } => {
+                if let Some(d) = self.device_of(node) {
+                    self.observe(&d.device_id, &readings, &at)?;
+                }
+            }
+            PortEvent::Keypad {
+                node,
+                unlocked,
+                slot,
+                at,
+            } => {
+                if let Some(d) = self.device_of(node) {
+                    self.on_keypad(&d, unlocked, slot, &at)?;
+                }
+            }
+            PortEvent::SlotChanged { node, slot } => {
+                if let Some(d) = self.device_of(node) {
+                    let rt = self.locks.entry(d.device_id).or_default();
+                    rt.watch.want([slot]);
+                    rt.dirty = true;
+                }
+            }
+            PortEvent::AllCleared { node, at } => {
+                if let Some(d) = self.device_of(node) {
+                    tracing::warn!(node, "the lock reports all codes deleted");
+                    let (events, _) = ctx
+                        .repo
+                        .write(|tx| observe::all_cleared(tx, &d.device_id, &at))?;
+                    ctx.publish(events);
+                    let rt = self.locks.entry(d.device_id).or_default();
+                    rt.watch.forget_checksum();
+                    rt.dirty = true;
+                }
+            }
+            PortEvent::Duplicate { node, slot } => {
+                let Some(d) = self.device_of(node) else {
+                    return Ok(());
+                };
+                let events = ctx.repo.write(|tx| {
+                    let code = tx
+                        .device_codes(&d.device_id)?
+                        .into_iter()
+                        .find(|c| c.slot == Some(slot));
+                    match code {
+                        Some(c) => apply::duplicate(tx, &ctx.config, &c, &now),
+                        None => Ok(Vec::new()),
+                    }
+                })?;
+                ctx.publish(events);
+            }
+            PortEvent::Battery { node, level } => {
+                if let Some(d) = self.device_of(node) {
+                    ctx.repo
+                        .write(|tx| tx.set_device_state(&d.device_id, Some(level), None))?;
+                }
+            }
+            PortEvent::Bolt { node, locked } => {
+                if let Some(d) = self.device_of(node) {
+                    ctx.repo
+                        .write(|tx| tx.set_device_state(&d.device_id, None, Some(locked)))?;
+                }
+            }
+            PortEvent::Removed { node } => {
+                let Some(d) = self.device_of(node) else {
+                    return Ok(());
+                };
+                let codes = ctx.repo.write(|tx| {
+                    let codes = tx.device_codes(&d.device_id)?;
+                    tx.delete_device(&d.device_id)?;
+                    Ok::<_, StoreError>(codes)
+                })?;
+                tracing::info!(node, device_id = %d.device_id, codes = codes.len(), "lock left the network; its codes are forgotten");
+                for c in codes {
+                    ctx.record(
+                        "access_code.deleted",
+                        Some(&d.device_id),
+                        Some(&c.access_code_id),
+                        json!({ "reason": "device_removed" }),
+                    )?;
+                }
+                ctx.record(
+                    "device.removed",
+                    Some(&d.device_id),
+                    None,
+                    json!({ "node_id": node }),
+                )?;
+                self.locks.remove(&d.device_id);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_lock(&mut self, info: &LockInfo, now: &chrono::DateTime<Utc>) -> Result<(), StoreError> {
+        let facts = DeviceFacts {
+            node_id: info.node,
+            interview_cache: info.cache.clone(),
+            facts: LockFacts {
+                manufacturer_id: info.manufacturer.map(|m| m.0),
+                product_type: info.manufacturer.map(|m| m.1),
+                product_id: info.manufacturer.map(|m| m.2),
+                user_code_version: info.caps.user_code_version,
+                supports_checksum: info.caps.checksum,
+                supports_bulk_reports: info.caps.bulk_reports,
+                supports_schedule: info.caps.schedule,
+                notifications: match info.notifications {
+                    crate::lock::Notifications::AccessControl => Notifications::AccessControl,
+                    crate::lock::Notifications::LegacyAlarm => Notifications::LegacyAlarm,
+                    crate::lock::Notifications::None => Notifications::None,
+                },
+                security_class: info.security_class,
+            },
+            slot_count: info.caps.slots,
+            min_code_length: 4,
+            max_code_length: 10,
+            code_characters: info.characters.clone(),
+            battery_level: info.battery_level,
+            locked: info.locked,
+        };
+        let ctx = self.ctx.clone();
+        let (device, events) = ctx.repo.write(|tx: &Tx<'_>| {
+            let existed = tx.device_by_node(facts.node_id)?.is_some();
+            let d = tx.upsert_device(&facts, now)?;
+            let mut events = Vec::new();
+            if !existed {
+                events.push(tx.add_event(
+                    "device.added",
+                    Some(&d.device_id),
+                    None,
+                    now,
+                    json!({ "node_id": facts.node_id }),
+                )?);
+            }
+            Ok::<_, StoreError>((d, events))
+        })?;
+        if !events.is_empty() {
+            tracing::info!(node = facts.node_id, device_id = %device.device_id, slots = facts.slot_count, "lock added");
+        }
+        ctx.publish(events);
+        self.locks.entry(device.device_id).or_default().dirty = true;
+        Ok(())
+    }
+
+    fn on_keypad(
+        &mut self,
+        device: &DeviceRow,
+        unlocked: bool,
+        slot: Option<u16>,
+        at: &chrono::DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let ctx = self.ctx.clone();
+        let id = device.device_id;
+        let now = ctx.now();
+        let (code, known, events) = ctx.repo.write(|tx| {
+            let code = match slot {
+                Some(s) => tx.device_codes(&id)?.into_iter().find(|c| c.slot == Some(s)),
+                None => None,
+            };
+            tx.set_device_state(&id, None, Some(!unlocked))?;
+            let mut events = vec![tx.add_event(
+                if unlocked { "lock.unlocked" } else { "lock.locked" },
+                Some(&id),
+                code.as_ref().map(|c| &c.access_code_id),
+                &now,
+                json!({
+                    "method": "keycode",
+                    "access_code_is_managed": code.is_some(),
+                    "slot": slot,
+                    "occurred_at": super::model::rfc3339(at),
+                }),
+            )?];
+            // A one-time code has done its job: it comes off the lock.
+            if let Some(c) = code
+                .as_ref()
+                .filter(|c| c.is_one_time_use && c.used_at.is_none() && unlocked)
+            {
+                if let Some(mut row) = tx.code(&c.access_code_id)? {
+                    row.used_at = Some(now);
+                    row.updated_at = now;
+                    tx.put_code(&row)?;
+                }
+                events.push(tx.add_event(
+                    "access_code.used",
+                    Some(&id),
+                    Some(&c.access_code_id),
+                    &now,
+                    json!({ "one_time_use": true }),
+                )?);
+                tracing::info!(access_code_id = %c.access_code_id, "one-time code used; removing it");
+            }
+            let known = match slot {
+                Some(s) => tx.slot(&id, s)?.is_some(),
+                None => true,
+            };
+            Ok::<_, StoreError>((code, known, events))
+        })?;
+        ctx.publish(events);
+        let rt = self.locks.entry(id).or_default();
+        if code.is_some() {
+            rt.dirty = true;
+        }
+        // A slot zwlock has never seen: learn what is there.
+        if let (Some(s), false) = (slot, known) {
+            rt.watch.want([s]);
+            rt.dirty = true;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,290 @@
+//! The repository: the store as the engine uses it. Typed rows in and out, one writer
+//! connection (transactions: all of a change or none of it) and one read-only connection for
+//! the API's reads, so that reads never wait behind writes. No rusqlite type crosses this line.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
+use uuid::Uuid;
+
+use super::{
+    AttemptRow, CodeFilter, CodeRow, CodeStatus, DeviceFacts, DeviceRow, EventFilter, EventRow,
+    IssueKind, IssueRow, SlotRow, SlotState, Store, StoreError,
+};
+
+/// The engine's store: a writer and a reader.
+pub struct Repo {
+    writer: Mutex<Store>,
+    reader: Mutex<Store>,
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Repo")
+    }
+}
+
+fn guard(m: &Mutex<Store>) -> MutexGuard<'_, Store> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Repo {
+    /// The repository over an open store (a read-only connection to the same file is opened).
+    pub fn new(store: Store) -> Result<Repo, StoreError> {
+        let reader = Store::open_read_only(store.path())?;
+        Ok(Repo {
+            writer: Mutex::new(store),
+            reader: Mutex::new(reader),
+        })
+    }
+
+    /// Run `f` in one write transaction: committed when it returns `Ok`, rolled back otherwise.
+    pub fn write<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut store = guard(&self.writer);
+        let tx = store
+            .conn_mut()
+            .transaction()
+            .map_err(|e| E::from(e.into()))?;
+        let v = f(&Tx { conn: &tx })?;
+        tx.commit().map_err(|e| E::from(e.into()))?;
+        Ok(v)
+    }
+
+    /// Run `f` on the read-only connection.
+    pub fn read<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let store = guard(&self.reader);
+        f(&Tx { conn: store.conn() })
+    }
+
+    /// Whether the writer is free within `within` (a wedged store stops the watchdog).
+    pub async fn writable_within(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match self.writer.try_lock() {
+                Ok(_) | Err(std::sync::TryLockError::Poisoned(_)) => return true,
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Make the database file whole (WAL checkpoint); for a clean stop.
+    pub fn checkpoint(&self) {
+        let store = guard(&self.writer);
+        if let Err(e) = store
+            .conn()
+            .pragma_update(None, "wal_checkpoint", "TRUNCATE")
+        {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
+    }
+}
+
+/// Typed operations inside a transaction (or on the reader).
+pub struct Tx<'c> {
+    conn: &'c Connection,
+}
+
+impl Tx<'_> {
+    // Codes.
+    pub fn code(&self, id: &Uuid) -> Result<Option<CodeRow>, StoreError> {
+        Store::code(self.conn, id)
+    }
+    pub fn put_code(&self, c: &CodeRow) -> Result<(), StoreError> {
+        Store::put_code(self.conn, c)
+    }
+    pub fn device_codes(&self, device: &Uuid) -> Result<Vec<CodeRow>, StoreError> {
+        Store::device_codes(self.conn, device)
+    }
+    pub fn list_codes(&self, filter: &CodeFilter) -> Result<Vec<CodeRow>, StoreError> {
+        Store::list_codes(self.conn, filter)
+    }
+    /// Managed codes (not deleted, not pool spares) per status.
+    pub fn codes_by_status(&self) -> Result<Vec<(CodeStatus, u64)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT status, COUNT(*) FROM access_codes WHERE deleted_at IS NULL AND is_backup = 0 \
+             GROUP BY status ORDER BY status",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        rows.map(|r| {
+            let (s, n) = r?;
+            Ok((CodeStatus::parse(&s)?, n as u64))
+        })
+        .collect()
+    }
+
+    // Issues.
+    pub fn set_issue(
+        &self,
+        id: &Uuid,
+        kind: IssueKind,
+        code: &str,
+        message: &str,
+        at: &DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Store::set_issue(self.conn, id, kind, code, message, at)
+    }
+    pub fn set_issue_with(
+        &self,
+        id: &Uuid,
+        kind: IssueKind,
+        code: &str,
+        message: &str,
+        at: &DateTime<Utc>,
+        details: &serde_json::Value,
+    ) -> Result<bool, StoreError> {
+        Store::set_issue_with(self.conn, id, kind, code, message, at, Some(details))
+    }
+    pub fn expire_issue(
+        &self,
+        id: &Uuid,
+        kind: IssueKind,
+        code: &str,
+        at: &DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Store::expire_issue(self.conn, id, kind, code, at)
+    }
+    pub fn drop_expired_issues(
+        &self,
+        device: &Uuid,
+        now: &DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        Store::drop_expired_issues(self.conn, device, now)
+    }
+    pub fn clear_issue(&self, id: &Uuid, kind: IssueKind, code: &str) -> Result<bool, StoreError> {
+        Store::clear_issue(self.conn, id, kind, code)
+    }
+    pub fn has_issue(&self, id: &Uuid, kind: IssueKind, code: &str) -> Result<bool, StoreError> {
+        Store::has_issue(self.conn, id, kind, code)
+    }
+    pub fn issues(&self, id: &Uuid) -> Result<Vec<IssueRow>, StoreError> {
+        Store::issues(self.conn, id)
+    }
+
+    // Devices.
+    pub fn upsert_device(
+        &self,
+        facts: &DeviceFacts,
+        now: &DateTime<Utc>,
+    ) -> Result<DeviceRow, StoreError> {
+        Store::upsert_device(self.conn, facts, now)
+    }
+    pub fn delete_device(&self, id: &Uuid) -> Result<bool, StoreError> {
+        Store::delete_device(self.conn, id)
+    }
+    pub fn device(&self, id: &Uuid) -> Result<Option<DeviceRow>, StoreError> {
+        Store::device(self.conn, id)
+    }
+    pub fn device_by_node(&self, node: u16) -> Result<Option<DeviceRow>, StoreError> {
+        Store::device_by_node(self.conn, node)
+    }
+    pub fn devices(&self) -> Result<Vec<DeviceRow>, StoreError> {
+        Store::devices(self.conn)
+    }
+    pub fn set_device_online(
+        &self,
+        id: &Uuid,
+        online: bool,
+        now: &DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        Store::set_device_online(self.conn, id, online, now)
+    }
+    pub fn touch_device(&self, id: &Uuid, now: &DateTime<Utc>) -> Result<(), StoreError> {
+        Store::touch_device(self.conn, id, now)
+    }
+    pub fn set_device_state(
+        &self,
+        id: &Uuid,
+        battery: Option<u8>,
+        locked: Option<bool>,
+    ) -> Result<(), StoreError> {
+        Store::set_device_state(self.conn, id, battery, locked)
+    }
+    pub fn set_code_capacity(&self, id: &Uuid, capacity: Option<u16>) -> Result<(), StoreError> {
+        Store::set_code_capacity(self.conn, id, capacity)
+    }
+    pub fn set_device_settings(
+        &self,
+        id: &Uuid,
+        name: Option<&str>,
+        reserved_slots: Option<&[u16]>,
+        backup_pool_size: Option<u8>,
+    ) -> Result<(), StoreError> {
+        Store::set_device_settings(self.conn, id, name, reserved_slots, backup_pool_size)
+    }
+
+    // Slots.
+    pub fn observe_slot(
+        &self,
+        device: &Uuid,
+        slot: u16,
+        state: SlotState,
+        code: Option<&str>,
+        at: &DateTime<Utc>,
+    ) -> Result<Option<SlotRow>, StoreError> {
+        Store::observe_slot(self.conn, device, slot, state, code, at)
+    }
+    pub fn slot(&self, device: &Uuid, slot: u16) -> Result<Option<SlotRow>, StoreError> {
+        Store::slot(self.conn, device, slot)
+    }
+    pub fn slots(&self, device: &Uuid) -> Result<Vec<SlotRow>, StoreError> {
+        Store::slots(self.conn, device)
+    }
+    pub fn slot_by_unmanaged_id(&self, id: &Uuid) -> Result<Option<SlotRow>, StoreError> {
+        Store::slot_by_unmanaged_id(self.conn, id)
+    }
+
+    // Events and action attempts.
+    pub fn add_event(
+        &self,
+        event_type: &str,
+        device: Option<&Uuid>,
+        code: Option<&Uuid>,
+        at: &DateTime<Utc>,
+        payload: serde_json::Value,
+    ) -> Result<EventRow, StoreError> {
+        Store::add_event(self.conn, event_type, device, code, at, payload)
+    }
+    pub fn events(&self, filter: &EventFilter) -> Result<Vec<EventRow>, StoreError> {
+        Store::events(self.conn, filter)
+    }
+    pub fn last_event_seq(&self) -> Result<i64, StoreError> {
+        Store::last_event_seq(self.conn)
+    }
+    pub fn put_attempt(&self, a: &AttemptRow) -> Result<(), StoreError> {
+        Store::put_attempt(self.conn, a)
+    }
+    pub fn attempt(&self, id: &Uuid) -> Result<Option<AttemptRow>, StoreError> {
+        Store::attempt(self.conn, id)
+    }
+
+    // Small pieces of daemon state.
+    pub fn state(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Store::state(self.conn, key)
+    }
+    pub fn set_state(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        Store::set_state(self.conn, key, value)
+    }
+    pub fn delete_state(&self, key: &str) -> Result<(), StoreError> {
+        Store::delete_state(self.conn, key)
+    }
+    /// Keys of daemon state entries that start with `prefix`.
+    pub fn state_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT key FROM daemon_state WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
+        )?;
+        let rows = stmt.query_map([prefix], |r| r.get::<_, String>(0))?;
+        rows.map(|r| r.map_err(StoreError::from)).collect()
+    }
+}
