@@ -1,5 +1,17 @@
-//! `zwlock daemon`: the store, the driver, the engine and the API, and one loop over signals,
-//! the watchdog and status reports to systemd.
+//! `zwlock daemon`: the store, the driver, the engine and the API, and one loop over signals
+//! and status reports to systemd, beside a task that feeds systemd's watchdog.
+//!
+//! The watchdog rule: it is fed only after the engine answered (its store is not wedged, the
+//! driver actor replies) and a ping went from the engine through the driver to the stick and
+//! back ([`crate::driver::DriverHandle::ping`], a GetControllerId). While the stick is
+//! legitimately not there it is fed too: a port that cannot be opened (unplugged, no such
+//! device), a stick being connected or taken through the recovery ladder (soft reset,
+//! reopening its port) — a restart would not bring it back sooner. It is not fed after a
+//! ping that failed on a connected stick, nor once the ladder is exhausted (the port opens but
+//! the stick does not work after a soft reset and every reopen): then systemd restarts the
+//! service. The decision is [`crate::driver::feeds_watchdog`]. A ping waits behind the stick
+//! operation in flight (at most a SendData's callback timeout, 30 s), so `WatchdogSec` must be
+//! longer than that; the unit says 60.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -147,10 +159,10 @@ pub async fn run(config: Config, config_path: PathBuf, log: LogLevel) -> Result<
     tracing::info!("zwlock ready");
     notifier.ready(&format!("ready; API on {}", config.api.socket.display()));
 
-    // The watchdog is fed only while engine and driver answer: a hung daemon gets restarted,
-    // a missing stick (which a restart would not bring back) does not.
-    let watchdog = notifier.watchdog_interval();
-    let mut feed = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    // The rule is in the module header.
+    let watchdog = notifier
+        .watchdog_interval()
+        .map(|interval| tokio::spawn(feed_watchdog(engine.clone(), notifier.clone(), interval)));
     let mut report = tokio::time::interval(Duration::from_secs(10));
     let mut last_status = String::new();
     let mut running = config;
@@ -159,14 +171,6 @@ pub async fn run(config: Config, config_path: PathBuf, log: LogLevel) -> Result<
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
             _ = hup.recv() => reload(&config_path, &mut running, &engine, &log, &notifier),
-            _ = feed.tick(), if watchdog.is_some() => {
-                let within = watchdog.unwrap_or_default() / 2;
-                if engine.responsive(within).await {
-                    notifier.watchdog();
-                } else {
-                    tracing::error!("the engine or the driver is not answering: the watchdog is left to expire");
-                }
-            }
             _ = report.tick() => {
                 let status = status_line(&engine);
                 if status != last_status {
@@ -175,6 +179,9 @@ pub async fn run(config: Config, config_path: PathBuf, log: LogLevel) -> Result<
                 }
             }
         }
+    }
+    if let Some(task) = watchdog {
+        task.abort();
     }
     notifier.stopping(Duration::from_millis(500));
     // Stop taking requests, then let in-flight ones finish (bounded).
@@ -188,6 +195,43 @@ pub async fn run(config: Config, config_path: PathBuf, log: LogLevel) -> Result<
     engine.shutdown().await;
     tracing::info!("zwlock stopped");
     Ok(())
+}
+
+/// Feed systemd's watchdog after each check that passes (the rule in the module header).
+/// `interval`: half of `WatchdogSec`. Each check takes at most half of that; the next one
+/// starts a quarter of it later, so one slow check does not let the watchdog expire.
+async fn feed_watchdog(engine: Engine, notifier: Notifier, interval: Duration) {
+    let driver = engine.driver();
+    let within = interval / 2;
+    let pause = interval / 4;
+    let mut failing = false;
+    loop {
+        let ping = async {
+            match &driver {
+                Some(d) => d.ping(within).await,
+                None => Ok(()),
+            }
+        };
+        let (responsive, ping) = tokio::join!(engine.responsive(within), ping);
+        let fed = responsive && crate::driver::feeds_watchdog(&ping);
+        if fed {
+            notifier.watchdog();
+            if std::mem::take(&mut failing) {
+                tracing::info!("engine, driver and stick answer again: feeding the watchdog");
+            }
+        } else if !failing {
+            failing = true;
+            match &ping {
+                Err(e) if responsive => {
+                    tracing::error!(error = %e, "the stick does not answer: the watchdog is left to expire")
+                }
+                _ => tracing::error!(
+                    "the engine or the driver is not answering: the watchdog is left to expire"
+                ),
+            }
+        }
+        tokio::time::sleep(pause).await;
+    }
 }
 
 /// One line for `systemctl status`.

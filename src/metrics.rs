@@ -78,6 +78,16 @@ pub async fn render(engine: &Engine) -> ([(axum::http::HeaderName, &'static str)
         vec![(String::new(), stats.reconnects)],
     );
     metric(
+        "stick_recovery_steps_total",
+        "Steps of the stick recovery ladder taken: SendDataAbort for a lost callback, soft reset of a jammed stick, port closed and reopened.",
+        "counter",
+        vec![
+            ("{step=\"abort\"}".into(), stats.stick_aborts),
+            ("{step=\"soft_reset\"}".into(), stats.stick_soft_resets),
+            ("{step=\"reopen\"}".into(), stats.stick_reopens),
+        ],
+    );
+    metric(
         "stick_connected",
         "1 when the stick is connected.",
         "gauge",

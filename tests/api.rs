@@ -514,6 +514,10 @@ fn unmanaged_codes_devices_door_and_attempts() {
     let text = String::from_utf8(r.raw).unwrap();
     assert!(text.contains("zwlock_frames_sent_total"), "{text}");
     assert!(
+        text.contains("zwlock_stick_recovery_steps_total{step=\"soft_reset\"} 0"),
+        "{text}"
+    );
+    assert!(
         text.contains("zwlock_access_codes{status=\"set\"} 2"),
         "{text}"
     );

@@ -61,7 +61,7 @@ fn error_json(e: &DriverError) -> Value {
         DriverError::Security { reason, .. } if reason.contains("wrong PIN") => "wrong_pin",
         DriverError::Security { .. } => "security_failed",
         DriverError::Disconnected { .. } => "hub_disconnected",
-        DriverError::Protocol(m) if m.contains("in time") => "timeout",
+        e if e.is_timeout() => "timeout",
         _ => "failed",
     };
     json!({ "type": kind, "message": e.to_string() })

@@ -6,6 +6,10 @@
 //! the stick: other nodes' frames go out meanwhile, while the waiting node gets nothing new until
 //! its report arrives or times out. A node that does not acknowledge is backed off, and its
 //! background work fails fast, so a sleeping lock never holds up the others.
+//!
+//! The connection itself goes through the recovery ladder ([`super::recovery`]): starting the
+//! stick (opening the port, or starting it again on the open port) runs beside the command
+//! loop, so while the stick is down every request fails at once with a not-connected error.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
@@ -17,21 +21,22 @@ use tokio::time::Instant;
 
 mod inclusion;
 mod incoming;
+mod lifecycle;
 mod outgoing;
 
 use super::node::NodeInfo;
+use super::recovery::{Ladder, LadderConfig};
 use super::secure::{Opened, Protection, Sealed, Secure};
-use super::startup::{self, ControllerInfo};
+use super::startup::ControllerInfo;
 use super::transaction::{expected_report, Expect, Priority};
 use super::{
     interview, status_name, Answer, DriverCommand, DriverConfig, DriverError, DriverEvent,
-    DriverHandle, DriverStats, Kind, LinkCountersView,
+    DriverHandle, DriverStats, Kind, LinkCountersView, NotConnected,
 };
 use crate::cc::{Command, RawCommand, SupervisionCommand, SupervisionStatus};
-use crate::serial::link::{self, LinkHandle};
-use crate::serial::transport;
+use crate::serial::link::LinkHandle;
 use crate::serialapi::application::update_state;
-use crate::serialapi::session::{self, Exchange, SessionError, SessionEvent, SessionHandle};
+use crate::serialapi::session::{Exchange, SessionError, SessionEvent, SessionHandle};
 use crate::serialapi::{
     HostRequest, NodeId, SendDataRequest, StickRequest, StickResponse, TransmitStatus,
 };
@@ -155,6 +160,10 @@ struct StickOp {
     job: Job,
     expect: Expect,
     sealed: bool,
+    /// A SendData (its outcome says whether the stick is jammed).
+    send_data: bool,
+    /// SendDataAbort frames the session had sent when this started.
+    aborts_before: u64,
     fut: StickFuture,
 }
 
@@ -168,7 +177,26 @@ struct Conn {
     nif_wait: Option<(NodeId, Waiting)>,
     next_callback: u8,
     cursor: usize,
-    stick_failures: u32,
+}
+
+impl Conn {
+    fn new(
+        link: LinkHandle,
+        session: SessionHandle,
+        events: mpsc::Receiver<SessionEvent>,
+        controller: ControllerInfo,
+    ) -> Conn {
+        Conn {
+            link,
+            session,
+            events,
+            controller,
+            stick: None,
+            nif_wait: None,
+            next_callback: 0,
+            cursor: 0,
+        }
+    }
 }
 
 struct State {
@@ -186,6 +214,22 @@ struct State {
     host_jobs: VecDeque<inclusion::HostJob>,
     /// Asked to stop: answered once the connection is closed.
     stop: Option<oneshot::Sender<()>>,
+    /// Pings waiting for the stick's answer (one GetControllerId answers them all).
+    pings: Vec<oneshot::Sender<Result<(), DriverError>>>,
+    /// Where the stick is on the recovery ladder.
+    ladder: Ladder,
+    /// The stick being started (the port opened, or the stick started again on it).
+    starting: Option<lifecycle::StartFuture>,
+    /// When to open the port next, while it is closed.
+    reopen_at: Option<Instant>,
+    /// Why the link was lost, and why the port could not be opened: what requests are told
+    /// while the stick is down.
+    lost_reason: String,
+    open_error: Option<std::sync::Arc<crate::serial::transport::TransportError>>,
+    /// The last open error logged (each distinct one is logged once).
+    open_error_logged: Option<String>,
+    /// An abort was logged since the stick last worked (step 1 is logged once).
+    abort_logged: bool,
 }
 
 pub(super) async fn run(
@@ -195,6 +239,13 @@ pub(super) async fn run(
     events: mpsc::Sender<DriverEvent>,
 ) {
     let secure = Secure::new(config.keys.clone());
+    let ladder = Ladder::new(LadderConfig {
+        stuck_after: config.stuck_after.max(1),
+        unresponsive_after: config.unresponsive_after.max(1),
+        reopen_attempts: config.reopen_attempts,
+        backoff_initial: config.reconnect_initial,
+        backoff_max: config.reconnect_max.max(config.reconnect_initial),
+    });
     let mut s = State {
         config,
         handle,
@@ -207,12 +258,19 @@ pub(super) async fn run(
         learning: None,
         host_jobs: VecDeque::new(),
         stop: None,
+        pings: Vec::new(),
+        ladder,
+        starting: None,
+        reopen_at: Some(Instant::now()),
+        lost_reason: String::new(),
+        open_error: None,
+        open_error_logged: None,
+        abort_logged: false,
     };
-    let mut backoff = s.config.reconnect_initial;
-    let mut last_error: Option<String> = None;
     loop {
         if let Some(done) = s.stop.take() {
             // Every waiting job's reply is dropped with the state: its caller gets `Stopped`.
+            s.starting = None;
             if let Some(conn) = s.conn.take() {
                 drop(conn);
             }
@@ -220,46 +278,20 @@ pub(super) async fn run(
             let _ = done.send(());
             return;
         }
-        if s.conn.is_none() {
-            match connect(&s.config).await {
-                Ok((conn, held)) => {
-                    if last_error.take().is_some() {
-                        tracing::info!(port = %s.config.port, "stick connected again");
-                    }
-                    backoff = s.config.reconnect_initial;
-                    s.on_connected(conn, held).await;
-                }
-                Err(e) => {
-                    let msg = e.to_string();
-                    if last_error.as_deref() != Some(&msg) {
-                        tracing::warn!(port = %s.config.port, error = %msg, "cannot reach the stick; retrying with backoff");
-                        last_error = Some(msg.clone());
-                    }
-                    let until = Instant::now() + backoff;
-                    backoff = (backoff * 2).min(s.config.reconnect_max);
-                    while s.stop.is_none() {
-                        tokio::select! {
-                            _ = tokio::time::sleep_until(until) => break,
-                            cmd = commands.recv() => match cmd {
-                                Some(c) => s.on_command(c),
-                                None => return,
-                            },
-                        }
-                    }
-                    continue;
-                }
-            }
-        }
+        s.maybe_open();
         let deadline = s.next_deadline();
-        let conn = s.conn.as_mut().expect("connected");
         tokio::select! {
             biased;
-            r = stick_progress(&mut conn.stick) => s.on_stick_done(r),
-            ev = conn.events.recv() => match ev {
-                Some(SessionEvent::Closed { reason }) => s.disconnected(reason).await,
-                None => s.disconnected("serial session ended".into()).await,
-                Some(ev) => s.on_session_event(ev).await,
+            ev = conn_progress(s.conn.as_mut()) => match ev {
+                ConnEvent::Stick(r) => s.on_stick_done(r),
+                ConnEvent::Session(Some(SessionEvent::Closed { reason })) => s.link_lost(reason),
+                ConnEvent::Session(None) => s.link_lost("serial session ended".into()),
+                ConnEvent::Session(Some(ev)) => s.on_session_event(ev).await,
             },
+            r = lifecycle::start_progress(&mut s.starting) => {
+                s.starting = None;
+                s.on_started(r).await;
+            }
             cmd = commands.recv() => match cmd {
                 Some(c) => s.on_command(c),
                 None => return,
@@ -270,25 +302,21 @@ pub(super) async fn run(
     }
 }
 
-async fn connect(config: &DriverConfig) -> Result<(Conn, Vec<SessionEvent>), DriverError> {
-    let stream = transport::open(&config.port, config.simulator.as_deref()).await?;
-    let (link, link_events, _task) = link::spawn(stream, config.link.clone());
-    let (session, mut events) = session::spawn(link.clone(), link_events, config.session.clone());
-    let (controller, held) = startup::run(&link, &session, &mut events, &config.startup).await?;
-    Ok((
-        Conn {
-            link,
-            session,
-            events,
-            controller,
-            stick: None,
-            nif_wait: None,
-            next_callback: 0,
-            cursor: 0,
-            stick_failures: 0,
-        },
-        held,
-    ))
+enum ConnEvent {
+    Stick(Result<Exchange, SessionError>),
+    Session(Option<SessionEvent>),
+}
+
+/// The next thing the connection has: the stick operation done, or an event from the session.
+async fn conn_progress(conn: Option<&mut Conn>) -> ConnEvent {
+    let Some(conn) = conn else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        biased;
+        r = stick_progress(&mut conn.stick) => ConnEvent::Stick(r),
+        ev = conn.events.recv() => ConnEvent::Session(ev),
+    }
 }
 
 async fn stick_progress(op: &mut Option<StickOp>) -> Result<Exchange, SessionError> {
@@ -377,43 +405,6 @@ impl State {
         });
     }
 
-    async fn disconnected(&mut self, reason: String) {
-        tracing::warn!(%reason, "stick disconnected");
-        let Some(mut conn) = self.conn.take() else {
-            return;
-        };
-        let err = || DriverError::Disconnected {
-            reason: reason.clone(),
-        };
-        if let Some(op) = conn.stick.take() {
-            op.job.finish(Err(err()));
-        }
-        if let Some((_, w)) = conn.nif_wait.take() {
-            w.job.finish(Err(err()));
-        }
-        for st in self.nodes.values_mut() {
-            if let Some(w) = st.waiting.take() {
-                w.job.finish(Err(err()));
-            }
-            for q in st.queues.iter_mut() {
-                for j in q.drain(..) {
-                    j.finish(Err(err()));
-                }
-            }
-            for j in st.parked.drain(..) {
-                j.finish(Err(err()));
-            }
-            st.nonce_arrived = false;
-            st.interviewing = false;
-        }
-        for hj in std::mem::take(&mut self.host_jobs) {
-            hj.fail(self, err());
-        }
-        self.end_learning(Err(err()));
-        self.stats.reconnects += 1;
-        self.emit(DriverEvent::Disconnected { reason });
-    }
-
     fn on_command(&mut self, c: DriverCommand) {
         match c {
             DriverCommand::Transaction {
@@ -499,8 +490,11 @@ impl State {
             DriverCommand::QueueDepth { reply } => {
                 let _ = reply.send(self.nodes.iter().map(|(n, s)| (*n, s.depth())).collect());
             }
+            DriverCommand::Ping { reply } => self.ping(reply),
             DriverCommand::Stats { reply } => {
                 let mut stats = self.stats.clone();
+                stats.stick_soft_resets = self.ladder.soft_resets();
+                stats.stick_reopens = self.ladder.reopens();
                 stats.security_failures = self.secure.auth_failures;
                 if let Some(c) = &self.conn {
                     let l = c.link.stats();
@@ -540,9 +534,7 @@ impl State {
 
     fn enqueue(&mut self, node: NodeId, job: Job) {
         if self.conn.is_none() {
-            job.finish(Err(DriverError::Disconnected {
-                reason: "the stick is not connected".into(),
-            }));
+            job.finish(Err(self.not_connected()));
             return;
         }
         let depth = self.config.queue_depth;
@@ -603,6 +595,9 @@ impl State {
             take(c.nif_wait.as_ref().map(|(_, w)| w.deadline));
         }
         take(self.learning_deadline());
+        if self.conn.is_none() && self.starting.is_none() {
+            take(self.reopen_at);
+        }
         t
     }
 

@@ -1,13 +1,19 @@
 //! The controller session: startup, node interview, per-node queues, transactions that pair a
-//! command with its report, the unsolicited report stream, and reconnection.
+//! command with its report, the unsolicited report stream, reconnection, and the recovery
+//! ladder of a stick that jams ([`recovery`]: SendDataAbort, soft reset, reopening the port).
 //!
 //! [`Driver::spawn`] starts the actor and returns a [`DriverHandle`] (cloneable) and the
-//! stream of [`DriverEvent`]s. Knows nothing of SQLite or HTTP.
+//! stream of [`DriverEvent`]s. Errors keep their source and say what a caller can do about
+//! them ([`DriverError::class`]); [`DriverHandle::ping`] is a round trip to the stick, and
+//! [`feeds_watchdog`] says whether its outcome may feed systemd's watchdog. Knows nothing of
+//! SQLite or HTTP.
 
 mod actor;
 pub mod dump;
+mod error;
 pub mod interview;
 pub mod node;
+pub mod recovery;
 mod secure;
 pub mod startup;
 pub mod transaction;
@@ -18,15 +24,17 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
+pub use error::{DriverError, ErrorClass, LearnFailure, NotConnected};
 pub use node::{NodeInfo, Reachability, UserCodeSupport};
+pub use recovery::feeds_watchdog;
 pub use startup::{ControllerInfo, StartupConfig};
 pub use transaction::{Expect, Priority, ReportMatcher};
 
 use crate::cc::{Command, SupervisionStatus};
-use crate::serial::link::{LinkConfig, LinkError};
-use crate::serial::transport::{PortUrl, SimConnector, TransportError};
+use crate::serial::link::LinkConfig;
+use crate::serial::transport::{PortUrl, SimConnector};
 use crate::serialapi::application::NodeInformation;
-use crate::serialapi::session::{SessionConfig, SessionError};
+use crate::serialapi::session::SessionConfig;
 use crate::serialapi::{NodeId, TransmitStatus};
 
 /// How the driver runs.
@@ -48,7 +56,7 @@ pub struct DriverConfig {
     /// Backoff of a node that did not acknowledge: first wait, and the longest.
     pub node_backoff_initial: Duration,
     pub node_backoff_max: Duration,
-    /// Backoff between reconnection attempts.
+    /// Backoff between reconnection attempts (also between reopens of a stuck stick).
     pub reconnect_initial: Duration,
     pub reconnect_max: Duration,
     /// Jobs waiting per node; more are refused with [`DriverError::QueueFull`].
@@ -56,8 +64,15 @@ pub struct DriverConfig {
     /// Interview nodes after startup.
     pub interview: bool,
     pub tx_options: u8,
-    /// Stick requests that time out in a row before the stick is reset.
+    /// Stick requests with no answer at all (no ACK, no RES) in a row before the stick is
+    /// soft-reset (the recovery ladder, [`recovery`]).
     pub unresponsive_after: u32,
+    /// SendData in a row that the stick did not accept, or whose callback it lost, before it
+    /// is soft-reset. More than `not_accepted_retries`, so that one busy spell does not reset.
+    pub stuck_after: u32,
+    /// Reopens of the port tried after the soft reset before the stick is given up as
+    /// unresponsive (the driver goes on trying; the watchdog is no longer fed).
+    pub reopen_attempts: u32,
     /// The network keys (S0, S2); without them secure nodes cannot be spoken to.
     pub keys: Option<crate::security::keys::NetworkKeys>,
 }
@@ -85,6 +100,8 @@ impl DriverConfig {
             interview: true,
             tx_options: crate::serialapi::transmit::TX_OPTIONS_DEFAULT,
             unresponsive_after: 3,
+            stuck_after: 5,
+            reopen_attempts: 3,
             keys: None,
         }
     }
@@ -96,107 +113,6 @@ impl std::fmt::Debug for DriverConfig {
             .field("port", &self.port.to_string())
             .field("report_timeout", &self.report_timeout)
             .finish_non_exhaustive()
-    }
-}
-
-/// Why the driver could not do what was asked. Device refusals (a Supervision FAIL) are not
-/// errors: they come back as [`SetOutcome::Refused`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DriverError {
-    #[error("node {node} did not acknowledge (asleep, out of range or gone); retry after {retry_after:?}")]
-    NodeUnreachable { node: NodeId, retry_after: Duration },
-    #[error("node {node} did not answer {command} within {waited:?}")]
-    NoReport {
-        node: NodeId,
-        command: &'static str,
-        waited: Duration,
-    },
-    #[error("the stick could not transmit to node {node}: {status}")]
-    TransmitFailed { node: NodeId, status: String },
-    #[error("the stick stayed busy")]
-    StickBusy,
-    #[error("the stick is disconnected: {reason}")]
-    Disconnected { reason: String },
-    #[error("node {node} has {depth} jobs waiting; try again later")]
-    QueueFull { node: NodeId, depth: usize },
-    #[error("no node {node} in the network")]
-    UnknownNode { node: NodeId },
-    #[error("{command} is not a Get this driver can pair with a report")]
-    NotAGet { command: &'static str },
-    #[error("protocol error: {0}")]
-    Protocol(String),
-    #[error("node {node}: security: {reason}")]
-    Security { node: NodeId, reason: String },
-    #[error("the driver has stopped")]
-    Stopped,
-}
-
-/// What a caller can do about a [`DriverError`]: the class the engine acts on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// Try again soon: the stick was busy, a frame was lost, a queue was full.
-    Transient,
-    /// The node did not answer (asleep, out of range, gone): try that node again after this.
-    Unreachable { retry_after: Duration },
-    /// The stick is not connected (unplugged, reconnecting, recovering): nothing reaches any
-    /// node until it is back. The API answers 503; codes show `hub_disconnected`.
-    NotConnected,
-    /// Retrying the same request cannot help (no such node, not a Get, the driver stopped).
-    Permanent,
-}
-
-impl DriverError {
-    /// What a caller can do about this error.
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            DriverError::NodeUnreachable { retry_after, .. } => ErrorClass::Unreachable {
-                retry_after: *retry_after,
-            },
-            DriverError::Disconnected { .. } => ErrorClass::NotConnected,
-            DriverError::UnknownNode { .. }
-            | DriverError::NotAGet { .. }
-            | DriverError::Stopped => ErrorClass::Permanent,
-            DriverError::NoReport { .. }
-            | DriverError::TransmitFailed { .. }
-            | DriverError::StickBusy
-            | DriverError::QueueFull { .. }
-            // A node that could not open our frame resynchronises on the next one.
-            | DriverError::Security { .. }
-            | DriverError::Protocol(_) => ErrorClass::Transient,
-        }
-    }
-
-    /// Whether trying again later can help.
-    pub fn is_retryable(&self) -> bool {
-        self.class() != ErrorClass::Permanent
-    }
-}
-
-impl From<SessionError> for DriverError {
-    fn from(e: SessionError) -> Self {
-        match e {
-            SessionError::Link(LinkError::Closed { reason }) => {
-                DriverError::Disconnected { reason }
-            }
-            SessionError::Stopped => DriverError::Disconnected {
-                reason: "serial session stopped".into(),
-            },
-            other => DriverError::Protocol(other.to_string()),
-        }
-    }
-}
-
-impl From<LinkError> for DriverError {
-    fn from(e: LinkError) -> Self {
-        SessionError::Link(e).into()
-    }
-}
-
-impl From<TransportError> for DriverError {
-    fn from(e: TransportError) -> Self {
-        DriverError::Disconnected {
-            reason: e.to_string(),
-        }
     }
 }
 
@@ -223,9 +139,10 @@ pub enum Answer {
 /// What the driver tells the layer above.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DriverEvent {
-    /// The stick is up (after startup, and after every reconnection).
+    /// The stick is up (after startup, and after every reconnection or recovery).
     Connected(ControllerInfo),
-    /// The stick is gone; the driver is reconnecting.
+    /// The stick is gone or being recovered (soft reset, port reopened): sent once when it
+    /// goes down, `Connected` follows when it is back. `reason` is a [`NotConnected`].
     Disconnected { reason: String },
     /// What is known of a node changed (interview progress, or seeded).
     NodeUpdated(NodeInfo),
@@ -279,6 +196,12 @@ pub struct DriverStats {
     pub reconnects: u64,
     /// S2 frames from nodes that did not authenticate (dropped, never dispatched).
     pub security_failures: u64,
+    /// SendDataAbort sent for a SendData whose callback did not come (recovery step 1).
+    pub stick_aborts: u64,
+    /// Soft resets of a jammed stick (recovery step 2).
+    pub stick_soft_resets: u64,
+    /// Times the port of a stuck stick was closed and reopened (recovery step 3).
+    pub stick_reopens: u64,
     pub link: Option<LinkCountersView>,
 }
 
@@ -341,6 +264,10 @@ pub(crate) enum DriverCommand {
     /// Close the port and end the actor.
     Shutdown {
         reply: oneshot::Sender<()>,
+    },
+    /// A request to the stick itself, answered when the stick answers.
+    Ping {
+        reply: oneshot::Sender<Result<(), DriverError>>,
     },
 }
 
@@ -418,9 +345,7 @@ impl DriverHandle {
             .await??;
         match answer {
             Answer::Report(c) => Ok(c),
-            other => Err(DriverError::Protocol(format!(
-                "unexpected answer {other:?}"
-            ))),
+            other => Err(unexpected(&other)),
         }
     }
 
@@ -483,9 +408,7 @@ impl DriverHandle {
     ) -> Result<Command, DriverError> {
         match self.transaction(node, command, Kind::Get, priority).await? {
             Answer::Report(c) => Ok(c),
-            other => Err(DriverError::Protocol(format!(
-                "unexpected answer {other:?}"
-            ))),
+            other => Err(unexpected(&other)),
         }
     }
 
@@ -500,9 +423,7 @@ impl DriverHandle {
             Answer::Supervision(SupervisionStatus::Success) => Ok(SetOutcome::Confirmed),
             Answer::Supervision(s) => Ok(SetOutcome::Refused(s)),
             Answer::Transmitted => Ok(SetOutcome::Transmitted),
-            other => Err(DriverError::Protocol(format!(
-                "unexpected answer {other:?}"
-            ))),
+            other => Err(unexpected(&other)),
         }
     }
 
@@ -525,9 +446,7 @@ impl DriverHandle {
             .await??
         {
             Answer::NodeInfo(n) => Ok(n),
-            other => Err(DriverError::Protocol(format!(
-                "unexpected answer {other:?}"
-            ))),
+            other => Err(unexpected(&other)),
         }
     }
 
@@ -577,6 +496,18 @@ impl DriverHandle {
         self.ask(|reply| DriverCommand::Stats { reply }).await
     }
 
+    /// A round trip to the stick: a GetControllerId through the driver and the serial session,
+    /// answered by the stick within `within`. Fails at once, with [`DriverError::Disconnected`]
+    /// and the reason, while the stick is not connected or being recovered, and with
+    /// [`NotConnected::Unresponsive`] once the recovery ladder is exhausted; whether that
+    /// should feed a watchdog is [`feeds_watchdog`].
+    pub async fn ping(&self, within: Duration) -> Result<(), DriverError> {
+        match tokio::time::timeout(within, self.ask(|reply| DriverCommand::Ping { reply })).await {
+            Ok(r) => r?,
+            Err(_) => Err(DriverError::PingTimeout { waited: within }),
+        }
+    }
+
     pub(crate) async fn interview_done(&self, info: NodeInfo, error: Option<DriverError>) {
         let _ = self
             .commands
@@ -604,4 +535,18 @@ impl Driver {
 
 pub(crate) fn status_name(s: TransmitStatus) -> String {
     s.name()
+}
+
+/// An answer of the wrong kind, named without its contents (a report may hold a PIN).
+fn unexpected(answer: &Answer) -> DriverError {
+    let answer = match answer {
+        Answer::Transmitted => "transmitted".to_string(),
+        Answer::Report(c) => format!("{} {}", c.class_name(), c.command_name()),
+        Answer::Supervision(s) => format!("Supervision Report {s:?}"),
+        Answer::NodeInfo(_) => "node information".to_string(),
+    };
+    DriverError::UnexpectedAnswer {
+        context: "transaction",
+        answer,
+    }
 }

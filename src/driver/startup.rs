@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::DriverError;
+use super::{DriverError, NotConnected};
 use crate::serial::link::LinkHandle;
 use crate::serialapi::controller::{
     NodeProtocolInfo, SerialApiCapabilities, SetupRequest, SetupResponse, SETUP_TX_STATUS_REPORT,
@@ -63,9 +63,13 @@ async fn ask(session: &SessionHandle, req: HostRequest) -> Result<StickResponse,
     let what = req.function().name().unwrap_or("request");
     session
         .request(req)
-        .await?
+        .await
+        .map_err(|e| DriverError::session(what, e))?
         .response
-        .ok_or_else(|| DriverError::Protocol(format!("{what}: no response")))
+        .ok_or_else(|| DriverError::UnexpectedAnswer {
+            context: what,
+            answer: "no response".into(),
+        })
 }
 
 /// Run the startup sequence. Frames that arrive meanwhile and are not part of it are
@@ -77,16 +81,23 @@ pub async fn run(
     cfg: &StartupConfig,
 ) -> Result<(ControllerInfo, Vec<SessionEvent>), DriverError> {
     let mut held = Vec::new();
-    link.send_nak().await?;
+    link.send_nak()
+        .await
+        .map_err(|e| DriverError::link("NAK", e))?;
     if cfg.soft_reset {
-        session.request(HostRequest::SoftReset).await?;
+        session
+            .request(HostRequest::SoftReset)
+            .await
+            .map_err(|e| DriverError::session("SoftReset", e))?;
         link.accept_sloppy_ack().await;
         let deadline = tokio::time::Instant::now() + cfg.soft_reset_wait;
         loop {
             match tokio::time::timeout_at(deadline, events.recv()).await {
                 Ok(Some(SessionEvent::Unsolicited(StickRequest::SerialApiStarted(_)))) => break,
                 Ok(Some(SessionEvent::Closed { reason })) => {
-                    return Err(DriverError::Disconnected { reason })
+                    return Err(DriverError::not_connected(NotConnected::LinkLost {
+                        reason,
+                    }))
                 }
                 Ok(Some(other)) => held.push(other),
                 // No SerialApiStarted (older sticks, some simulators): the next request polls.
@@ -173,6 +184,9 @@ pub async fn run(
     Ok((info, held))
 }
 
-fn unexpected(what: &str, got: &StickResponse) -> DriverError {
-    DriverError::Protocol(format!("{what}: unexpected answer {:?}", got.function()))
+fn unexpected(what: &'static str, got: &StickResponse) -> DriverError {
+    DriverError::UnexpectedAnswer {
+        context: what,
+        answer: format!("{:?}", got.function()),
+    }
 }

@@ -157,9 +157,10 @@ impl ZwavePort {
             .ok_or_else(|| {
                 PortError::new(
                     "reading a slot",
-                    crate::driver::DriverError::Protocol(format!(
-                        "the report did not tell of slot {slot}"
-                    )),
+                    crate::driver::DriverError::UnexpectedAnswer {
+                        context: "a User Code report for another slot",
+                        answer: report.command_name().to_string(),
+                    },
                 )
             })
     }

@@ -8,6 +8,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -104,6 +106,7 @@ struct Request {
 pub struct SessionHandle {
     requests: mpsc::Sender<Request>,
     node_id_type: tokio::sync::watch::Receiver<NodeIdType>,
+    aborts: Arc<AtomicU64>,
 }
 
 impl SessionHandle {
@@ -124,6 +127,11 @@ impl SessionHandle {
 
     pub fn is_closed(&self) -> bool {
         self.requests.is_closed()
+    }
+
+    /// SendDataAbort frames this session sent (for SendData whose RES or callback was late).
+    pub fn aborts_sent(&self) -> u64 {
+        self.aborts.load(Ordering::Relaxed)
     }
 }
 
@@ -157,6 +165,7 @@ pub fn spawn(
     let (req_tx, req_rx) = mpsc::channel(16);
     let (ev_tx, ev_rx) = mpsc::channel(config.unsolicited_capacity.max(1));
     let (ty_tx, ty_rx) = tokio::sync::watch::channel(NodeIdType::Bits8);
+    let aborts = Arc::new(AtomicU64::new(0));
     let actor = Session {
         link,
         events,
@@ -167,12 +176,14 @@ pub fn spawn(
         node_id_type_tx: ty_tx,
         inflight: None,
         last_callback: None,
+        aborts: aborts.clone(),
     };
     tokio::spawn(actor.run());
     (
         SessionHandle {
             requests: req_tx,
             node_id_type: ty_rx,
+            aborts,
         },
         ev_rx,
     )
@@ -189,6 +200,7 @@ struct Session {
     inflight: Option<InFlight>,
     /// The last SendData callback id completed, to recognise a duplicate.
     last_callback: Option<u8>,
+    aborts: Arc<AtomicU64>,
 }
 
 impl Session {
@@ -427,6 +439,7 @@ impl Session {
     }
 
     fn abort(&self) {
+        self.aborts.fetch_add(1, Ordering::Relaxed);
         if let Ok(frame) = HostRequest::SendDataAbort.encode(self.node_id_type) {
             let link = self.link.clone();
             tokio::spawn(async move {

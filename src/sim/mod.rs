@@ -22,7 +22,7 @@ use serde::Serialize;
 use tokio::io::DuplexStream;
 use tokio::sync::{mpsc, oneshot};
 
-pub use model::{Faults, LockModel, NetworkModel, SimConfig};
+pub use model::{Faults, JamClearedBy, LockModel, NetworkModel, SimConfig};
 
 use crate::cc::schedule_entry_lock::YearDaySchedule;
 use crate::cc::UserIdStatus;
@@ -117,6 +117,14 @@ pub struct StickStats {
     pub frames_to_host: u64,
     pub bytes_to_host: u64,
     pub send_data: u64,
+    /// Soft resets the host asked for.
+    pub soft_resets: u64,
+    /// Times the host opened the port (connections accepted).
+    pub connections: u64,
+    /// SendDataAbort frames the host sent.
+    pub send_data_aborts: u64,
+    /// SendData refused because the stick was jammed.
+    pub send_data_refused_jammed: u64,
 }
 
 pub(crate) enum Control {
@@ -259,6 +267,7 @@ impl SimHandle {
             .map_err(SimError::Refused)
     }
 
+    /// Replace the faults injected from now on; `jammed` jams the stick now (or clears a jam).
     pub async fn set_faults(&self, faults: Faults) -> Result<(), SimError> {
         self.ask(|reply| Control::SetFaults { faults, reply }).await
     }

@@ -291,6 +291,31 @@ pub struct Faults {
     /// SendData refused with RES "not accepted" (the stick is busy).
     #[serde(default)]
     pub busy_send_data: f64,
+    /// The stick is jammed from now on, as 700/800-series sticks can be after a lost callback:
+    /// it answers every SendData with RES "not accepted" (`13 00`) until what
+    /// `jam_cleared_by` names clears it. Read when the faults are set (at start, or by
+    /// `set_faults`, where `false` clears a jam); clearing the jam leaves the setting alone.
+    #[serde(default)]
+    pub jammed: bool,
+    /// A lost callback (`drop_callback`) jams the stick with this probability.
+    #[serde(default)]
+    pub jam_on_lost_callback: f64,
+    /// What clears a jam.
+    #[serde(default)]
+    pub jam_cleared_by: JamClearedBy,
+}
+
+/// What clears a jammed simulated stick.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum JamClearedBy {
+    /// A soft reset (FUNC_ID_SERIAL_API_SOFT_RESET, 0x08).
+    #[default]
+    SoftReset,
+    /// Not a soft reset: only the port closing (the host reopens it; the device starts afresh).
+    Reopen,
+    /// Nothing the host can do; only setting the faults again with `jammed = false`.
+    Nothing,
 }
 
 /// Why a simulation description is unusable.
@@ -377,6 +402,7 @@ impl SimConfig {
                 ("drop_callback", n.faults.drop_callback),
                 ("duplicate_callback", n.faults.duplicate_callback),
                 ("busy_send_data", n.faults.busy_send_data),
+                ("jam_on_lost_callback", n.faults.jam_on_lost_callback),
             ] {
                 if !(0.0..=1.0).contains(&p) {
                     return Err(bad(format!("fault {name} must be between 0 and 1")));
@@ -415,6 +441,27 @@ mod tests {
             (2, 30, Listening::Flirs1000)
         );
         assert!(l.supervision && l.checksum && l.bulk_reports);
+    }
+
+    #[test]
+    fn faults_read_from_json_and_toml_with_defaults() {
+        let f: Faults =
+            serde_json::from_str(r#"{"jammed": true, "jam_cleared_by": "reopen"}"#).unwrap();
+        assert!(f.jammed);
+        assert_eq!(f.jam_cleared_by, JamClearedBy::Reopen);
+        assert_eq!(f.drop_callback, 0.0);
+        let f: Faults = serde_json::from_str("{}").unwrap();
+        assert_eq!(f, Faults::default());
+        assert_eq!(f.jam_cleared_by, JamClearedBy::SoftReset);
+        let c = SimConfig::from_toml(
+            "[[network]]\nname='a'\nfaults={jammed=true, jam_cleared_by='nothing'}",
+        )
+        .unwrap();
+        assert_eq!(c.network[0].faults.jam_cleared_by, JamClearedBy::Nothing);
+        let e = SimConfig::from_toml("[[network]]\nname='a'\nfaults={jam_on_lost_callback=1.5}")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("jam_on_lost_callback"), "{e}");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 
 use super::lock::Lock;
-use super::model::{Faults, Listening, NetworkModel};
+use super::model::{Faults, JamClearedBy, Listening, NetworkModel};
 use super::rng::SimRng;
 use super::{Control, LockSnapshot, SlotSnapshot, StickStats};
 use crate::serial::codec::Received;
@@ -141,6 +141,8 @@ pub(super) struct Stick {
     busy: Option<u8>,
     /// A callback lost by fault injection: SendDataAbort brings it back as a failure.
     lost_callback: Option<u8>,
+    /// Jammed: every SendData is answered "not accepted" until `faults.jam_cleared_by`.
+    jammed: bool,
     plugged: bool,
     stats: StickStats,
     start: Instant,
@@ -156,6 +158,7 @@ impl Stick {
         Stick {
             rng: SimRng::new(model.seed),
             faults: model.faults.clone(),
+            jammed: model.faults.jammed,
             model,
             locks,
             pending,
@@ -226,6 +229,7 @@ impl Stick {
             return; // the device is gone: the connection closes at once
         }
         self.disconnect();
+        self.stats.connections += 1;
         self.conn = Some(stream);
     }
 
@@ -236,6 +240,9 @@ impl Stick {
         self.inflight = None;
         self.busy = None;
         self.lost_callback = None;
+        if self.faults.jam_cleared_by == JamClearedBy::Reopen {
+            self.jammed = false;
+        }
         // Frames for the host die with the connection; the radio side keeps going.
         let keep: Vec<(Instant, Due)> = std::mem::replace(&mut self.timeline, Timeline::new())
             .drain_all()
@@ -295,6 +302,7 @@ impl Stick {
                 let _ = reply.send(r);
             }
             Control::SetFaults { faults, reply } => {
+                self.jammed = faults.jammed;
                 self.faults = faults;
                 let _ = reply.send(());
             }
@@ -474,6 +482,9 @@ impl Stick {
         });
         if self.rng.chance(self.faults.drop_callback) {
             self.lost_callback = Some(callback_id);
+            if self.rng.chance(self.faults.jam_on_lost_callback) {
+                self.jammed = true;
+            }
         } else {
             self.busy = None;
             self.later(delay, cb.clone());

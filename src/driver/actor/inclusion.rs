@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::{Job, Op, Protection, State};
-use crate::driver::{DriverError, DriverEvent, InclusionEvent, NodeInfo, Priority};
+use crate::driver::{DriverError, DriverEvent, InclusionEvent, LearnFailure, NodeInfo, Priority};
 use crate::security::s2::bootstrap::{BootstrapError, Including};
 use crate::security::SecurityClass;
 use crate::serialapi::application::NodeInformation;
@@ -64,6 +64,8 @@ pub(in crate::driver) enum HostJob {
         callback_id: u8,
         reply: oneshot::Sender<Result<NodeId, DriverError>>,
     },
+    /// A round trip to the stick (GetControllerId); the pings waiting answered together.
+    Ping,
 }
 
 impl HostJob {
@@ -77,6 +79,7 @@ impl HostJob {
                 node_id: *node,
                 callback_id: *callback_id,
             },
+            HostJob::Ping => HostRequest::GetControllerId,
         }
     }
 
@@ -85,6 +88,7 @@ impl HostJob {
             HostJob::Learn(_) => "learn mode",
             HostJob::ProtocolInfo(_) => "GetNodeProtocolInfo",
             HostJob::RemoveFailed { .. } => "RemoveFailedNode",
+            HostJob::Ping => "GetControllerId",
         }
     }
 
@@ -94,9 +98,14 @@ impl HostJob {
             HostJob::RemoveFailed { reply, .. } => {
                 let _ = reply.send(Err(e));
             }
+            HostJob::Ping => state.answer_pings(Err(e)),
             _ => state.end_learning(Err(e)),
         }
     }
+}
+
+fn learn(failure: LearnFailure) -> DriverError {
+    DriverError::Learn { failure }
 }
 
 /// How long each step of a key exchange may take (the specification's TA/TB timers).
@@ -113,15 +122,11 @@ impl State {
         reply: oneshot::Sender<Result<NodeId, DriverError>>,
     ) {
         if self.conn.is_none() {
-            let _ = reply.send(Err(DriverError::Disconnected {
-                reason: "the stick is not connected".into(),
-            }));
+            let _ = reply.send(Err(self.not_connected()));
             return;
         }
         if self.learning.is_some() {
-            let _ = reply.send(Err(DriverError::Protocol(
-                "an inclusion or exclusion is already running".into(),
-            )));
+            let _ = reply.send(Err(learn(LearnFailure::AlreadyRunning)));
             return;
         }
         let conn = self.conn.as_mut().expect("checked");
@@ -203,13 +208,9 @@ impl State {
             }
             Phase::Open | Phase::Joining(..) => {
                 self.stop_learn_mode();
-                self.end_learning(Err(DriverError::Protocol(
-                    "no lock joined or left in time (was its button pressed?)".into(),
-                )));
+                self.end_learning(Err(learn(LearnFailure::NothingJoined)));
             }
-            _ => self.end_learning(Err(DriverError::Protocol(
-                "the stick did not finish the inclusion in time".into(),
-            ))),
+            _ => self.end_learning(Err(learn(LearnFailure::NotFinished))),
         }
     }
 
@@ -219,12 +220,11 @@ impl State {
         node: NodeId,
         reply: oneshot::Sender<Result<NodeId, DriverError>>,
     ) {
-        let Some(conn) = self.conn.as_mut() else {
-            let _ = reply.send(Err(DriverError::Disconnected {
-                reason: "the stick is not connected".into(),
-            }));
+        if self.conn.is_none() {
+            let _ = reply.send(Err(self.not_connected()));
             return;
-        };
+        }
+        let conn = self.conn.as_mut().expect("checked");
         conn.next_callback = conn.next_callback % 255 + 1;
         let callback_id = conn.next_callback;
         self.host_jobs.push_back(HostJob::RemoveFailed {
@@ -252,10 +252,21 @@ impl State {
                     self.emit(DriverEvent::NodeRemoved { node });
                     let _ = reply.send(Ok(node));
                 } else {
-                    let _ = reply.send(Err(DriverError::Protocol(format!(
-                        "the stick did not remove node {node}: it still answers, or the stick refused"
-                    ))));
+                    let _ = reply.send(Err(learn(LearnFailure::NotRemoved { node })));
                 }
+            }
+            HostJob::Ping => {
+                let home_id = self.conn.as_ref().map(|c| c.controller.home_id);
+                let r = match response {
+                    Some(StickResponse::GetControllerId(id)) if Some(id.home_id) == home_id => {
+                        Ok(())
+                    }
+                    other => Err(DriverError::UnexpectedAnswer {
+                        context: "ping",
+                        answer: format!("{:?}", other.map(|r| r.function())),
+                    }),
+                };
+                self.answer_pings(r);
             }
             HostJob::Learn(_) => {
                 if let Some(StickRequest::AddNodeStatus(s) | StickRequest::RemoveNodeStatus(s)) =
@@ -266,9 +277,7 @@ impl State {
             }
             HostJob::ProtocolInfo(node) => {
                 let Some(StickResponse::GetNodeProtocolInfo(protocol)) = response else {
-                    return self.end_learning(Err(DriverError::Protocol(
-                        "no protocol information for the new node".into(),
-                    )));
+                    return self.end_learning(Err(learn(LearnFailure::NoProtocolInfo)));
                 };
                 let nif = match self
                     .learning
@@ -446,9 +455,7 @@ impl State {
                 self.end_learning(Ok(node));
             }
             (_, add_status::FAILED) => {
-                self.end_learning(Err(DriverError::Protocol(
-                    "the stick reports the inclusion failed".into(),
-                )));
+                self.end_learning(Err(learn(LearnFailure::StickFailed)));
             }
             _ => {}
         }

@@ -3,7 +3,6 @@
 
 use tokio::time::Instant;
 
-use super::outgoing::drop_link;
 use super::*;
 
 impl State {
@@ -13,7 +12,7 @@ impl State {
             SessionEvent::Unparsable { function, error } => {
                 tracing::debug!(function, %error, "unparsable frame from the stick dropped");
             }
-            SessionEvent::Closed { reason } => self.disconnected(reason).await,
+            SessionEvent::Closed { reason } => self.link_lost(reason),
         }
     }
 
@@ -55,9 +54,10 @@ impl State {
                             let (_, w) = conn.nif_wait.take().expect("checked");
                             match u.node_info {
                                 Some(nif) => w.job.finish(Ok(Answer::NodeInfo(nif))),
-                                None => w.job.finish(Err(DriverError::Protocol(
-                                    "empty node information".into(),
-                                ))),
+                                None => w.job.finish(Err(DriverError::UnexpectedAnswer {
+                                    context: "RequestNodeInfo",
+                                    answer: "empty node information".into(),
+                                })),
                             }
                         }
                     }
@@ -77,10 +77,9 @@ impl State {
                 self.on_learn_status(s);
             }
             StickRequest::SerialApiStarted(_) => {
-                tracing::warn!("the stick restarted on its own; reconnecting");
-                if let Some(c) = self.conn.as_mut() {
-                    drop_link(c);
-                }
+                tracing::warn!("the stick restarted on its own; starting it again");
+                let action = self.ladder.on_restarted();
+                self.act(action);
             }
             other => tracing::debug!(function = ?other.function(), "unsolicited stick message"),
         }

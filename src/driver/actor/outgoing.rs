@@ -6,6 +6,7 @@ use tokio::time::Instant;
 
 use super::incoming::{complete, Completion};
 use super::*;
+use crate::driver::recovery;
 
 impl State {
     /// Start the next job on the stick, if it is free.
@@ -20,12 +21,15 @@ impl State {
             let session = conn.session.clone();
             let req = hj.request();
             self.stats.transactions += 1;
+            let aborts_before = session.aborts_sent();
             let fut: StickFuture = Box::pin(async move { session.request(req).await });
             conn.stick = Some(StickOp {
                 node: NodeId(0),
                 job: Job::new(Op::Host(hj), Priority::High, None, Protection::Plain),
                 expect: Expect::Transmit,
                 sealed: false,
+                send_data: false,
+                aborts_before,
                 fut,
             });
             return;
@@ -75,6 +79,8 @@ impl State {
         }
     }
 
+    /// The stick operation ended: finish or retry its job, then tell the recovery ladder what
+    /// the stick did (which may take the stick down; the retried job then fails with it).
     pub(super) fn on_stick_done(&mut self, r: Result<Exchange, SessionError>) {
         let Some(conn) = self.conn.as_mut() else {
             return;
@@ -82,28 +88,29 @@ impl State {
         let Some(op) = conn.stick.take() else {
             return;
         };
+        let aborts = conn.session.aborts_sent().saturating_sub(op.aborts_before);
+        let signal = recovery::signal(&r, op.send_data, aborts > 0);
+        self.on_aborts(aborts);
+        self.finish_stick_op(op, r);
+        if let Some(signal) = signal {
+            self.on_signal(signal);
+        }
+    }
+
+    fn finish_stick_op(&mut self, op: StickOp, r: Result<Exchange, SessionError>) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
         let node = op.node;
         let now = Instant::now();
         let ex = match r {
-            Ok(ex) => {
-                conn.stick_failures = 0;
-                ex
-            }
+            Ok(ex) => ex,
             Err(e) => {
-                conn.stick_failures += 1;
-                if conn.stick_failures >= self.config.unresponsive_after {
-                    tracing::warn!(
-                        failures = conn.stick_failures,
-                        "stick unresponsive; reconnecting with a soft reset"
-                    );
-                    // Closing the link ends the session; the driver reconnects and resets.
-                    conn.stick_failures = 0;
-                    drop_link(conn);
-                }
+                let err = DriverError::session(op.job.name(), e);
                 if let Op::Host(hj) = op.job.op {
-                    hj.fail(self, e.into());
+                    hj.fail(self, err);
                 } else {
-                    op.job.finish(Err(e.into()));
+                    op.job.finish(Err(err));
                 }
                 return;
             }
@@ -241,13 +248,6 @@ impl State {
     }
 }
 
-/// Close the link so the session ends and the driver reconnects (which soft-resets the stick).
-pub(super) fn drop_link(conn: &mut Conn) {
-    let (tx, rx) = mpsc::channel(1);
-    drop(tx);
-    // Replacing the event receiver with a closed one makes the loop see the session end.
-    conn.events = rx;
-}
 /// Put `job` on the stick. Returns false when it could not go out (finished with an error).
 fn start_job(
     config: &DriverConfig,
@@ -338,12 +338,16 @@ fn start_job(
             )
         }
     };
+    let send_data = matches!(req, HostRequest::SendData(_));
+    let aborts_before = session.aborts_sent();
     let fut: StickFuture = Box::pin(async move { session.request(req).await });
     conn.stick = Some(StickOp {
         node,
         job,
         expect,
         sealed,
+        send_data,
+        aborts_before,
         fut,
     });
     true

@@ -92,6 +92,10 @@ impl Stick {
                 self.respond(StickResponse::SerialApiSetup(r));
             }
             HostRequest::SoftReset => {
+                self.stats.soft_resets += 1;
+                if self.faults.jam_cleared_by == JamClearedBy::SoftReset {
+                    self.jammed = false;
+                }
                 self.node_id_type = NodeIdType::Bits8;
                 self.tx_reports = false;
                 self.busy = None;
@@ -142,6 +146,11 @@ impl Stick {
                 self.later(radio * 2 + beam, StickRequest::ApplicationUpdate(update));
             }
             HostRequest::SendData(sd) => {
+                if self.jammed {
+                    self.stats.send_data_refused_jammed += 1;
+                    self.respond(StickResponse::SendData { accepted: false });
+                    return;
+                }
                 if self.busy.is_some()
                     || self.lost_callback.is_some()
                     || self.rng.chance(self.faults.busy_send_data)
@@ -164,6 +173,7 @@ impl Stick {
                 );
             }
             HostRequest::SendDataAbort => {
+                self.stats.send_data_aborts += 1;
                 if let Some(cb) = self.lost_callback.take() {
                     self.busy = None;
                     self.later(
