@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::engine::EngineConfig;
+use super::config::EngineConfig;
 use super::model::{error_code, rfc3339, warning_code};
 use super::planner::{After, Change};
 use crate::lock::{ErrorClass, PortError, Refusal, Written};

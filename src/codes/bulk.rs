@@ -9,9 +9,10 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::ctx::{Ctx, Request};
-use super::engine::{CreateRequest, EngineError, UpdateRequest};
+use super::error::EngineError;
 use super::intents::{self, check_pin_free, pins_in_use, rules};
 use super::model::{self, AccessCode};
+use super::requests::{CreateRequest, UpdateRequest};
 use super::validate;
 use crate::store::{CodeFilter, Desired};
 

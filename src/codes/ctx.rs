@@ -13,7 +13,8 @@ use tokio::sync::{broadcast, mpsc, Notify};
 use uuid::Uuid;
 
 use super::clock::Clock;
-use super::engine::{EngineConfig, EngineError};
+use super::config::EngineConfig;
+use super::error::EngineError;
 use super::watch::WatchConfig;
 use crate::store::{EventRow, Repo, StoreError};
 

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -17,141 +16,21 @@ use uuid::Uuid;
 
 use super::bulk::WhenCannotShare;
 use super::clock::Clock;
+pub use super::config::EngineConfig;
 use super::ctx::{Ctx, Request};
+pub use super::error::EngineError;
 use super::model::{AccessCode, UnmanagedAccessCode};
 use super::network::IncludeRequest;
 use super::planner::{self, LockView};
 use super::queries::Page;
+pub use super::requests::{CreateRequest, UpdateRequest};
 use super::task::{Control, Task};
-use super::validate::FieldError;
 use crate::driver::{DriverEvent, DriverHandle};
 use crate::lock::zwave::ZwavePort;
 use crate::lock::{LockPort, PortEvent};
 use crate::store::{
     CodeFilter, CodeStatus, DeviceRow, EventFilter, EventRow, Repo, Store, StoreError,
 };
-
-/// Timing of the engine.
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    /// A code still not set (or removed) this long after the first try gets a delay warning.
-    pub delay_warning_after: Duration,
-    /// ... and a failure error after this long, or after `failure_attempts` failed tries.
-    pub failure_after: Duration,
-    pub failure_attempts: u32,
-    /// Backoff between tries of one code: first, and longest.
-    pub retry_initial: Duration,
-    pub retry_max: Duration,
-    /// After the lock refused a code (Supervision FAIL), try again only this much later.
-    pub refusal_retry: Duration,
-    /// How long `code_modified_external_to_seam` stays on a code after it was put back.
-    pub external_modification_error_hold: Duration,
-    /// Longest any one operation on a lock may take before it counts as failed.
-    pub operation_timeout: Duration,
-    /// Reconcilers look at their lock at least this often (also guards against clock jumps).
-    pub tick: Duration,
-    /// Slots never allocated to managed codes, on every lock (e.g. [1] for the owner's code).
-    pub reserved_slots: Vec<u16>,
-    /// How locks are watched for changes made outside zwlock.
-    pub watch: super::watch::WatchConfig,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        EngineConfig {
-            delay_warning_after: Duration::from_secs(5 * 60),
-            failure_after: Duration::from_secs(30 * 60),
-            failure_attempts: 5,
-            retry_initial: Duration::from_secs(10),
-            retry_max: Duration::from_secs(10 * 60),
-            refusal_retry: Duration::from_secs(60 * 60),
-            external_modification_error_hold: Duration::from_secs(24 * 3600),
-            operation_timeout: Duration::from_secs(120),
-            tick: Duration::from_secs(60),
-            reserved_slots: Vec::new(),
-            watch: Default::default(),
-        }
-    }
-}
-
-/// Why an intent was refused or failed.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("invalid input: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
-    Invalid(Vec<FieldError>),
-    #[error("{what} not found")]
-    NotFound { what: &'static str, id: String },
-    #[error("{message}")]
-    Conflict {
-        kind: &'static str,
-        message: String,
-        /// The code it conflicts with.
-        other_id: Option<Uuid>,
-    },
-    #[error("{0}")]
-    Unsupported(String),
-    /// The stick is not connected: nothing can reach a lock now (the API answers 503).
-    #[error("{0}")]
-    NotConnected(String),
-    /// The engine's queue is full (503, try again).
-    #[error("{0}")]
-    Busy(String),
-    #[error("the engine has stopped")]
-    Stopped,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl EngineError {
-    pub(super) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        EngineError::Invalid(vec![FieldError::new(field, message)])
-    }
-}
-
-/// A request to create an access code.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct CreateRequest {
-    pub device_id: Uuid,
-    pub code: Option<String>,
-    pub name: Option<String>,
-    pub starts_at: Option<DateTime<Utc>>,
-    pub ends_at: Option<DateTime<Utc>>,
-    pub preferred_code_length: Option<u8>,
-    pub common_code_key: Option<String>,
-    pub allow_external_modification: Option<bool>,
-    pub is_external_modification_allowed: Option<bool>,
-    pub is_one_time_use: Option<bool>,
-    pub is_offline_access_code: Option<bool>,
-    pub prefer_native_scheduling: Option<bool>,
-    pub use_backup_access_code_pool: Option<bool>,
-}
-
-/// A request to change an access code; absent fields keep their value.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct UpdateRequest {
-    pub access_code_id: Uuid,
-    pub code: Option<String>,
-    #[serde(default, deserialize_with = "double_option")]
-    pub name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
-    pub starts_at: Option<Option<DateTime<Utc>>>,
-    #[serde(default, deserialize_with = "double_option")]
-    pub ends_at: Option<Option<DateTime<Utc>>>,
-    #[serde(rename = "type")]
-    pub code_type: Option<String>,
-    pub allow_external_modification: Option<bool>,
-    pub is_external_modification_allowed: Option<bool>,
-    pub is_one_time_use: Option<bool>,
-    pub is_offline_access_code: Option<bool>,
-    pub prefer_native_scheduling: Option<bool>,
-}
-
-/// `"field": null` means "unset it"; an absent field means "keep it".
-fn double_option<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
 
 /// Handle to the engine (cloneable).
 #[derive(Clone)]
@@ -378,7 +257,7 @@ impl Engine {
         access_code_id: &Uuid,
     ) -> Result<(AccessCode, AccessCode), EngineError> {
         self.ctx.running()?;
-        super::backup::pull(&self.ctx, access_code_id)
+        super::intents::pull_backup(&self.ctx, access_code_id)
     }
 
     /// Make an unmanaged code managed.

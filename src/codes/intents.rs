@@ -8,9 +8,10 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::ctx::Ctx;
-use super::engine::{CreateRequest, EngineError, UpdateRequest};
+use super::error::EngineError;
 use super::model::{self, error_code, rfc3339, warning_code, AccessCode};
 use super::render::render;
+use super::requests::{CreateRequest, UpdateRequest};
 use super::validate::{self, CodeRules, FieldError};
 use crate::store::{
     AttemptRow, CodeRow, CodeStatus, Desired, DeviceRow, IssueKind, SlotRow, StoreError, Tx,
@@ -451,4 +452,70 @@ fn changed_properties(a: &CodeRow, b: &CodeRow) -> Vec<Value> {
         Some(b.is_one_time_use.to_string()),
     );
     v
+}
+
+/// Pull a backup code for `access_code_id`: a spare that already works on the lock takes the
+/// original's name and window. Pulling again returns the same backup. Returns (original,
+/// backup).
+pub(super) fn pull_backup(
+    ctx: &Ctx,
+    access_code_id: &Uuid,
+) -> Result<(AccessCode, AccessCode), EngineError> {
+    let now = ctx.now();
+    let (original, backup, events) = ctx.repo.write(|tx| {
+        let mut original = tx
+            .code(access_code_id)?
+            .filter(|c| !c.is_backup && c.desired == Desired::Active)
+            .ok_or_else(|| EngineError::NotFound {
+                what: "access code",
+                id: access_code_id.to_string(),
+            })?;
+        let device = tx
+            .device(&original.device_id)?
+            .ok_or_else(|| EngineError::NotFound {
+                what: "device",
+                id: original.device_id.to_string(),
+            })?;
+        if device.backup_pool_size == 0 {
+            return Err(EngineError::Unsupported("the lock has no backup code pool (create a code with use_backup_access_code_pool: true)".into()));
+        }
+        if let Some(b) = original.pulled_backup_access_code_id {
+            let backup = tx.code(&b)?.ok_or_else(|| EngineError::NotFound {
+                what: "access code",
+                id: b.to_string(),
+            })?;
+            return Ok((original, backup, Vec::new()));
+        }
+        let mut backup = super::backup::spares(tx, &device.device_id)?
+            .into_iter()
+            .find(|c| c.status == CodeStatus::Set)
+            .ok_or_else(|| EngineError::Conflict {
+                kind: "empty_backup_access_code_pool",
+                message: "no backup code is ready on the lock yet".into(),
+                other_id: None,
+            })?;
+        backup.pulled_backup_access_code_id = Some(original.access_code_id);
+        backup.name = original.name.clone();
+        backup.starts_at = original.starts_at;
+        backup.ends_at = original.ends_at;
+        backup.updated_at = now;
+        original.pulled_backup_access_code_id = Some(backup.access_code_id);
+        original.updated_at = now;
+        tx.put_code(&backup)?;
+        tx.put_code(&original)?;
+        let ev = tx.add_event(
+            "access_code.backup_access_code_pulled",
+            Some(&original.device_id),
+            Some(&original.access_code_id),
+            &now,
+            json!({ "backup_access_code_id": backup.access_code_id }),
+        )?;
+        Ok((original, backup, vec![ev]))
+    })?;
+    ctx.publish(events);
+    ctx.wake(original.device_id);
+    Ok((
+        super::queries::get(ctx, &original.access_code_id)?,
+        super::queries::get(ctx, &backup.access_code_id)?,
+    ))
 }

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::ctx::Ctx;
-use super::engine::EngineError;
+use super::error::EngineError;
 use super::intents::attempt;
 use super::model;
 use crate::driver::{DriverError, DriverHandle, InclusionEvent};

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::ctx::Ctx;
-use super::engine::EngineError;
+use super::error::EngineError;
 use super::model::{self, rfc3339, AccessCode, UnmanagedAccessCode};
 use super::render::{condition, render, render_all};
 use crate::store::{CodeFilter, DeviceRow, EventFilter, EventRow, Notifications, SlotRow, Tx};

@@ -26,15 +26,14 @@ use uuid::Uuid;
 
 use super::apply::{self, Attempt, Failure, LockWait, Write};
 use super::ctx::{Ctx, Request};
+use super::inbox::Effect;
 use super::observe;
+use super::ops::{self, caps, full_read_key, Done, Op, OpResult};
 use super::planner::{self, LockView, Plan, SlotAction};
 use super::schedule;
 use super::watch::{self, Read, Verify, WatchInput, WatchState};
-use crate::lock::{
-    LockCaps, LockInfo, LockPort, Outcome, Page, PortError, PortEvent, SetCode, SlotReading,
-    Window, Written,
-};
-use crate::store::{CodeStatus, DeviceFacts, DeviceRow, LockFacts, Notifications, StoreError, Tx};
+use crate::lock::{LockPort, PortEvent, SlotReading, Written};
+use crate::store::{CodeStatus, DeviceRow, StoreError};
 
 /// Messages only the engine handle sends.
 pub(crate) enum Control {
@@ -58,39 +57,6 @@ struct LockRt {
     wake_at: Option<Instant>,
 }
 
-/// What was started on a lock.
-enum Op {
-    Write { action: SlotAction },
-    Watch(Read),
-    Bolt { attempt: Uuid, locked: bool },
-}
-
-/// What came of it.
-enum OpResult {
-    Write {
-        attempt: Attempt,
-        /// A schedule the slot carried was switched off (sets: before, clears: after).
-        schedule_cleared: bool,
-        /// A refused new PIN: the old one it was to replace was cleared from the slot.
-        old_cleared: bool,
-    },
-    Probe(Result<SlotReading, Failure>),
-    Slots {
-        readings: Vec<SlotReading>,
-        unread: Vec<u16>,
-        error: Option<Failure>,
-    },
-    Page(Result<Page, Failure>),
-    Checksum(Result<Option<u16>, Failure>),
-    Bolt(Attempt),
-}
-
-struct Done {
-    device: Uuid,
-    op: Op,
-    result: OpResult,
-}
-
 pub(crate) struct Task {
     ctx: Arc<Ctx>,
     port: Arc<dyn LockPort>,
@@ -98,36 +64,6 @@ pub(crate) struct Task {
     inflight: FuturesUnordered<BoxFuture<'static, Done>>,
     /// Every lock is planned again at least this often (clock jumps, missed wakes).
     next_tick: Instant,
-}
-
-fn caps(d: &DeviceRow) -> LockCaps {
-    LockCaps {
-        node: d.node_id,
-        slots: d.slot_count,
-        user_code_version: d.facts.user_code_version,
-        bulk_reports: d.facts.supports_bulk_reports,
-        checksum: d.facts.supports_checksum,
-        schedule: d.facts.supports_schedule,
-    }
-}
-
-fn full_read_key(device: &Uuid) -> String {
-    format!("full_read_done:{device}")
-}
-
-async fn timed<T>(limit: Duration, fut: BoxFuture<'_, Result<T, PortError>>) -> Result<T, Failure> {
-    match tokio::time::timeout(limit, fut).await {
-        Ok(r) => r.map_err(Failure::Port),
-        Err(_) => Err(Failure::TimedOut(limit)),
-    }
-}
-
-async fn attempt(limit: Duration, fut: BoxFuture<'_, Outcome<Written>>) -> Attempt {
-    match timed(limit, fut).await {
-        Ok(Ok(w)) => Attempt::Done(w),
-        Ok(Err(r)) => Attempt::Refused(r),
-        Err(f) => Attempt::Failed(f),
-    }
 }
 
 impl Task {
@@ -360,62 +296,7 @@ impl Task {
         let now = self.ctx.now();
         tracing::debug!(node = device.node_id, ?action, "acting on the lock");
         let fut = async move {
-            let result = match &action {
-                SlotAction::Set {
-                    slot,
-                    pin,
-                    native,
-                    clear_schedule,
-                    replaces,
-                    ..
-                } => {
-                    let req = SetCode {
-                        slot: *slot,
-                        pin,
-                        schedule: native.map(|(s, e)| Window {
-                            starts_at: s,
-                            ends_at: e,
-                        }),
-                        clear_schedule: *clear_schedule,
-                        now,
-                    };
-                    let attempt = attempt(limit, port.set_code(&lock, req)).await;
-                    // A refused new PIN must not leave the old one working.
-                    let old_cleared = matches!(attempt, Attempt::Refused(_))
-                        && *replaces
-                        && matches!(
-                            self::attempt(limit, port.clear_slot(&lock, *slot)).await,
-                            Attempt::Done(_)
-                        );
-                    let schedule_cleared = *clear_schedule && matches!(attempt, Attempt::Done(_));
-                    OpResult::Write {
-                        attempt,
-                        schedule_cleared,
-                        old_cleared,
-                    }
-                }
-                SlotAction::Clear {
-                    slot, unschedule, ..
-                } => {
-                    let attempt = attempt(limit, port.clear_slot(&lock, *slot)).await;
-                    // The code is off; its schedule goes too (when that fails, the slot stays
-                    // marked and the next code put there switches it off first).
-                    let schedule_cleared = *unschedule
-                        && matches!(attempt, Attempt::Done(_))
-                        && matches!(
-                            self::attempt(limit, port.clear_schedule(&lock, *slot)).await,
-                            Attempt::Done(_)
-                        );
-                    OpResult::Write {
-                        attempt,
-                        schedule_cleared,
-                        old_cleared: false,
-                    }
-                }
-                SlotAction::Probe { slot, .. } => {
-                    OpResult::Probe(timed(limit, port.read_slot(&lock, *slot)).await)
-                }
-            };
+            let result = super::ops::write(port.as_ref(), &lock, &action, limit, now).await;
             Done {
                 device: id,
                 op: Op::Write { action },
@@ -431,32 +312,7 @@ impl Task {
         let lock = caps(device);
         let id = device.device_id;
         let fut = async move {
-            let result = match &read {
-                Read::Slots(slots) => {
-                    let mut readings = Vec::new();
-                    let mut error = None;
-                    let mut unread = Vec::new();
-                    for (i, slot) in slots.iter().enumerate() {
-                        match timed(limit, port.read_slot(&lock, *slot)).await {
-                            Ok(r) => readings.push(r),
-                            Err(e) => {
-                                error = Some(e);
-                                unread = slots[i..].to_vec();
-                                break;
-                            }
-                        }
-                    }
-                    OpResult::Slots {
-                        readings,
-                        unread,
-                        error,
-                    }
-                }
-                Read::Page(from) => {
-                    OpResult::Page(timed(limit, port.read_page(&lock, *from)).await)
-                }
-                Read::Checksum => OpResult::Checksum(timed(limit, port.checksum(&lock)).await),
-            };
+            let result = super::ops::read(port.as_ref(), &lock, &read, limit).await;
             Done {
                 device: id,
                 op: Op::Watch(read),
@@ -489,7 +345,7 @@ impl Task {
                 let lock = caps(&row);
                 // Not a slot write: it does not wait for the lock's queue of code work.
                 self.inflight.push(Box::pin(async move {
-                    let a = attempt(limit, port.set_bolt(&lock, locked)).await;
+                    let a = ops::attempt(limit, port.set_bolt(&lock, locked)).await;
                     Done {
                         device,
                         op: Op::Bolt {
@@ -792,282 +648,43 @@ impl Task {
         Ok(())
     }
 
-    fn device_of(&self, node: u16) -> Option<DeviceRow> {
-        match self.ctx.repo.read(|tx| tx.device_by_node(node)) {
-            Ok(d) => d,
-            Err(e) => {
-                self.log_store("looking up a lock", &e);
-                None
-            }
-        }
-    }
-
     fn on_event(&mut self, ev: PortEvent) {
-        if let Err(e) = self.handle_event(ev) {
-            self.log_store("recording what a lock said", &e);
+        let effects = match super::inbox::handle(&self.ctx, ev) {
+            Ok(e) => e,
+            Err(e) => return self.log_store("recording what a lock said", &e),
+        };
+        for effect in effects {
+            self.apply_effect(effect);
         }
     }
 
-    fn handle_event(&mut self, ev: PortEvent) -> Result<(), StoreError> {
-        let ctx = self.ctx.clone();
-        let now = ctx.now();
-        match ev {
-            PortEvent::Connected => {
-                ctx.set_hub_connected(true);
-                ctx.repo.write(|tx| tx.set_state("hub_connected", "true"))?;
+    fn apply_effect(&mut self, effect: Effect) {
+        match effect {
+            Effect::Look(d) => self.locks.entry(d).or_default().dirty = true,
+            Effect::Read(d, slots) => {
+                let rt = self.locks.entry(d).or_default();
+                rt.watch.want(slots);
+                rt.dirty = true;
+            }
+            Effect::Changed(d) => {
+                let rt = self.locks.entry(d).or_default();
+                rt.watch.forget_checksum();
+                rt.dirty = true;
+            }
+            Effect::Answers(d) => {
+                let rt = self.locks.entry(d).or_default();
+                rt.quiet_until = None;
+                rt.dirty = true;
+            }
+            Effect::StickBack => {
                 for rt in self.locks.values_mut() {
                     rt.quiet_until = None;
                     rt.dirty = true;
                 }
             }
-            PortEvent::Disconnected { reason } => {
-                let was = ctx.set_hub_connected(false);
-                ctx.repo
-                    .write(|tx| tx.set_state("hub_connected", "false"))?;
-                if was {
-                    tracing::warn!(%reason, "the stick is gone; codes wait for it");
-                    for d in ctx.repo.read(|tx| tx.devices())? {
-                        ctx.record(
-                            "device.disconnected",
-                            Some(&d.device_id),
-                            None,
-                            json!({ "error_code": "hub_disconnected", "reason": reason }),
-                        )?;
-                    }
-                }
-            }
-            PortEvent::Lock(info) => self.on_lock(&info, &now)?,
-            PortEvent::Reachable { node, reachable } => {
-                let Some(d) = self.device_of(node) else {
-                    return Ok(());
-                };
-                ctx.repo
-                    .write(|tx| tx.set_device_online(&d.device_id, reachable, &now))?;
-                let (t, payload) = if reachable {
-                    ("device.connected", json!({}))
-                } else {
-                    (
-                        "device.disconnected",
-                        json!({ "error_code": "device_disconnected" }),
-                    )
-                };
-                ctx.record(t, Some(&d.device_id), None, payload)?;
-                if reachable {
-                    let rt = self.locks.entry(d.device_id).or_default();
-                    rt.quiet_until = None;
-                    rt.dirty = true;
-                }
-            }
-            PortEvent::Contact { node, at } => {
-                if let Some(d) = self.device_of(node) {
-                    ctx.repo.write(|tx| tx.touch_device(&d.device_id, &at))?;
-                }
-            }
-            PortEvent::Slots { node, readings, at } => {
-                if let Some(d) = self.device_of(node) {
-                    self.observe(&d.device_id, &readings, &at)?;
-                }
-            }
-            PortEvent::Keypad {
-                node,
-                unlocked,
-                slot,
-                at,
-            } => {
-                if let Some(d) = self.device_of(node) {
-                    self.on_keypad(&d, unlocked, slot, &at)?;
-                }
-            }
-            PortEvent::SlotChanged { node, slot } => {
-                if let Some(d) = self.device_of(node) {
-                    let rt = self.locks.entry(d.device_id).or_default();
-                    rt.watch.want([slot]);
-                    rt.dirty = true;
-                }
-            }
-            PortEvent::AllCleared { node, at } => {
-                if let Some(d) = self.device_of(node) {
-                    tracing::warn!(node, "the lock reports all codes deleted");
-                    let (events, _) = ctx
-                        .repo
-                        .write(|tx| observe::all_cleared(tx, &d.device_id, &at))?;
-                    ctx.publish(events);
-                    let rt = self.locks.entry(d.device_id).or_default();
-                    rt.watch.forget_checksum();
-                    rt.dirty = true;
-                }
-            }
-            PortEvent::Duplicate { node, slot } => {
-                let Some(d) = self.device_of(node) else {
-                    return Ok(());
-                };
-                let events = ctx.repo.write(|tx| {
-                    let code = tx
-                        .device_codes(&d.device_id)?
-                        .into_iter()
-                        .find(|c| c.slot == Some(slot));
-                    match code {
-                        Some(c) => apply::duplicate(tx, &ctx.config, &c, &now),
-                        None => Ok(Vec::new()),
-                    }
-                })?;
-                ctx.publish(events);
-            }
-            PortEvent::Battery { node, level } => {
-                if let Some(d) = self.device_of(node) {
-                    ctx.repo
-                        .write(|tx| tx.set_device_state(&d.device_id, Some(level), None))?;
-                }
-            }
-            PortEvent::Bolt { node, locked } => {
-                if let Some(d) = self.device_of(node) {
-                    ctx.repo
-                        .write(|tx| tx.set_device_state(&d.device_id, None, Some(locked)))?;
-                }
-            }
-            PortEvent::Removed { node } => {
-                let Some(d) = self.device_of(node) else {
-                    return Ok(());
-                };
-                let codes = ctx.repo.write(|tx| {
-                    let codes = tx.device_codes(&d.device_id)?;
-                    tx.delete_device(&d.device_id)?;
-                    Ok::<_, StoreError>(codes)
-                })?;
-                tracing::info!(node, device_id = %d.device_id, codes = codes.len(), "lock left the network; its codes are forgotten");
-                for c in codes {
-                    ctx.record(
-                        "access_code.deleted",
-                        Some(&d.device_id),
-                        Some(&c.access_code_id),
-                        json!({ "reason": "device_removed" }),
-                    )?;
-                }
-                ctx.record(
-                    "device.removed",
-                    Some(&d.device_id),
-                    None,
-                    json!({ "node_id": node }),
-                )?;
-                self.locks.remove(&d.device_id);
+            Effect::Gone(d) => {
+                self.locks.remove(&d);
             }
         }
-        Ok(())
-    }
-
-    fn on_lock(&mut self, info: &LockInfo, now: &chrono::DateTime<Utc>) -> Result<(), StoreError> {
-        let facts = DeviceFacts {
-            node_id: info.node,
-            interview_cache: info.cache.clone(),
-            facts: LockFacts {
-                manufacturer_id: info.manufacturer.map(|m| m.0),
-                product_type: info.manufacturer.map(|m| m.1),
-                product_id: info.manufacturer.map(|m| m.2),
-                user_code_version: info.caps.user_code_version,
-                supports_checksum: info.caps.checksum,
-                supports_bulk_reports: info.caps.bulk_reports,
-                supports_schedule: info.caps.schedule,
-                notifications: match info.notifications {
-                    crate::lock::Notifications::AccessControl => Notifications::AccessControl,
-                    crate::lock::Notifications::LegacyAlarm => Notifications::LegacyAlarm,
-                    crate::lock::Notifications::None => Notifications::None,
-                },
-                security_class: info.security_class,
-            },
-            slot_count: info.caps.slots,
-            min_code_length: 4,
-            max_code_length: 10,
-            code_characters: info.characters.clone(),
-            battery_level: info.battery_level,
-            locked: info.locked,
-        };
-        let ctx = self.ctx.clone();
-        let (device, events) = ctx.repo.write(|tx: &Tx<'_>| {
-            let existed = tx.device_by_node(facts.node_id)?.is_some();
-            let d = tx.upsert_device(&facts, now)?;
-            let mut events = Vec::new();
-            if !existed {
-                events.push(tx.add_event(
-                    "device.added",
-                    Some(&d.device_id),
-                    None,
-                    now,
-                    json!({ "node_id": facts.node_id }),
-                )?);
-            }
-            Ok::<_, StoreError>((d, events))
-        })?;
-        if !events.is_empty() {
-            tracing::info!(node = facts.node_id, device_id = %device.device_id, slots = facts.slot_count, "lock added");
-        }
-        ctx.publish(events);
-        self.locks.entry(device.device_id).or_default().dirty = true;
-        Ok(())
-    }
-
-    fn on_keypad(
-        &mut self,
-        device: &DeviceRow,
-        unlocked: bool,
-        slot: Option<u16>,
-        at: &chrono::DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let ctx = self.ctx.clone();
-        let id = device.device_id;
-        let now = ctx.now();
-        let (code, known, events) = ctx.repo.write(|tx| {
-            let code = match slot {
-                Some(s) => tx.device_codes(&id)?.into_iter().find(|c| c.slot == Some(s)),
-                None => None,
-            };
-            tx.set_device_state(&id, None, Some(!unlocked))?;
-            let mut events = vec![tx.add_event(
-                if unlocked { "lock.unlocked" } else { "lock.locked" },
-                Some(&id),
-                code.as_ref().map(|c| &c.access_code_id),
-                &now,
-                json!({
-                    "method": "keycode",
-                    "access_code_is_managed": code.is_some(),
-                    "slot": slot,
-                    "occurred_at": super::model::rfc3339(at),
-                }),
-            )?];
-            // A one-time code has done its job: it comes off the lock.
-            if let Some(c) = code
-                .as_ref()
-                .filter(|c| c.is_one_time_use && c.used_at.is_none() && unlocked)
-            {
-                if let Some(mut row) = tx.code(&c.access_code_id)? {
-                    row.used_at = Some(now);
-                    row.updated_at = now;
-                    tx.put_code(&row)?;
-                }
-                events.push(tx.add_event(
-                    "access_code.used",
-                    Some(&id),
-                    Some(&c.access_code_id),
-                    &now,
-                    json!({ "one_time_use": true }),
-                )?);
-                tracing::info!(access_code_id = %c.access_code_id, "one-time code used; removing it");
-            }
-            let known = match slot {
-                Some(s) => tx.slot(&id, s)?.is_some(),
-                None => true,
-            };
-            Ok::<_, StoreError>((code, known, events))
-        })?;
-        ctx.publish(events);
-        let rt = self.locks.entry(id).or_default();
-        if code.is_some() {
-            rt.dirty = true;
-        }
-        // A slot zwlock has never seen: learn what is there.
-        if let (Some(s), false) = (slot, known) {
-            rt.watch.want([s]);
-            rt.dirty = true;
-        }
-        Ok(())
     }
 }

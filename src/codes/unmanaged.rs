@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::ctx::Ctx;
-use super::engine::EngineError;
+use super::error::EngineError;
 use super::intents::attempt;
 use super::model::{self, AccessCode};
 use crate::store::{CodeRow, CodeStatus, Desired, SlotRow, SlotState, Tx};

@@ -1,0 +1,50 @@
+//! What users ask for: the bodies of create and update, as the API deserializes them.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use uuid::Uuid;
+
+/// A request to create an access code.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CreateRequest {
+    pub device_id: Uuid,
+    pub code: Option<String>,
+    pub name: Option<String>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub preferred_code_length: Option<u8>,
+    pub common_code_key: Option<String>,
+    pub allow_external_modification: Option<bool>,
+    pub is_external_modification_allowed: Option<bool>,
+    pub is_one_time_use: Option<bool>,
+    pub is_offline_access_code: Option<bool>,
+    pub prefer_native_scheduling: Option<bool>,
+    pub use_backup_access_code_pool: Option<bool>,
+}
+
+/// A request to change an access code; absent fields keep their value.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UpdateRequest {
+    pub access_code_id: Uuid,
+    pub code: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub starts_at: Option<Option<DateTime<Utc>>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub ends_at: Option<Option<DateTime<Utc>>>,
+    #[serde(rename = "type")]
+    pub code_type: Option<String>,
+    pub allow_external_modification: Option<bool>,
+    pub is_external_modification_allowed: Option<bool>,
+    pub is_one_time_use: Option<bool>,
+    pub is_offline_access_code: Option<bool>,
+    pub prefer_native_scheduling: Option<bool>,
+}
+
+/// `"field": null` means "unset it"; an absent field means "keep it".
+fn double_option<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
