@@ -151,3 +151,29 @@ impl IntoResponse for ApiError {
         (self.status, axum::Json(body)).into_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stick_that_is_not_connected_is_a_503_not_a_400() {
+        let e = ApiError::from(EngineError::NotConnected(
+            "the Z-Wave stick is not connected".into(),
+        ));
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.kind, "hub_disconnected");
+        assert_eq!(
+            ApiError::from(EngineError::Busy("full".into())).status,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            ApiError::from(EngineError::Stopped).status,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            ApiError::from(EngineError::Unsupported("no".into())).status,
+            StatusCode::BAD_REQUEST
+        );
+    }
+}
