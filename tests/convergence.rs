@@ -49,10 +49,25 @@ initial_codes = [{ slot = 1, code = "7777" }]
 [network.lock.quirks]
 masked_reports = true
 reject_duplicates = true
+
+[[network.lock]]
+node_id = 9
+name = "small"
+user_code_version = 2
+slots = 10
+[network.lock.quirks]
+capacity = 2
+
+[[network.lock]]
+node_id = 10
+name = "short"
+user_code_version = 2
+slots = 10
+max_code_length = 4
 "#;
 
 async fn world() -> World {
-    World::start(Ground::new(NET), quiet_config(), 4).await
+    World::start(Ground::new(NET), quiet_config(), 6).await
 }
 
 fn issue_codes(w: &World, id: &Uuid) -> (Vec<String>, Vec<String>) {
@@ -131,7 +146,7 @@ async fn a_removal_interrupted_by_a_restart_is_finished_by_the_next_engine() {
     // The daemon stops mid-removal (the old engine is gone: World::stop checks it).
     let ground = w.stop().await;
     ground.net.set_faults(Faults::default()).await.unwrap();
-    let w = World::start(ground, quiet_config(), 4).await;
+    let w = World::start(ground, quiet_config(), 6).await;
     w.until("gone after restart", Duration::from_secs(120), |w| {
         w.engine.get(&id).is_err()
     })
@@ -332,7 +347,7 @@ async fn codes_removed_while_the_daemon_was_down_are_put_back_at_start() {
             .unwrap();
     }
     let before = [commands(&ground, 5).await, commands(&ground, 6).await];
-    let w = World::start(ground, quiet_config(), 4).await;
+    let w = World::start(ground, quiet_config(), 6).await;
     let t0 = tokio::time::Instant::now();
     loop {
         let a = w.pin_on_lock(5, front_slot).await;
@@ -436,4 +451,78 @@ async fn without_the_stick_intents_wait_and_network_work_is_refused() {
         |w| w.status(&id) == "set",
     )
     .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lock_that_refuses_for_lack_of_room_is_known_to_be_full() {
+    let w = world().await;
+    let (a, _) = set_code(&w, 9, "1001").await;
+    set_code(&w, 9, "1002").await;
+    let c = w.create(9, "1003");
+    w.until("waiting for space", Duration::from_secs(60), |w| {
+        issue_codes(w, &c)
+            .0
+            .contains(&"no_space_for_access_code_on_device".to_string())
+    })
+    .await;
+    assert_eq!(w.status(&c), "unset");
+    let d = w.engine.device_row(&w.device(9)).unwrap();
+    assert_eq!(d.code_capacity, Some(2), "what the lock showed is kept");
+    assert_eq!(
+        w.engine.device_json(&d)["properties"]["max_active_codes_supported"],
+        2
+    );
+    // Another code waits too, without being sent.
+    let n = w.commands_received(9).await;
+    let e = w.create(9, "1004");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(issue_codes(&w, &e)
+        .0
+        .contains(&"no_space_for_access_code_on_device".to_string()));
+    assert_eq!(w.commands_received(9).await, n);
+    // A code leaves: the oldest waiting one takes its place at once.
+    w.engine.delete(&a).unwrap();
+    w.until("placed", Duration::from_secs(60), |w| w.status(&c) == "set")
+        .await;
+    assert!(issue_codes(&w, &c).0.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_length_the_lock_refuses_is_not_offered_again() {
+    let w = world().await;
+    set_code(&w, 10, "1234").await;
+    let long = w.create(10, "123456");
+    w.until("refused", Duration::from_secs(60), |w| {
+        issue_codes(w, &long)
+            .0
+            .contains(&"failed_to_set_on_device".to_string())
+    })
+    .await;
+    let msg = &w.engine.get(&long).unwrap().errors[0].message;
+    assert!(msg.contains("6-digit"), "{msg}");
+    let d = w.engine.device_row(&w.device(10)).unwrap();
+    assert_eq!(d.refused_code_lengths, vec![6]);
+    // A new 6-digit code is refused before anything is sent, naming the field.
+    let e = w
+        .engine
+        .create(CreateRequest {
+            device_id: w.device(10),
+            code: Some("654321".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+    match e {
+        EngineError::Invalid(v) => assert_eq!(v[0].field, "code"),
+        other => panic!("{other}"),
+    }
+    // Generated PINs avoid it.
+    let (g, _) = w
+        .engine
+        .create(CreateRequest {
+            device_id: w.device(10),
+            preferred_code_length: Some(6),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_ne!(g.code.as_deref().map(str::len), Some(6));
 }

@@ -69,6 +69,48 @@ impl std::fmt::Display for Failure {
     }
 }
 
+/// What a lock's refusal of a code says about the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// It holds codes of this PIN's length, and this many codes: that is all it takes.
+    Capacity(u16),
+    /// It holds codes of other lengths only: it does not take PINs of this length.
+    Length(u8),
+    /// Nothing known says why.
+    Unknown,
+}
+
+/// Why the lock may have refused `pin` for code `this`, from what is known to be on it.
+/// (A duplicate is told by the lock itself, in a notification.)
+pub fn refusal_cause(
+    pin: &str,
+    this: &Uuid,
+    codes: &[CodeRow],
+    slots: &[crate::store::SlotRow],
+) -> Cause {
+    let others: Vec<&CodeRow> = codes
+        .iter()
+        .filter(|c| c.access_code_id != *this && c.slot.is_some() && c.programmed_code.is_some())
+        .collect();
+    let accepted: std::collections::BTreeSet<usize> = others
+        .iter()
+        .filter_map(|c| c.programmed_code.as_ref().map(String::len))
+        .collect();
+    let held: std::collections::BTreeSet<u16> = codes.iter().filter_map(|c| c.slot).collect();
+    let unmanaged = slots
+        .iter()
+        .filter(|s| s.state.holds_code() && !held.contains(&s.slot))
+        .count();
+    let occupied = others.len() + unmanaged;
+    if accepted.contains(&pin.len()) && occupied > 0 {
+        Cause::Capacity(u16::try_from(occupied).unwrap_or(u16::MAX))
+    } else if !accepted.is_empty() {
+        Cause::Length(u8::try_from(pin.len()).unwrap_or(u8::MAX))
+    } else {
+        Cause::Unknown
+    }
+}
+
 /// Backoff before the `attempts`-th retry: doubling from `retry_initial`, capped at `retry_max`.
 pub fn retry_delay(config: &EngineConfig, attempts: u32) -> Duration {
     let exp = attempts.saturating_sub(1).min(16);
@@ -266,6 +308,7 @@ pub fn finish(
                 };
                 tx.observe_slot(&device, slot, SlotState::Occupied, Some(&pin), now)?;
                 c.programmed_code = Some(pin);
+                forget_wrong_capacity(tx, &device)?;
                 tx.clear_issue(code, IssueKind::Error, error_code::DUPLICATE_CODE_ON_DEVICE)?;
                 if native {
                     event(
@@ -299,19 +342,47 @@ pub fn finish(
                 if setting { "" } else { " (clearing the slot)" }
             );
             tracing::warn!(access_code_id = %code, slot, %reason, "lock refused");
+            let mut said = None;
             if setting {
                 // Not on the lock; try again much later (a refusal is not a lost frame).
                 c.status = CodeStatus::Unset;
                 c.next_attempt_at = Some(*now + chrono(config.refusal_retry));
+                if matches!(refusal, Refusal::Rejected | Refusal::NotKept) {
+                    let pin = pin.unwrap_or(c.code.as_str());
+                    let codes = tx.device_codes(&device)?;
+                    let slots = tx.slots(&device)?;
+                    match refusal_cause(pin, code, &codes, &slots) {
+                        Cause::Capacity(n) if c.programmed_code.is_none() => {
+                            // The lock is full at n codes: the code waits for space like any
+                            // other (the planner says so), and goes on when a code leaves.
+                            tracing::info!(%device, capacity = n, "the lock holds no more codes than this");
+                            tx.set_code_capacity(&device, Some(n))?;
+                            c.slot = None;
+                            c.next_attempt_at = None;
+                            said = Some(String::new());
+                        }
+                        Cause::Length(l) => {
+                            tx.add_refused_code_length(&device, l)?;
+                            said = Some(format!(
+                                "the lock refused a {l}-digit code (it holds codes of other lengths); give it a PIN of another length"
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
             } else {
                 // A removal is never given up: retried on the normal backoff.
                 c.attempts += 1;
                 c.next_attempt_at = Some(*now + chrono(retry_delay(config, c.attempts)));
             }
-            // A duplicate reported by the lock already says why; do not pile on.
+            // A duplicate reported by the lock already says why, and a full lock says so with
+            // no_space: do not pile on.
             let dup = tx.has_issue(code, IssueKind::Error, error_code::DUPLICATE_CODE_ON_DEVICE)?;
-            if !dup {
-                let msg = format!("{reason}; zwlock tries again later");
+            if !dup && said.as_deref() != Some("") {
+                let msg = match said {
+                    Some(why) => format!("{why}; zwlock tries again later"),
+                    None => format!("{reason}; zwlock tries again later"),
+                };
                 let new = !tx.has_issue(code, IssueKind::Error, err_code)?;
                 tx.set_issue(code, IssueKind::Error, err_code, &msg, now)?;
                 if new {
@@ -374,6 +445,22 @@ pub fn finish(
     c.updated_at = *now;
     tx.put_code(&c)?;
     Ok((events, wait))
+}
+
+/// A lock that took a code while holding as many as zwlock thought it could: it can hold more.
+fn forget_wrong_capacity(tx: &Tx<'_>, device: &Uuid) -> Result<(), StoreError> {
+    let Some(cap) = tx.device(device)?.and_then(|d| d.code_capacity) else {
+        return Ok(());
+    };
+    let held = tx
+        .slots(device)?
+        .iter()
+        .filter(|s| s.state.holds_code())
+        .count();
+    if held > usize::from(cap) {
+        tx.set_code_capacity(device, None)?;
+    }
+    Ok(())
 }
 
 /// After a confirmed removal: forget the code or let it wait, as planned (unless it changed
@@ -440,6 +527,33 @@ pub fn duplicate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn set(n: u128, pin: &str, slot: u16) -> CodeRow {
+        CodeRow {
+            access_code_id: Uuid::from_u128(n),
+            status: CodeStatus::Set,
+            slot: Some(slot),
+            programmed_code: Some(pin.into()),
+            ..CodeRow::new(Uuid::nil(), pin.into(), Utc::now())
+        }
+    }
+
+    #[test]
+    fn a_refusal_is_read_from_what_the_lock_already_holds() {
+        let me = Uuid::from_u128(99);
+        let mine = CodeRow {
+            access_code_id: me,
+            slot: Some(3),
+            ..CodeRow::new(Uuid::nil(), "123456".into(), Utc::now())
+        };
+        // It holds 4-digit codes only: the 6-digit one is a length it does not take.
+        let codes = vec![set(1, "1111", 1), set(2, "2222", 2), mine.clone()];
+        assert_eq!(refusal_cause("123456", &me, &codes, &[]), Cause::Length(6));
+        // A 4-digit code refused by a lock holding two 4-digit codes: it is full at two.
+        assert_eq!(refusal_cause("3333", &me, &codes, &[]), Cause::Capacity(2));
+        // Nothing known on the lock: no guess.
+        assert_eq!(refusal_cause("3333", &me, &[mine], &[]), Cause::Unknown);
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {

@@ -63,11 +63,12 @@ pub(super) fn refill(
         device.min_code_length,
         device.max_code_length,
         &device.code_characters,
-    );
+    )
+    .refusing(&device.refused_code_lengths);
     let mut added = 0;
     for _ in have..want {
         let Some(pin) = validate::generate_pin(
-            rules.min_length.max(6).min(rules.max_length),
+            rules.length_near(6).unwrap_or(rules.max_length),
             &rules.characters,
             &taken,
         ) else {

@@ -43,6 +43,7 @@ pub(super) fn rules(device: &DeviceRow) -> CodeRules {
         device.max_code_length,
         &device.code_characters,
     )
+    .refusing(&device.refused_code_lengths)
 }
 
 /// PINs in use on a device: managed codes (not deleted) and readable unmanaged codes.
@@ -155,7 +156,14 @@ pub(super) fn create(ctx: &Ctx, req: CreateRequest) -> Result<(AccessCode, Value
                     .map(|c| c.code.clone())
                     .chain(unmanaged.iter().filter_map(|s| s.code.clone()))
                     .collect();
-                let len = req.preferred_code_length.unwrap_or(rules.min_length.max(4));
+                let len = rules
+                    .length_near(req.preferred_code_length.unwrap_or(rules.min_length.max(4)))
+                    .ok_or_else(|| {
+                        EngineError::invalid(
+                            "code",
+                            "the lock takes no PIN length zwlock can offer",
+                        )
+                    })?;
                 validate::generate_pin(len, &rules.characters, &taken)
                     .ok_or_else(|| EngineError::invalid("code", "no free PIN of that length"))?
             }

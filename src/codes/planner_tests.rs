@@ -24,6 +24,7 @@ fn device(slots: u16) -> DeviceRow {
             ..Default::default()
         },
         code_capacity: None,
+        refused_code_lengths: Vec::new(),
         slot_count: slots,
         min_code_length: 4,
         max_code_length: 10,

@@ -31,6 +31,8 @@ pub struct CodeRules {
     pub max_length: u8,
     /// Allowed characters (digits for every known lock).
     pub characters: String,
+    /// Lengths the lock refused (inside min..=max, but not taken).
+    pub refused_lengths: Vec<u8>,
 }
 
 impl Default for CodeRules {
@@ -39,6 +41,7 @@ impl Default for CodeRules {
             min_length: 4,
             max_length: 10,
             characters: "0123456789".into(),
+            refused_lengths: Vec::new(),
         }
     }
 }
@@ -57,7 +60,22 @@ impl CodeRules {
             } else {
                 digits
             },
+            refused_lengths: Vec::new(),
         }
+    }
+
+    /// The same rules, without lengths the lock has refused.
+    pub fn refusing(mut self, lengths: &[u8]) -> Self {
+        self.refused_lengths = lengths.to_vec();
+        self
+    }
+
+    /// The length nearest to `preferred` the lock takes.
+    pub fn length_near(&self, preferred: u8) -> Option<u8> {
+        let ok = |l: &u8| !self.refused_lengths.contains(l);
+        let mut lengths: Vec<u8> = (self.min_length..=self.max_length).filter(ok).collect();
+        lengths.sort_by_key(|l| (l.abs_diff(preferred), *l));
+        lengths.first().copied()
     }
 
     /// Check a PIN. Messages never repeat the PIN.
@@ -72,6 +90,12 @@ impl CodeRules {
             ));
         }
         let len = pin.len();
+        if self.refused_lengths.iter().any(|l| usize::from(*l) == len) {
+            return Err(FieldError::new(
+                "code",
+                format!("the lock refuses {len}-digit codes; choose another length"),
+            ));
+        }
         if len < usize::from(self.min_length) || len > usize::from(self.max_length) {
             return Err(FieldError::new(
                 "code",
@@ -194,6 +218,23 @@ mod tests {
         }
         // A character set that allows only trivial PINs gives up instead of looping.
         assert_eq!(generate_pin(4, "7", &BTreeSet::new()), None);
+    }
+
+    #[test]
+    fn a_length_the_lock_refused_is_not_offered_again() {
+        let rules = CodeRules::for_lock(4, 8, "0123456789").refusing(&[4, 5]);
+        let e = rules.check("1357").unwrap_err();
+        assert_eq!(e.field, "code");
+        assert!(e.message.contains("4-digit"), "{}", e.message);
+        assert!(rules.check("135790").is_ok());
+        assert_eq!(rules.length_near(4), Some(6));
+        assert_eq!(rules.length_near(8), Some(8));
+        assert_eq!(
+            CodeRules::for_lock(4, 4, "0123456789")
+                .refusing(&[4])
+                .length_near(4),
+            None
+        );
     }
 
     #[test]

@@ -94,6 +94,8 @@ pub struct DeviceRow {
     /// How many codes the lock holds at most, when it showed fewer than its slot count (it
     /// refused a code into an empty slot while holding this many).
     pub code_capacity: Option<u16>,
+    /// PIN lengths the lock refused while it held codes of other lengths.
+    pub refused_code_lengths: Vec<u8>,
     pub slot_count: u16,
     pub min_code_length: u8,
     pub max_code_length: u8,
@@ -114,7 +116,7 @@ const COLUMNS: &str = "device_id, node_id, name, info_json, slot_count, min_code
     code_characters, online, battery_level, locked, last_contact_at, reserved_slots, backup_pool_size, \
     created_at, updated_at, manufacturer_id, product_type, product_id, user_code_version, \
     supports_checksum, supports_bulk_reports, supports_schedule, notifications, code_capacity, \
-    security_class";
+    security_class, refused_code_lengths";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<DeviceRow, StoreError>> {
     let id: String = r.get(0)?;
@@ -137,6 +139,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<DeviceRow, StoreError>> {
     };
     let code_capacity = id16(24)?;
     let security: Option<String> = r.get(25)?;
+    let refused: String = r.get(26)?;
     Ok((|| {
         Ok(DeviceRow {
             device_id: parse_uuid("devices.device_id", &id)?,
@@ -149,6 +152,12 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<DeviceRow, StoreError>> {
                 ..facts
             },
             code_capacity,
+            refused_code_lengths: serde_json::from_str(&refused).map_err(|_| {
+                StoreError::Corrupt {
+                    what: "devices.refused_code_lengths",
+                    value: refused.clone(),
+                }
+            })?,
             slot_count: r.get::<_, i64>(4).map(|v| v as u16).unwrap_or(0),
             min_code_length: r.get::<_, i64>(5).map(|v| v as u8).unwrap_or(4),
             max_code_length: r.get::<_, i64>(6).map(|v| v as u8).unwrap_or(10),
@@ -340,6 +349,27 @@ impl Store {
             "UPDATE devices SET code_capacity = ?2 WHERE device_id = ?1",
             params![id.to_string(), capacity],
         )?;
+        Ok(())
+    }
+
+    /// Record a PIN length the lock refuses.
+    pub fn add_refused_code_length(
+        conn: &Connection,
+        id: &Uuid,
+        length: u8,
+    ) -> Result<(), StoreError> {
+        if let Some(d) = Store::device(conn, id)? {
+            let mut v = d.refused_code_lengths;
+            if !v.contains(&length) {
+                v.push(length);
+                v.sort_unstable();
+                let json = serde_json::to_string(&v).expect("a list of numbers");
+                conn.execute(
+                    "UPDATE devices SET refused_code_lengths = ?2 WHERE device_id = ?1",
+                    params![id.to_string(), json],
+                )?;
+            }
+        }
         Ok(())
     }
 

@@ -214,6 +214,9 @@ impl Tx<'_> {
     pub fn set_code_capacity(&self, id: &Uuid, capacity: Option<u16>) -> Result<(), StoreError> {
         Store::set_code_capacity(self.conn, id, capacity)
     }
+    pub fn add_refused_code_length(&self, id: &Uuid, length: u8) -> Result<(), StoreError> {
+        Store::add_refused_code_length(self.conn, id, length)
+    }
     pub fn set_device_settings(
         &self,
         id: &Uuid,

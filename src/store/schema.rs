@@ -123,6 +123,7 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE devices ADD COLUMN notifications TEXT NOT NULL DEFAULT 'none'
         CHECK (notifications IN ('access_control', 'legacy_alarm', 'none'));
     ALTER TABLE devices ADD COLUMN code_capacity INTEGER;
+    ALTER TABLE devices ADD COLUMN refused_code_lengths TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE devices ADD COLUMN security_class TEXT
         CHECK (security_class IN ('s2_access_control', 's2_authenticated', 's2_unauthenticated', 's0_legacy'));
     UPDATE devices SET
