@@ -193,6 +193,54 @@ async fn run() {
         ));
     }
 
+    // A restart: what verifying the codes costs before they are trusted (the interview is
+    // handed back from the store), and a code removed while the daemon was down.
+    let config = w.engine.watch_config();
+    let before = counts(&w).await;
+    let ground = w.stop().await;
+    let engine_config = EngineConfig {
+        watch: config.clone(),
+        ..quiet_config()
+    };
+    let w = World::start(ground, engine_config.clone(), 2).await;
+    for (i, (node, name, _)) in LOCKS.iter().enumerate() {
+        let n = settle(&w, *node, before[i]).await;
+        rows.push((
+            format!("start-up verification, {name}, 10 codes"),
+            n.to_string(),
+            if *node == 5 {
+                "one checksum".into()
+            } else {
+                "the managed slots".into()
+            },
+        ));
+    }
+    let code = w.engine.get(&managed[1][2]).unwrap();
+    let (slot6, pin6) = (code.slot.unwrap(), code.code.unwrap());
+    let code = w.engine.get(&managed[0][2]).unwrap();
+    let (slot5, pin5) = (code.slot.unwrap(), code.code.unwrap());
+    let before = counts(&w).await;
+    let ground = w.stop().await;
+    for (node, slot) in [(5u8, slot5), (6u8, slot6)] {
+        ground
+            .net
+            .keypad(node, KeypadAction::ExternalWrite { slot, pin: None })
+            .await
+            .unwrap();
+    }
+    let w = World::start(ground, engine_config, 2).await;
+    for (node, name, slot, pin, from) in [
+        (5u8, LOCKS[0].1, slot5, &pin5, before[0]),
+        (6u8, LOCKS[1].1, slot6, &pin6, before[1]),
+    ] {
+        let (n, took) = until_restored(&w, node, slot, pin, from).await;
+        rows.push((
+            format!("removed while down, {name}"),
+            n.to_string(),
+            format!("put back {} after the start", minutes(took)),
+        ));
+    }
+
     println!("| what | commands to the lock | note |");
     println!("|---|---:|---|");
     for (what, n, note) in rows {
