@@ -498,8 +498,22 @@ async fn invalid_creates_store_nothing() {
     let pin = c.code.unwrap();
     assert_eq!(pin.len(), 6);
     assert!(!zwlock::codes::validate::is_trivial(&pin));
-    assert_eq!(attempt["status"], "success");
+    // The attempt tells the truth: pending until the lock has the code, then success with it.
+    assert_eq!(attempt["status"], "pending");
     assert_eq!(attempt["action_type"], "CREATE_ACCESS_CODE");
+    assert_eq!(c.status, "setting");
+    assert_eq!(c.pending_mutations[0]["mutation_code"], "creating");
+    let id: uuid::Uuid = attempt["action_attempt_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    w.until("attempt done", Duration::from_secs(60), |w| {
+        w.engine.action_attempt(&id).unwrap()["status"] == "success"
+    })
+    .await;
+    let a = w.engine.action_attempt(&id).unwrap();
+    assert_eq!(a["result"]["access_code"]["status"], "set");
 }
 
 const SECURE_NET: &str = r#"

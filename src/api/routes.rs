@@ -24,9 +24,27 @@ struct DeviceId {
     device_id: Uuid,
 }
 
+/// With `sync: true`, wait for the attempt to finish, and answer with the code as it is then.
+fn synced(e: &Engine, sync: bool, attempt: Value) -> Result<Value, ApiError> {
+    match attempt["action_attempt_id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+    {
+        Some(id) if sync && attempt["status"] == "pending" => Ok(e.wait_for_attempt(&id)?),
+        _ => Ok(attempt),
+    }
+}
+
 pub fn create(e: &Engine, r: &Request) -> Answer {
     let req: CreateRequest = r.params()?;
+    let sync = req.sync == Some(true);
     let (code, attempt) = e.create(req)?;
+    let attempt = synced(e, sync, attempt)?;
+    let code = if sync {
+        serde_json::to_value(e.get(&code.access_code_id)?).unwrap_or(Value::Null)
+    } else {
+        serde_json::to_value(code).unwrap_or(Value::Null)
+    };
     Ok(json!({ "access_code": code, "action_attempt": attempt }))
 }
 
@@ -141,8 +159,9 @@ pub fn update(e: &Engine, r: &Request) -> Answer {
             "turning a managed code unmanaged is not supported",
         ));
     }
+    let sync = req.sync == Some(true);
     let (_, attempt) = e.update(req)?;
-    Ok(json!({ "action_attempt": attempt }))
+    Ok(json!({ "action_attempt": synced(e, sync, attempt)? }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -168,10 +187,17 @@ pub fn update_multiple(e: &Engine, r: &Request) -> Answer {
     Ok(json!({}))
 }
 
+#[derive(Debug, Deserialize)]
+struct DeleteParams {
+    access_code_id: Uuid,
+    #[serde(default)]
+    sync: Option<bool>,
+}
+
 pub fn delete(e: &Engine, r: &Request) -> Answer {
-    let p: AccessCodeId = r.params()?;
+    let p: DeleteParams = r.params()?;
     let attempt = e.delete(&p.access_code_id)?;
-    Ok(json!({ "action_attempt": attempt }))
+    Ok(json!({ "action_attempt": synced(e, p.sync == Some(true), attempt)? }))
 }
 
 pub fn generate_code(e: &Engine, r: &Request) -> Answer {

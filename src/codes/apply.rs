@@ -136,7 +136,8 @@ pub fn changes(
             | Change::Assign { code, .. }
             | Change::NoSpace { code, .. }
             | Change::SpaceFound { code }
-            | Change::OpenedOnLock { code } => *code,
+            | Change::OpenedOnLock { code }
+            | Change::Hold { code } => *code,
         };
         let Some(mut c) = tx.code(&id)? else { continue };
         match change {
@@ -155,6 +156,11 @@ pub fn changes(
                     )?);
                 }
             }
+            Change::Hold { .. } => {
+                c.status = CodeStatus::Unset;
+                c.updated_at = *now;
+                tx.put_code(&c)?;
+            }
             Change::Unslot { .. } => {
                 c.slot = None;
                 c.status = CodeStatus::Unset;
@@ -167,6 +173,15 @@ pub fn changes(
                 tx.put_code(&c)?;
             }
             Change::NoSpace { slots, .. } => {
+                // Not being programmed: waiting for a slot.
+                if c.status == CodeStatus::Setting
+                    && c.slot.is_none()
+                    && c.programmed_code.is_none()
+                {
+                    c.status = CodeStatus::Unset;
+                    c.updated_at = *now;
+                    tx.put_code(&c)?;
+                }
                 if !tx.has_issue(
                     &id,
                     IssueKind::Error,
@@ -235,13 +250,24 @@ pub fn begin(
 }
 
 /// What the lock-wide consequence of an attempt is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LockWait {
+    #[default]
     None,
     /// The lock did not answer: leave it alone this long.
     For(Duration),
     /// The stick is gone: wait for it.
     Stick,
+}
+
+/// What committing an attempt's outcome came to.
+#[derive(Debug, Default)]
+pub struct Finished {
+    pub events: Vec<EventRow>,
+    pub wait: LockWait,
+    /// The engine gives up on the code's pending action attempts: (error type, message). It
+    /// keeps working on the code itself.
+    pub gave_up: Option<(&'static str, String)>,
 }
 
 /// Commit the outcome of a write on `code` in `slot`. `pin` is what was written (sets).
@@ -256,10 +282,11 @@ pub fn finish(
     write: Write,
     attempt: &Attempt,
     now: &DateTime<Utc>,
-) -> Result<(Vec<EventRow>, LockWait), StoreError> {
+) -> Result<Finished, StoreError> {
     let Some(mut c) = tx.code(code)? else {
-        return Ok((Vec::new(), LockWait::None));
+        return Ok(Finished::default());
     };
+    let mut gave_up: Option<(&'static str, String)> = None;
     let setting = write.is_set();
     let native = write == Write::Set { native: true };
     let device = c.device_id;
@@ -391,6 +418,7 @@ pub fn finish(
                         json!({ "access_code_errors": [{ "error_code": err_code, "message": msg }] }),
                     )?;
                 }
+                gave_up = Some((err_code, msg));
             }
         }
         Attempt::Failed(failure) => {
@@ -439,12 +467,17 @@ pub fn finish(
                     fail_event,
                     json!({ "access_code_errors": [{ "error_code": err_code, "message": msg }] }),
                 )?;
+                gave_up = Some((err_code, msg));
             }
         }
     }
     c.updated_at = *now;
     tx.put_code(&c)?;
-    Ok((events, wait))
+    Ok(Finished {
+        events,
+        wait,
+        gave_up,
+    })
 }
 
 /// A lock that took a code while holding as many as zwlock thought it could: it can hold more.

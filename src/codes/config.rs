@@ -19,6 +19,8 @@ pub struct EngineConfig {
     pub external_modification_error_hold: Duration,
     /// Longest any one operation on a lock may take before it counts as failed.
     pub operation_timeout: Duration,
+    /// How long a `sync: true` request waits for its action attempt to finish.
+    pub sync_wait: Duration,
     /// Reconcilers look at their lock at least this often (also guards against clock jumps).
     pub tick: Duration,
     /// Slots never allocated to managed codes, on every lock (e.g. [1] for the owner's code).
@@ -38,6 +40,7 @@ impl Default for EngineConfig {
             refusal_retry: Duration::from_secs(60 * 60),
             external_modification_error_hold: Duration::from_secs(24 * 3600),
             operation_timeout: Duration::from_secs(120),
+            sync_wait: Duration::from_secs(30),
             tick: Duration::from_secs(60),
             reserved_slots: Vec::new(),
             watch: Default::default(),

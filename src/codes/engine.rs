@@ -390,6 +390,20 @@ impl Engine {
         super::queries::events(&self.ctx, filter)
     }
 
+    /// Wait (blocking the calling thread: for the API's handler threads) until an action
+    /// attempt is no longer pending, at most the configured `sync_wait`; returns it as it is
+    /// then.
+    pub fn wait_for_attempt(&self, id: &Uuid) -> Result<Value, EngineError> {
+        let deadline = std::time::Instant::now() + self.ctx.config.sync_wait;
+        loop {
+            let a = self.action_attempt(id)?;
+            if a["status"] != "pending" || std::time::Instant::now() >= deadline {
+                return Ok(a);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// An action attempt as the API returns it.
     pub fn action_attempt(&self, id: &Uuid) -> Result<Value, EngineError> {
         super::queries::action_attempt(&self.ctx, id)

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::attempts;
 use super::ctx::Ctx;
 use super::error::EngineError;
 use super::model::{self, error_code, rfc3339, warning_code, AccessCode};
@@ -14,9 +15,11 @@ use super::render::render;
 use super::requests::{CreateRequest, UpdateRequest};
 use super::validate::{self, CodeRules, FieldError};
 use crate::store::{
-    AttemptRow, CodeRow, CodeStatus, Desired, DeviceRow, IssueKind, SlotRow, StoreError, Tx,
+    AttemptRow, CodeRow, CodeStatus, Desired, DeviceRow, IssueKind, MutationKind, SlotRow,
+    StoreError, Tx,
 };
 
+/// An action attempt that does not follow a code's work.
 pub(super) fn attempt(
     tx: &Tx<'_>,
     action_type: &str,
@@ -24,17 +27,36 @@ pub(super) fn attempt(
     result: Option<Value>,
     now: &DateTime<Utc>,
 ) -> Result<AttemptRow, StoreError> {
-    let a = AttemptRow {
-        action_attempt_id: Uuid::new_v4(),
-        action_type: action_type.into(),
-        status: status.into(),
-        result,
-        error: None,
-        created_at: *now,
-        updated_at: *now,
-    };
-    tx.put_attempt(&a)?;
-    Ok(a)
+    attempts::new(tx, action_type, status, result, None, now)
+}
+
+/// The attempt of a create or update: pending while the lock has work to do for it.
+fn code_attempt(
+    ctx: &Ctx,
+    tx: &Tx<'_>,
+    action_type: &str,
+    row: &CodeRow,
+    radio: bool,
+    now: &DateTime<Utc>,
+) -> Result<AttemptRow, StoreError> {
+    if radio {
+        attempts::pending(tx, action_type, &row.access_code_id, now)
+    } else {
+        let code = render(ctx, tx, row)?;
+        attempt(
+            tx,
+            action_type,
+            "success",
+            Some(json!({ "access_code": code })),
+            now,
+        )
+    }
+}
+
+/// Whether the code should be on the lock now (and so is being set, not deferred).
+fn wanted_now(ctx: &Ctx, row: &CodeRow, now: &DateTime<Utc>) -> bool {
+    row.desired == Desired::Active
+        && super::planner::in_window(row, now, ctx.clock.is_synchronized()) == Some(true)
 }
 
 pub(super) fn rules(device: &DeviceRow) -> CodeRules {
@@ -168,7 +190,7 @@ pub(super) fn create(ctx: &Ctx, req: CreateRequest) -> Result<(AccessCode, Value
                     .ok_or_else(|| EngineError::invalid("code", "no free PIN of that length"))?
             }
         };
-        let row = CodeRow {
+        let mut row = CodeRow {
             name: req.name.clone(),
             common_code_key: req.common_code_key.clone(),
             starts_at: req.starts_at,
@@ -178,6 +200,12 @@ pub(super) fn create(ctx: &Ctx, req: CreateRequest) -> Result<(AccessCode, Value
             prefer_native_scheduling: req.prefer_native_scheduling.unwrap_or(true),
             ..CodeRow::new(device.device_id, pin, now)
         };
+        // Being set from the start (a code for later is deferred instead).
+        let radio = wanted_now(ctx, &row, &now);
+        if radio {
+            row.status = CodeStatus::Setting;
+            row.pending_since = Some(now);
+        }
         tx.put_code(&row)?;
         if req.use_backup_access_code_pool == Some(true) {
             super::backup::enable(tx, &device)?;
@@ -189,14 +217,7 @@ pub(super) fn create(ctx: &Ctx, req: CreateRequest) -> Result<(AccessCode, Value
             &now,
             json!({}),
         )?;
-        let code = render(ctx, tx, &row)?;
-        let attempt = attempt(
-            tx,
-            "CREATE_ACCESS_CODE",
-            "success",
-            Some(json!({ "access_code": code })),
-            &now,
-        )?;
+        let attempt = code_attempt(ctx, tx, attempts::CREATE, &row, radio, &now)?;
         Ok::<_, EngineError>((row, vec![ev], attempt))
     })?;
     ctx.publish(events);
@@ -344,9 +365,46 @@ pub(super) fn update(ctx: &Ctx, req: UpdateRequest) -> Result<(AccessCode, Value
             // The schedule on the lock is stale: reprogram (or remove) it.
             row.is_scheduled_on_device = false;
         }
-        if row.status == CodeStatus::Set && row.programmed_code.as_deref() != Some(&row.code) {
+        // What the lock has to catch up with, and since when.
+        let on_lock = row.programmed_code.is_some();
+        if let Some(old) = row
+            .programmed_code
+            .clone()
+            .filter(|p| *p != row.code && row.code != before.code)
+        {
+            row.mutate(
+                MutationKind::UpdatingCode,
+                now,
+                json!({ "code": old }),
+                json!({ "code": row.code }),
+            );
+        }
+        if row.programmed_code.as_deref() == Some(row.code.as_str()) {
+            row.settle(&[MutationKind::UpdatingCode]);
+        }
+        let window_moved = row.starts_at != before.starts_at || row.ends_at != before.ends_at;
+        if window_moved && (on_lock || before.is_scheduled_on_device) {
+            let frame = |c: &CodeRow| {
+                json!({
+                    "starts_at": c.starts_at.as_ref().map(rfc3339),
+                    "ends_at": c.ends_at.as_ref().map(rfc3339),
+                })
+            };
+            row.mutate(
+                MutationKind::UpdatingTimeFrame,
+                now,
+                frame(&before),
+                frame(&row),
+            );
+        }
+        let wanted = wanted_now(ctx, &row, &now);
+        let stale_pin = row.programmed_code.as_deref() != Some(&row.code);
+        if row.status == CodeStatus::Set && stale_pin {
+            // Not usable as declared until the new PIN lands (updating_code says what changes).
             row.status = CodeStatus::Unset;
         }
+        let radio = (wanted && (stale_pin || row.code != before.code))
+            || (window_moved && (on_lock || wanted));
         tx.put_code(&row)?;
         let mut events = Vec::new();
         if !changed.is_empty() {
@@ -358,14 +416,7 @@ pub(super) fn update(ctx: &Ctx, req: UpdateRequest) -> Result<(AccessCode, Value
                 json!({ "changed_properties": changed }),
             )?);
         }
-        let code = render(ctx, tx, &row)?;
-        let attempt = attempt(
-            tx,
-            "UPDATE_ACCESS_CODE",
-            "success",
-            Some(json!({ "access_code": code })),
-            &now,
-        )?;
+        let attempt = code_attempt(ctx, tx, attempts::UPDATE, &row, radio, &now)?;
         Ok::<_, EngineError>((row, events, attempt))
     })?;
     ctx.publish(events);
@@ -387,6 +438,15 @@ pub(super) fn delete(ctx: &Ctx, access_code_id: &Uuid) -> Result<Value, EngineEr
             })?;
         mark_deleted(&mut row, &now);
         tx.put_code(&row)?;
+        let on_lock = row.deleted_at.is_none();
+        // Earlier attempts on the code are overtaken by the delete.
+        attempts::fail(
+            tx,
+            &row.access_code_id,
+            "access_code_deleted",
+            "the code was deleted before this finished",
+            &now,
+        )?;
         // A backup pulled for this code goes with it.
         if let Some(mut b) = row
             .pulled_backup_access_code_id
@@ -405,7 +465,11 @@ pub(super) fn delete(ctx: &Ctx, access_code_id: &Uuid) -> Result<Value, EngineEr
             &now,
             json!({ "code": row.code }),
         )?;
-        let attempt = attempt(tx, "DELETE_ACCESS_CODE", "success", Some(json!({})), &now)?;
+        let attempt = if on_lock {
+            attempts::pending(tx, attempts::DELETE, &row.access_code_id, &now)?
+        } else {
+            attempt(tx, attempts::DELETE, "success", Some(json!({})), &now)?
+        };
         Ok::<_, EngineError>((row.device_id, vec![ev], attempt))
     })?;
     ctx.publish(events);
@@ -423,6 +487,8 @@ fn mark_deleted(row: &mut CodeRow, now: &chrono::DateTime<chrono::Utc>) {
     row.pending_since = None;
     if super::planner::maybe_on_lock(row) && row.slot.is_some() {
         row.status = CodeStatus::Removing;
+        row.settle(&[MutationKind::UpdatingCode, MutationKind::UpdatingTimeFrame]);
+        row.mutate(MutationKind::Deleting, *now, json!(null), json!(null));
     } else {
         row.deleted_at = Some(*now);
         row.slot = None;

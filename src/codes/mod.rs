@@ -54,6 +54,7 @@
 //!    unless a user deletes one.
 
 pub mod apply;
+mod attempts;
 mod backup;
 mod bulk;
 pub mod clock;

@@ -208,18 +208,8 @@ impl AccessCode {
                 details: details(i),
             })
             .collect();
-        let mut pending = Vec::new();
         let created = rfc3339(&row.created_at);
-        match row.status {
-            CodeStatus::Setting => pending.push(json!({"mutation_code": "creating", "created_at": created, "message": "programming the code on the lock"})),
-            CodeStatus::Removing => pending.push(json!({"mutation_code": "deleting", "created_at": created, "message": "removing the code from the lock"})),
-            CodeStatus::Unset if row.starts_at.is_some() && row.programmed_code.is_none() => pending.push(json!({
-                "mutation_code": "deferring_creation", "created_at": created,
-                "message": "the code is programmed when its window starts",
-                "scheduled_at": row.starts_at.as_ref().map(rfc3339),
-            })),
-            _ => {}
-        }
+        let pending = pending_mutations(row);
         AccessCode {
             access_code_id: row.access_code_id,
             device_id: row.device_id,
@@ -257,6 +247,65 @@ impl AccessCode {
             used_at: row.used_at.as_ref().map(rfc3339),
         }
     }
+}
+
+/// What the lock has not caught up with yet, in Seam's vocabulary: recorded changes (a new PIN
+/// or window for a code on the lock, a delete), with the time each was asked for, and what the
+/// code's state implies (being created; deferred until its window).
+pub fn pending_mutations(row: &CodeRow) -> Vec<Value> {
+    use crate::store::MutationKind;
+    let mut pending = Vec::new();
+    let has = |k: MutationKind| row.mutations.iter().any(|m| m.kind == k);
+    for m in &row.mutations {
+        let at = rfc3339(&m.created_at);
+        pending.push(match m.kind {
+            MutationKind::UpdatingCode => json!({
+                "mutation_code": "updating_code", "created_at": at,
+                "message": "putting the new PIN on the lock",
+                "from": m.from, "to": m.to,
+            }),
+            MutationKind::UpdatingTimeFrame => json!({
+                "mutation_code": "updating_time_frame", "created_at": at,
+                "message": "applying the new window on the lock",
+                "from": m.from, "to": m.to,
+            }),
+            MutationKind::Deleting => json!({
+                "mutation_code": "deleting", "created_at": at,
+                "message": "removing the code from the lock",
+            }),
+        });
+    }
+    let since = rfc3339(&row.pending_since.unwrap_or(row.updated_at));
+    match row.status {
+        CodeStatus::Setting if row.programmed_code.is_none() && !has(MutationKind::Deleting) => {
+            pending.push(json!({
+                "mutation_code": "creating", "created_at": rfc3339(&row.created_at),
+                "message": "programming the code on the lock",
+            }))
+        }
+        // Coming off the lock without a delete: its window ended (or a one-time code was used).
+        CodeStatus::Removing
+            if !has(MutationKind::Deleting) && !has(MutationKind::UpdatingTimeFrame) =>
+        {
+            pending.push(json!({
+                "mutation_code": "deleting", "created_at": since,
+                "message": "removing the code from the lock",
+            }))
+        }
+        CodeStatus::Unset
+            if row.starts_at.is_some()
+                && row.programmed_code.is_none()
+                && !has(MutationKind::UpdatingTimeFrame) =>
+        {
+            pending.push(json!({
+                "mutation_code": "deferring_creation", "created_at": rfc3339(&row.created_at),
+                "message": "the code is programmed when its window starts",
+                "scheduled_at": row.starts_at.as_ref().map(rfc3339),
+            }))
+        }
+        _ => {}
+    }
+    pending
 }
 
 impl UnmanagedAccessCode {

@@ -121,6 +121,8 @@ pub enum Change {
     SpaceFound { code: Uuid },
     /// Scheduled on the lock and its window has opened: usable now, without radio.
     OpenedOnLock { code: Uuid },
+    /// About to be set but nothing can be done now (the clock is not to be trusted): unset.
+    Hold { code: Uuid },
 }
 
 /// What the planner decided.
@@ -221,7 +223,17 @@ pub fn plan(view: &LockView<'_>) -> Plan {
         }
         let window = in_window(code, &now, synced);
         if !deleted && !ended && window.is_none() {
-            continue; // never act on a time-bound window with an unset clock
+            // Never act on a time-bound window with an unset clock; a code about to be set
+            // that never went out waits, shown as such.
+            if code.status == CodeStatus::Setting
+                && code.programmed_code.is_none()
+                && code.slot.is_none()
+            {
+                changes.push(Change::Hold {
+                    code: code.access_code_id,
+                });
+            }
+            continue;
         }
         let in_win = window == Some(true);
         let wanted = !deleted && !ended && !used && (in_win || ahead);

@@ -20,6 +20,8 @@ pub struct CreateRequest {
     pub is_offline_access_code: Option<bool>,
     pub prefer_native_scheduling: Option<bool>,
     pub use_backup_access_code_pool: Option<bool>,
+    /// Answer only once the lock has the code (or the wait runs out): Seam's `sync`.
+    pub sync: Option<bool>,
 }
 
 /// A request to change an access code; absent fields keep their value.
@@ -40,6 +42,8 @@ pub struct UpdateRequest {
     pub is_one_time_use: Option<bool>,
     pub is_offline_access_code: Option<bool>,
     pub prefer_native_scheduling: Option<bool>,
+    /// Answer only once the lock has the change (or the wait runs out): Seam's `sync`.
+    pub sync: Option<bool>,
 }
 
 /// `"field": null` means "unset it"; an absent field means "keep it".

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::apply::{self, Attempt, Failure, LockWait, Write};
+use super::attempts;
 use super::ctx::{Ctx, Request};
 use super::inbox::Effect;
 use super::observe;
@@ -217,6 +218,7 @@ impl Task {
                 hub,
             });
             let events = apply::changes(tx, id, &plan.changes, &now)?;
+            settle_changes(&ctx, tx, &plan.changes, &now)?;
             // The intent is durable before anything goes out.
             if let Some(action) = &plan.action {
                 let phase = match action {
@@ -411,17 +413,22 @@ impl Task {
                     }
                     Err(f) => {
                         self.wait_for(device, &f);
-                        let (events, _) = ctx.repo.write(|tx| {
-                            apply::finish(
+                        let events = ctx.repo.write(|tx| {
+                            let code = action.code();
+                            let r = apply::finish(
                                 tx,
                                 config,
-                                &action.code(),
+                                &code,
                                 slot,
                                 None,
                                 Write::Probe,
                                 &Attempt::Failed(f),
                                 &now,
-                            )
+                            )?;
+                            if let Some((kind, msg)) = &r.gave_up {
+                                attempts::fail(tx, &code, kind, msg, &now)?;
+                            }
+                            Ok::<_, StoreError>(r.events)
                         })?;
                         ctx.publish(events);
                     }
@@ -441,7 +448,7 @@ impl Task {
                     ctx.reconcile_failures
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
-                let (events, wait) = ctx.repo.write(|tx| {
+                let finished = ctx.repo.write(|tx| {
                     let (pin, write) = match &action {
                         SlotAction::Set { pin, native, .. } => (
                             Some(pin.as_str()),
@@ -463,14 +470,20 @@ impl Task {
                         }
                         tx.observe_slot(device, slot, crate::store::SlotState::Empty, None, &now)?;
                     }
+                    if let Some((kind, msg)) = &r.gave_up {
+                        attempts::fail(tx, &code, kind, msg, &now)?;
+                    }
+                    if matches!(attempt, Attempt::Done(_)) {
+                        settle(&ctx, tx, &code, &action, &now)?;
+                    }
                     if let (SlotAction::Clear { then, .. }, Attempt::Done(_)) = (&action, &attempt)
                     {
                         apply::removed(tx, &code, *then, &now)?;
                     }
                     Ok::<_, StoreError>(r)
                 })?;
-                ctx.publish(events);
-                self.wait(device, wait);
+                ctx.publish(finished.events);
+                self.wait(device, finished.wait);
                 if let Some(rt) = self.locks.get_mut(device) {
                     if !matches!(attempt, Attempt::Failed(_)) {
                         rt.watch.forget_checksum();
@@ -687,4 +700,94 @@ impl Task {
             }
         }
     }
+}
+
+/// The lock has what a code's action asked: its mutations settle and its pending attempts
+/// succeed, with the code as it now is.
+fn settle(
+    ctx: &Ctx,
+    tx: &crate::store::Tx<'_>,
+    code: &Uuid,
+    action: &SlotAction,
+    now: &chrono::DateTime<Utc>,
+) -> Result<(), StoreError> {
+    use crate::store::MutationKind;
+    let Some(mut row) = tx.code(code)? else {
+        // Forgotten (deleted): the delete is done.
+        attempts::succeed(tx, code, &[attempts::DELETE], &json!({}), now)?;
+        return Ok(());
+    };
+    match action {
+        SlotAction::Set { .. } => {
+            row.settle(&[MutationKind::UpdatingCode, MutationKind::UpdatingTimeFrame]);
+            tx.put_code(&row)?;
+            let result = json!({ "access_code": super::render::render(ctx, tx, &row)? });
+            attempts::succeed(
+                tx,
+                code,
+                &[attempts::CREATE, attempts::UPDATE],
+                &result,
+                now,
+            )?;
+        }
+        SlotAction::Clear { .. } => {
+            // Off the lock and waiting (a window moved later, a one-time code used).
+            row.settle(&[MutationKind::UpdatingCode, MutationKind::UpdatingTimeFrame]);
+            tx.put_code(&row)?;
+            let result = json!({ "access_code": super::render::render(ctx, tx, &row)? });
+            attempts::succeed(tx, code, &[attempts::UPDATE], &result, now)?;
+            attempts::succeed(tx, code, &[attempts::DELETE], &json!({}), now)?;
+        }
+        SlotAction::Probe { .. } => {}
+    }
+    Ok(())
+}
+
+/// What a plan's bookkeeping means for the codes' pending attempts.
+fn settle_changes(
+    ctx: &Ctx,
+    tx: &crate::store::Tx<'_>,
+    changes: &[planner::Change],
+    now: &chrono::DateTime<Utc>,
+) -> Result<(), StoreError> {
+    use planner::Change;
+    for change in changes {
+        match change {
+            Change::Forget { code, ended: false } => {
+                attempts::succeed(tx, code, &[attempts::DELETE], &json!({}), now)?;
+            }
+            Change::Forget { code, ended: true } => {
+                attempts::fail(
+                    tx,
+                    code,
+                    "access_code_ended",
+                    "the code's window ended before it reached the lock",
+                    now,
+                )?;
+            }
+            Change::Unslot { code } | Change::OpenedOnLock { code } => {
+                if let Some(row) = tx.code(code)? {
+                    let result = json!({ "access_code": super::render::render(ctx, tx, &row)? });
+                    attempts::succeed(
+                        tx,
+                        code,
+                        &[attempts::CREATE, attempts::UPDATE],
+                        &result,
+                        now,
+                    )?;
+                }
+            }
+            Change::NoSpace { code, slots } => {
+                attempts::fail(
+                    tx,
+                    code,
+                    crate::codes::model::error_code::NO_SPACE_FOR_ACCESS_CODE_ON_DEVICE,
+                    &format!("all {slots} slots of the lock are in use; the code is placed as soon as one frees"),
+                    now,
+                )?;
+            }
+            Change::Assign { .. } | Change::SpaceFound { .. } | Change::Hold { .. } => {}
+        }
+    }
+    Ok(())
 }

@@ -17,13 +17,15 @@ pub struct AttemptRow {
     pub error: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The code whose work the attempt follows (it ends when that work does).
+    pub access_code_id: Option<Uuid>,
 }
 
 impl Store {
     pub fn put_attempt(conn: &Connection, a: &AttemptRow) -> Result<(), StoreError> {
         conn.execute(
-            "INSERT OR REPLACE INTO action_attempts (action_attempt_id, action_type, status, result, error, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT OR REPLACE INTO action_attempts (action_attempt_id, action_type, status, result, error, created_at, updated_at, access_code_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 a.action_attempt_id.to_string(),
                 a.action_type,
@@ -31,44 +33,53 @@ impl Store {
                 a.result.as_ref().map(|v| v.to_string()),
                 a.error.as_ref().map(|v| v.to_string()),
                 ts(&a.created_at),
-                ts(&a.updated_at)
+                ts(&a.updated_at),
+                a.access_code_id.map(|u| u.to_string()),
             ],
         )?;
         Ok(())
     }
 
     pub fn attempt(conn: &Connection, id: &Uuid) -> Result<Option<AttemptRow>, StoreError> {
-        let row = conn
-            .query_row(
-                "SELECT action_attempt_id, action_type, status, result, error, created_at, updated_at \
-                 FROM action_attempts WHERE action_attempt_id = ?1",
-                [id.to_string()],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, Option<String>>(3)?,
-                        r.get::<_, Option<String>>(4)?,
-                        r.get::<_, String>(5)?,
-                        r.get::<_, String>(6)?,
-                    ))
-                },
-            )
-            .optional()?;
-        let Some((id, action_type, status, result, error, created, updated)) = row else {
-            return Ok(None);
-        };
-        let json = |what, v: Option<String>| -> Result<Option<serde_json::Value>, StoreError> {
-            v.map(|s| {
-                serde_json::from_str(&s).map_err(|_| StoreError::Corrupt {
-                    what,
-                    value: s.clone(),
-                })
+        conn.query_row(
+            &format!("SELECT {COLUMNS} FROM action_attempts WHERE action_attempt_id = ?1"),
+            [id.to_string()],
+            from_row,
+        )
+        .optional()?
+        .transpose()
+    }
+
+    /// The pending attempts that follow a code's work, oldest first.
+    pub fn pending_attempts(conn: &Connection, code: &Uuid) -> Result<Vec<AttemptRow>, StoreError> {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM action_attempts WHERE access_code_id = ?1 AND status = 'pending' \
+             ORDER BY created_at"
+        ))?;
+        let rows = stmt.query_map([code.to_string()], from_row)?;
+        rows.map(|r| r?).collect()
+    }
+}
+
+const COLUMNS: &str =
+    "action_attempt_id, action_type, status, result, error, created_at, updated_at, access_code_id";
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<AttemptRow, StoreError>> {
+    let (id, action_type, status): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+    let (result, error): (Option<String>, Option<String>) = (r.get(3)?, r.get(4)?);
+    let (created, updated): (String, String) = (r.get(5)?, r.get(6)?);
+    let code: Option<String> = r.get(7)?;
+    let json = |what, v: Option<String>| -> Result<Option<serde_json::Value>, StoreError> {
+        v.map(|s| {
+            serde_json::from_str(&s).map_err(|_| StoreError::Corrupt {
+                what,
+                value: s.clone(),
             })
-            .transpose()
-        };
-        Ok(Some(AttemptRow {
+        })
+        .transpose()
+    };
+    Ok((|| {
+        Ok(AttemptRow {
             action_attempt_id: parse_uuid("action_attempts.action_attempt_id", &id)?,
             action_type,
             status,
@@ -76,6 +87,9 @@ impl Store {
             error: json("action_attempts.error", error)?,
             created_at: parse_ts("action_attempts.created_at", &created)?,
             updated_at: parse_ts("action_attempts.updated_at", &updated)?,
-        }))
-    }
+            access_code_id: code
+                .map(|c| parse_uuid("action_attempts.access_code_id", &c))
+                .transpose()?,
+        })
+    })())
 }

@@ -80,6 +80,39 @@ pub enum Desired {
     Released,
 }
 
+/// A change to a code that the lock has not caught up with yet (Seam's pending mutations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MutationKind {
+    /// A new PIN for a code that is on the lock.
+    UpdatingCode,
+    /// A new window for a code that is on the lock (or scheduled on it).
+    UpdatingTimeFrame,
+    /// Deleted: coming off the lock.
+    Deleting,
+}
+
+/// One pending change, with when it was asked for and what it changes (`from`, `to`).
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Mutation {
+    pub kind: MutationKind,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub from: serde_json::Value,
+    #[serde(default)]
+    pub to: serde_json::Value,
+}
+
+impl std::fmt::Debug for Mutation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `from`/`to` of a code change hold PINs.
+        f.debug_struct("Mutation")
+            .field("kind", &self.kind)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// An access code as stored.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CodeRow {
@@ -113,9 +146,38 @@ pub struct CodeRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
+    /// Changes the lock has not caught up with yet.
+    pub mutations: Vec<Mutation>,
 }
 
 impl CodeRow {
+    /// Record a pending change (replacing one of the same kind, keeping its first `from`).
+    pub fn mutate(
+        &mut self,
+        kind: MutationKind,
+        at: DateTime<Utc>,
+        from: serde_json::Value,
+        to: serde_json::Value,
+    ) {
+        match self.mutations.iter_mut().find(|m| m.kind == kind) {
+            Some(m) => {
+                m.to = to;
+                m.created_at = at;
+            }
+            None => self.mutations.push(Mutation {
+                kind,
+                created_at: at,
+                from,
+                to,
+            }),
+        }
+    }
+
+    /// The lock caught up with these kinds of change.
+    pub fn settle(&mut self, kinds: &[MutationKind]) {
+        self.mutations.retain(|m| !kinds.contains(&m.kind));
+    }
+
     /// A new managed code for `device` with PIN `code`: ongoing, wanted on the lock, not there
     /// yet, no slot. Callers set what differs with struct update syntax.
     pub fn new(device_id: Uuid, code: String, now: DateTime<Utc>) -> CodeRow {
@@ -144,6 +206,7 @@ impl CodeRow {
             created_at: now,
             updated_at: now,
             deleted_at: None,
+            mutations: Vec::new(),
         }
     }
 }
@@ -167,7 +230,8 @@ const COLUMNS: &str =
     "access_code_id, device_id, code, name, common_code_key, starts_at, ends_at, status, \
     desired, slot, programmed_code, allow_external_modification, is_one_time_use, is_backup, \
     pulled_backup_access_code_id, prefer_native_scheduling, is_scheduled_on_device, attempts, \
-    next_attempt_at, pending_since, blocked, used_at, created_at, updated_at, deleted_at, released_at";
+    next_attempt_at, pending_since, blocked, used_at, created_at, updated_at, deleted_at, released_at, \
+    mutations";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CodeRow, StoreError>> {
     let s = |i: usize| r.get::<_, Option<String>>(i);
@@ -179,6 +243,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CodeRow, StoreError>> {
     let (created, updated): (String, String) = (r.get(22)?, r.get(23)?);
     let deleted = s(24)?;
     let released = s(25)?;
+    let mutations: String = r.get(26)?;
     let (status, desired): (String, String) = (r.get(7)?, r.get(8)?);
     let b = |i: usize| r.get::<_, i64>(i).map(|v| v != 0);
     let row = CodeRow {
@@ -206,6 +271,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CodeRow, StoreError>> {
         created_at: Utc::now(),
         updated_at: Utc::now(),
         deleted_at: None,
+        mutations: Vec::new(),
     };
     Ok((|| {
         let desired = match (desired.as_str(), released.is_some()) {
@@ -235,6 +301,10 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CodeRow, StoreError>> {
             created_at: parse_ts("access_codes.created_at", &created)?,
             updated_at: parse_ts("access_codes.updated_at", &updated)?,
             deleted_at: parse_opt_ts("access_codes.deleted_at", deleted)?,
+            mutations: serde_json::from_str(&mutations).map_err(|_| StoreError::Corrupt {
+                what: "access_codes.mutations",
+                value: "(not a list of mutations)".into(),
+            })?,
             ..row
         })
     })())
@@ -298,7 +368,7 @@ impl Store {
         conn.execute(
             &format!(
                 "INSERT INTO access_codes ({COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26) \
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27) \
                  ON CONFLICT(access_code_id) DO UPDATE SET {updates}"
             ),
             params![
@@ -328,6 +398,7 @@ impl Store {
                 ts(&c.updated_at),
                 opt_ts(&c.deleted_at),
                 (c.desired == Desired::Released).then(|| ts(&c.updated_at)),
+                serde_json::to_string(&c.mutations).expect("mutations serialize"),
             ],
         )?;
         Ok(())

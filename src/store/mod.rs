@@ -19,7 +19,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags};
 
 pub use attempts::AttemptRow;
-pub use codes::{CodeFilter, CodeRow, CodeStatus, Desired, IssueKind, IssueRow};
+pub use codes::{
+    CodeFilter, CodeRow, CodeStatus, Desired, IssueKind, IssueRow, Mutation, MutationKind,
+};
 pub use devices::{DeviceFacts, DeviceRow, LockFacts, Notifications};
 pub use events::{EventFilter, EventRow};
 pub use repo::{Repo, Tx};

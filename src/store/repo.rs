@@ -271,6 +271,9 @@ impl Tx<'_> {
     pub fn attempt(&self, id: &Uuid) -> Result<Option<AttemptRow>, StoreError> {
         Store::attempt(self.conn, id)
     }
+    pub fn pending_attempts(&self, code: &Uuid) -> Result<Vec<AttemptRow>, StoreError> {
+        Store::pending_attempts(self.conn, code)
+    }
 
     // Small pieces of daemon state.
     pub fn state(&self, key: &str) -> Result<Option<String>, StoreError> {

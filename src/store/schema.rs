@@ -111,7 +111,8 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 2: the facts the engine uses about a lock in their own columns (read out of the driver's
     // record where an earlier version kept them), a code released by an allowed outside
-    // removal, and issues that carry details and last for a while after their cause.
+    // removal, a code's pending mutations, action attempts that follow their code, and issues
+    // that carry details and last for a while after their cause.
     r#"
     ALTER TABLE devices ADD COLUMN manufacturer_id INTEGER;
     ALTER TABLE devices ADD COLUMN product_type INTEGER;
@@ -150,6 +151,9 @@ const MIGRATIONS: &[&str] = &[
             ELSE 'none' END
     WHERE info_json IS NOT NULL AND json_valid(info_json);
     ALTER TABLE access_codes ADD COLUMN released_at TEXT;
+    ALTER TABLE access_codes ADD COLUMN mutations TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE action_attempts ADD COLUMN access_code_id TEXT;
+    CREATE INDEX action_attempts_code ON action_attempts(access_code_id) WHERE status = 'pending';
     ALTER TABLE access_code_issues ADD COLUMN details TEXT;
     ALTER TABLE access_code_issues ADD COLUMN expires_at TEXT;
     "#,
