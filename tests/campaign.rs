@@ -34,12 +34,18 @@ mod common;
 
 #[path = "campaign/harness.rs"]
 mod harness;
+#[path = "campaign/invariants.rs"]
+mod invariants;
+#[path = "campaign/logscan.rs"]
+mod logscan;
 #[path = "campaign/model.rs"]
 mod model;
 #[path = "campaign/plan.rs"]
 mod plan;
 #[path = "campaign/runner.rs"]
 mod runner;
+#[path = "campaign/steps.rs"]
+mod steps;
 
 use std::time::Duration;
 

@@ -18,8 +18,8 @@ use serde_json::Value;
 use zwlock::cli::client::{Client, ClientError, Reply};
 use zwlock::sim::control::{self, ControlRequest};
 
-use super::model::{ApiCode, SlotView};
 use crate::common::{self, Reaped};
+use crate::model::{ApiCode, SlotView};
 
 /// How long a (re)started daemon gets to answer on its socket. Generous: the machine is
 /// shared and the stick may be faulty.
