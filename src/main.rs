@@ -189,7 +189,7 @@ enum SimAction {
         #[arg(long)]
         node: Option<u8>,
         /// enter, program, delete, factory_reset, power_cycle, button (inclusion), external_write, out_of_range, in_range,
-        /// battery, unplug, plug, show
+        /// battery, unplug, plug, faults, show
         action: String,
         #[arg(long)]
         pin: Option<String>,
@@ -197,6 +197,9 @@ enum SimAction {
         slot: Option<u16>,
         #[arg(long)]
         level: Option<u8>,
+        /// For `faults`: link faults as JSON, e.g. '{"nak_host_frame":0.1}' ('{}' stops them).
+        #[arg(long)]
+        faults: Option<String>,
     },
 }
 
@@ -453,7 +456,12 @@ async fn sim_command(action: SimAction) -> anyhow::Result<ExitCode> {
             pin,
             slot,
             level,
+            faults,
         } => {
+            let faults = faults
+                .map(|f| serde_json::from_str(&f))
+                .transpose()
+                .context("--faults: not JSON")?;
             let req = ControlRequest {
                 network,
                 node,
@@ -461,6 +469,7 @@ async fn sim_command(action: SimAction) -> anyhow::Result<ExitCode> {
                 pin,
                 slot,
                 level,
+                faults,
             };
             let answer = control::request(&socket, &req)
                 .await

@@ -49,9 +49,7 @@ fn lock_slots(control: &std::path::Path) -> BTreeMap<u64, String> {
         network: "crash".into(),
         node: Some(5),
         action: "show".into(),
-        pin: None,
-        slot: None,
-        level: None,
+        ..Default::default()
     };
     let v = rt.block_on(control::request(control, &req)).unwrap();
     v["lock"]["slots"]
