@@ -53,6 +53,19 @@ fn code_attempt(
     }
 }
 
+/// The live codes linked by a common_code_key (but `except`), oldest first.
+fn group(tx: &Tx<'_>, key: &str, except: Option<&Uuid>) -> Result<Vec<CodeRow>, StoreError> {
+    Ok(tx
+        .list_codes(&crate::store::CodeFilter {
+            common_code_key: Some(key.to_string()),
+            include_backups: true,
+            ..Default::default()
+        })?
+        .into_iter()
+        .filter(|c| c.desired != Desired::Deleted && Some(&c.access_code_id) != except)
+        .collect())
+}
+
 /// Whether the code should be on the lock now (and so is being set, not deferred).
 fn wanted_now(ctx: &Ctx, row: &CodeRow, now: &DateTime<Utc>) -> bool {
     row.desired == Desired::Active
@@ -166,12 +179,28 @@ pub(super) fn create(ctx: &Ctx, req: CreateRequest) -> Result<(AccessCode, Value
         if !errors.is_empty() {
             return Err(EngineError::Invalid(errors));
         }
-        let pin = match &req.code {
-            Some(c) => {
+        // Codes sharing a common_code_key share one PIN (Seam's guarantee).
+        let group_pin = match &req.common_code_key {
+            Some(key) => group(tx, key, None)?.first().map(|c| c.code.clone()),
+            None => None,
+        };
+        let pin = match (&req.code, group_pin) {
+            (Some(c), Some(g)) if *c != g => {
+                return Err(EngineError::invalid(
+                    "code",
+                    "codes with the same common_code_key share one PIN: give the group's PIN, or none to take it",
+                ))
+            }
+            (_, Some(g)) => {
+                rules.check(&g).map_err(|e| EngineError::Invalid(vec![e]))?;
+                check_pin_free(tx, &device.device_id, &g, None, req.common_code_key.as_deref())?;
+                g
+            }
+            (Some(c), None) => {
                 check_pin_free(tx, &device.device_id, c, None, None)?;
                 c.clone()
             }
-            None => {
+            (None, None) => {
                 let (codes, unmanaged) = pins_in_use(tx, &device.device_id)?;
                 let taken: BTreeSet<String> = codes
                     .iter()
@@ -308,6 +337,15 @@ pub(super) fn update(ctx: &Ctx, req: UpdateRequest) -> Result<(AccessCode, Value
             return Err(EngineError::Invalid(errors));
         }
         if row.code != before.code {
+            if let Some(key) = &row.common_code_key {
+                let others = group(tx, key, Some(&row.access_code_id))?.len();
+                if others > 0 {
+                    return Err(EngineError::invalid(
+                        "code",
+                        format!("this code shares its PIN with {others} other code(s) by common_code_key; a PIN cannot be changed for one of them alone"),
+                    ));
+                }
+            }
             check_pin_free(
                 tx,
                 &row.device_id,

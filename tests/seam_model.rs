@@ -1,0 +1,226 @@
+//! Seam's access-code model in the engine: codes linked by common_code_key share their PIN,
+//! action attempts are pending until the lock has the change, and pending mutations say what
+//! the lock has not caught up with, with the time each change was asked for.
+
+mod common;
+
+use std::time::Duration;
+
+use common::world::{quiet_config, start_time, Ground, World};
+use serde_json::Value;
+use uuid::Uuid;
+use zwlock::codes::{CreateRequest, EngineError, UpdateRequest};
+
+const NET: &str = r#"
+[[network]]
+name = "t"
+radio_ms = 20
+
+[[network.lock]]
+node_id = 5
+name = "front"
+user_code_version = 2
+slots = 10
+
+[[network.lock]]
+node_id = 6
+name = "back"
+user_code_version = 1
+slots = 5
+supervision = false
+"#;
+
+async fn world() -> World {
+    World::start(Ground::new(NET), quiet_config(), 2).await
+}
+
+fn attempt_id(a: &Value) -> Uuid {
+    a["action_attempt_id"].as_str().unwrap().parse().unwrap()
+}
+
+async fn attempt_done(w: &World, a: &Value) -> Value {
+    let id = attempt_id(a);
+    w.until("attempt done", Duration::from_secs(120), |w| {
+        w.engine.action_attempt(&id).unwrap()["status"] != "pending"
+    })
+    .await;
+    w.engine.action_attempt(&id).unwrap()
+}
+
+fn keyed(device: Uuid, key: &str, code: Option<&str>) -> CreateRequest {
+    CreateRequest {
+        device_id: device,
+        common_code_key: Some(key.into()),
+        code: code.map(str::to_string),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn codes_with_one_common_code_key_share_their_pin() {
+    let w = world().await;
+    let (a, _) = w
+        .engine
+        .create(keyed(w.device(5), "unit-12", None))
+        .unwrap();
+    let (b, _) = w
+        .engine
+        .create(keyed(w.device(6), "unit-12", None))
+        .unwrap();
+    assert_eq!(a.code, b.code, "the group's PIN is taken");
+    assert_eq!(b.common_code_key.as_deref(), Some("unit-12"));
+    // A different PIN for the group is refused, naming the field; the same PIN is fine.
+    let e = w
+        .engine
+        .create(keyed(w.device(5), "unit-12", Some("9876")))
+        .unwrap_err();
+    match e {
+        EngineError::Invalid(v) => assert_eq!(v[0].field, "code"),
+        other => panic!("{other}"),
+    }
+    w.engine
+        .create(keyed(w.device(6), "other-key", Some("9876")))
+        .unwrap();
+    // One code of the group cannot change its PIN alone.
+    let e = w
+        .engine
+        .update(UpdateRequest {
+            access_code_id: a.access_code_id,
+            code: Some("2468".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&e, EngineError::Invalid(v) if v[0].field == "code"),
+        "{e}"
+    );
+    assert_eq!(w.engine.get(&a.access_code_id).unwrap().code, a.code);
+}
+
+#[tokio::test(start_paused = true)]
+async fn attempts_are_pending_until_the_lock_has_the_change() {
+    let w = world().await;
+    let (c, a) = w
+        .engine
+        .create(CreateRequest {
+            device_id: w.device(6),
+            code: Some("4821".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(a["status"], "pending");
+    let done = attempt_done(&w, &a).await;
+    assert_eq!(done["status"], "success");
+    assert_eq!(done["result"]["access_code"]["status"], "set");
+    let id = c.access_code_id;
+    // A new PIN: updating_code with from/to, at the time of the update, until it lands.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let (_, a) = w
+        .engine
+        .update(UpdateRequest {
+            access_code_id: id,
+            code: Some("5937".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(a["status"], "pending");
+    let m = &w.engine.get(&id).unwrap().pending_mutations;
+    assert_eq!(m[0]["mutation_code"], "updating_code", "{m:?}");
+    assert_eq!(m[0]["from"]["code"], "4821");
+    assert_eq!(m[0]["to"]["code"], "5937");
+    assert_ne!(
+        m[0]["created_at"].as_str(),
+        Some(zwlock::codes::model::rfc3339(&c_created(&w, &id)).as_str()),
+        "the change's time, not the code's"
+    );
+    assert_eq!(attempt_done(&w, &a).await["status"], "success");
+    assert!(w.engine.get(&id).unwrap().pending_mutations.is_empty());
+    // A name: nothing for the lock to do, done at once.
+    let (_, a) = w
+        .engine
+        .update(UpdateRequest {
+            access_code_id: id,
+            name: Some(Some("cleaner".into())),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(a["status"], "success");
+    // The window moves into the future: updating_time_frame (not deleting), then waiting.
+    let (_, a) = w
+        .engine
+        .update(UpdateRequest {
+            access_code_id: id,
+            starts_at: Some(Some(start_time() + chrono::Duration::days(2))),
+            ends_at: Some(Some(start_time() + chrono::Duration::days(3))),
+            ..Default::default()
+        })
+        .unwrap();
+    let codes: Vec<String> = w
+        .engine
+        .get(&id)
+        .unwrap()
+        .pending_mutations
+        .iter()
+        .map(|m| m["mutation_code"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(codes, ["updating_time_frame"]);
+    assert_eq!(attempt_done(&w, &a).await["status"], "success");
+    let c = w.engine.get(&id).unwrap();
+    assert_eq!(c.status, "unset");
+    assert_eq!(
+        c.pending_mutations[0]["mutation_code"],
+        "deferring_creation"
+    );
+    // Delete: pending until it is off the lock.
+    let id2 = {
+        let (c, a) = w
+            .engine
+            .create(CreateRequest {
+                device_id: w.device(6),
+                code: Some("7171".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        attempt_done(&w, &a).await;
+        c.access_code_id
+    };
+    let a = w.engine.delete(&id2).unwrap();
+    assert_eq!(a["status"], "pending");
+    let m = &w.engine.get(&id2).unwrap().pending_mutations;
+    assert_eq!(m[0]["mutation_code"], "deleting");
+    assert_eq!(attempt_done(&w, &a).await["status"], "success");
+    assert!(w.engine.get(&id2).is_err());
+}
+
+fn c_created(w: &World, id: &Uuid) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(&w.engine.get(id).unwrap().created_at)
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_attempt_the_engine_gives_up_on_ends_in_error_with_the_reason() {
+    let w = world().await;
+    w.net.set_in_range(6, false).await.unwrap();
+    let (c, a) = w
+        .engine
+        .create(CreateRequest {
+            device_id: w.device(6),
+            code: Some("3825".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let done = attempt_done(&w, &a).await;
+    assert_eq!(done["status"], "error");
+    assert_eq!(done["error"]["type"], "failed_to_set_on_device");
+    assert!(done["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("still retrying"));
+    // The engine itself keeps going: back in range, the code lands.
+    w.net.set_in_range(6, true).await.unwrap();
+    w.until("set", Duration::from_secs(900), |w| {
+        w.status(&c.access_code_id) == "set"
+    })
+    .await;
+}
