@@ -224,3 +224,71 @@ async fn an_attempt_the_engine_gives_up_on_ends_in_error_with_the_reason() {
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn backup_codes_are_for_time_bound_codes_and_work_until_the_original_ends() {
+    let w = world().await;
+    let dev = w.device(5);
+    let e = w
+        .engine
+        .create(CreateRequest {
+            device_id: dev,
+            use_backup_access_code_pool: Some(true),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&e, EngineError::Invalid(v) if v[0].field == "use_backup_access_code_pool"),
+        "{e}"
+    );
+    // A stay that starts tomorrow; the pool fills meanwhile.
+    let starts = start_time() + chrono::Duration::days(1);
+    let ends = starts + chrono::Duration::days(2);
+    let (c, _) = w
+        .engine
+        .create(CreateRequest {
+            device_id: dev,
+            code: Some("4821".into()),
+            starts_at: Some(starts),
+            ends_at: Some(ends),
+            use_backup_access_code_pool: Some(true),
+            ..Default::default()
+        })
+        .unwrap();
+    w.until("pool ready", Duration::from_secs(300), |w| {
+        w.engine
+            .get(&c.access_code_id)
+            .unwrap()
+            .is_backup_access_code_available
+    })
+    .await;
+    let ongoing = w.create(5, "1357");
+    let e = w.engine.pull_backup(&ongoing).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            EngineError::NotAllowed {
+                kind: "access_code_not_time_bound",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // Pulled today, the backup works at once, though the stay starts tomorrow...
+    let (_, backup) = w.engine.pull_backup(&c.access_code_id).unwrap();
+    assert_eq!(backup.ends_at, c.ends_at);
+    let slot = backup.slot.unwrap();
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert_eq!(w.status(&backup.access_code_id), "set");
+    assert_eq!(w.pin_on_lock(5, slot).await, backup.code);
+    // ...and comes off the lock when the original ends.
+    w.clock.set(ends + chrono::Duration::minutes(1));
+    let t0 = tokio::time::Instant::now();
+    while w.pin_on_lock(5, slot).await.is_some() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "the backup outlived the original"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

@@ -427,6 +427,9 @@ async fn a_one_time_code_comes_off_the_lock_after_its_first_use() {
 async fn a_backup_code_is_pulled_and_the_pool_refilled() {
     let mut w = world().await;
     let mut req = w.req(5, "4821");
+    // The pool is for time-bound codes (as in Seam).
+    req.starts_at = Some(start_time() - chrono::Duration::minutes(1));
+    req.ends_at = Some(start_time() + chrono::Duration::days(2));
     req.use_backup_access_code_pool = Some(true);
     let (id, _) = w.create_set(req).await;
     // Spares are not listed (as in Seam): count what the lock holds instead. Two keypad

@@ -108,6 +108,9 @@ impl From<EngineError> for ApiError {
                 e
             }
             EngineError::Unsupported(m) => ApiError::new(StatusCode::BAD_REQUEST, "unsupported", m),
+            EngineError::NotAllowed { kind, message } => {
+                ApiError::new(StatusCode::BAD_REQUEST, kind, message)
+            }
             EngineError::NotConnected(m) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "hub_disconnected", m)
             }

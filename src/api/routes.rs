@@ -209,7 +209,13 @@ pub fn generate_code(e: &Engine, r: &Request) -> Answer {
 pub fn pull_backup(e: &Engine, r: &Request) -> Answer {
     let p: AccessCodeId = r.params()?;
     let (original, backup) = e.pull_backup(&p.access_code_id)?;
-    Ok(json!({ "access_code": original, "backup_access_code": backup }))
+    // The SDKs read `access_code`: the pulled backup. The spec also requires
+    // `backup_access_code`; the original comes as `original_access_code`.
+    Ok(json!({
+        "access_code": backup,
+        "backup_access_code": backup,
+        "original_access_code": original,
+    }))
 }
 
 pub fn unmanaged_list(e: &Engine, r: &Request) -> Answer {

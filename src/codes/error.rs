@@ -21,6 +21,9 @@ pub enum EngineError {
     },
     #[error("{0}")]
     Unsupported(String),
+    /// A request the model does not allow, with Seam's error type (a 400).
+    #[error("{message}")]
+    NotAllowed { kind: &'static str, message: String },
     /// The stick is not connected: nothing can reach a lock now (the API answers 503).
     #[error("{0}")]
     NotConnected(String),

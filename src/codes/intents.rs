@@ -147,6 +147,12 @@ pub(super) fn create(ctx: &Ctx, req: CreateRequest) -> Result<(AccessCode, Value
     if let Err(e) = validate::check_window(req.starts_at, req.ends_at, now) {
         errors.push(e);
     }
+    if req.use_backup_access_code_pool == Some(true) && req.ends_at.is_none() {
+        errors.push(FieldError::new(
+            "use_backup_access_code_pool",
+            "the backup code pool is for time-bound codes only (give starts_at and ends_at)",
+        ));
+    }
     let allow_ext = req
         .allow_external_modification
         .or(req.is_external_modification_allowed)
@@ -588,6 +594,12 @@ pub(super) fn pull_backup(
                 what: "device",
                 id: original.device_id.to_string(),
             })?;
+        if original.ends_at.is_none() {
+            return Err(EngineError::NotAllowed {
+                kind: "access_code_not_time_bound",
+                message: "backup codes are pulled for time-bound codes only".into(),
+            });
+        }
         if device.backup_pool_size == 0 {
             return Err(EngineError::Unsupported("the lock has no backup code pool (create a code with use_backup_access_code_pool: true)".into()));
         }
@@ -608,7 +620,8 @@ pub(super) fn pull_backup(
             })?;
         backup.pulled_backup_access_code_id = Some(original.access_code_id);
         backup.name = original.name.clone();
-        backup.starts_at = original.starts_at;
+        // It works at once (it is already on the lock) and until the original ends.
+        backup.starts_at = original.starts_at.map(|s| s.min(now));
         backup.ends_at = original.ends_at;
         backup.updated_at = now;
         original.pulled_backup_access_code_id = Some(backup.access_code_id);
