@@ -292,3 +292,105 @@ async fn backup_codes_are_for_time_bound_codes_and_work_until_the_original_ends(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn managed_and_unmanaged_codes_move_between_each_other_keeping_what_they_are() {
+    use zwlock::sim::KeypadAction;
+    let w = world().await;
+    let dev = w.device(5);
+    let id = w.create(5, "4821");
+    w.until("set", Duration::from_secs(60), |w| w.status(&id) == "set")
+        .await;
+    let slot = w.engine.get(&id).unwrap().slot.unwrap();
+    // Managed → unmanaged: the code stays on the lock under the same id; zwlock lets go.
+    w.engine.unmanage(&id).unwrap();
+    assert!(w.engine.get(&id).is_err());
+    let u = w.engine.unmanaged_get(Some(&id), None).unwrap();
+    assert_eq!(u.code.as_deref(), Some("4821"));
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    assert_eq!(w.pin_on_lock(5, slot).await.as_deref(), Some("4821"));
+    // Unmanaged → managed keeps its name.
+    let name = u.name.clone();
+    let c = w.engine.convert_to_managed(&id, false).unwrap();
+    assert_eq!(c.name, name);
+    // An unmanaged code being deleted never shows as a managed one.
+    w.net
+        .keypad(
+            5,
+            KeypadAction::Program {
+                slot: 7,
+                pin: "7070".into(),
+            },
+        )
+        .await
+        .unwrap();
+    w.until("learnt", Duration::from_secs(60), |w| {
+        w.engine
+            .unmanaged(&dev)
+            .unwrap()
+            .iter()
+            .any(|u| u.code.as_deref() == Some("7070"))
+    })
+    .await;
+    let u = w
+        .engine
+        .unmanaged(&dev)
+        .unwrap()
+        .into_iter()
+        .find(|u| u.code.as_deref() == Some("7070"))
+        .unwrap();
+    w.engine.delete_unmanaged(&u.access_code_id).unwrap();
+    assert!(w.engine.get(&u.access_code_id).is_err());
+    assert!(w
+        .engine
+        .list(&dev)
+        .unwrap()
+        .iter()
+        .all(|c| c.access_code_id != u.access_code_id));
+    // A clash that arises later: the same PIN programmed at the keypad in another slot.
+    w.net
+        .keypad(
+            5,
+            KeypadAction::Program {
+                slot: 9,
+                pin: "4821".into(),
+            },
+        )
+        .await
+        .unwrap();
+    w.until("conflict named", Duration::from_secs(60), |w| {
+        w.engine
+            .get(&id)
+            .unwrap()
+            .errors
+            .iter()
+            .any(|e| e.error_code == "conflicting_unmanaged_access_code_id")
+    })
+    .await;
+    let c = w.engine.get(&id).unwrap();
+    let e = c
+        .errors
+        .iter()
+        .find(|e| e.error_code == "conflicting_unmanaged_access_code_id")
+        .unwrap();
+    let other = w
+        .engine
+        .unmanaged(&dev)
+        .unwrap()
+        .into_iter()
+        .find(|u| u.slot == 9)
+        .unwrap();
+    assert_eq!(
+        e.details["unmanaged_access_code_id"],
+        other.access_code_id.to_string()
+    );
+    // It goes when the clash does.
+    w.net
+        .keypad(5, KeypadAction::Delete { slot: 9 })
+        .await
+        .unwrap();
+    w.until("conflict gone", Duration::from_secs(60), |w| {
+        w.engine.get(&id).unwrap().errors.is_empty()
+    })
+    .await;
+}

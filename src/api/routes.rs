@@ -154,10 +154,7 @@ pub fn update(e: &Engine, r: &Request) -> Answer {
     let req: UpdateRequest = r.params()?;
     let raw: Value = r.params()?;
     if raw.get("is_managed") == Some(&json!(false)) {
-        return Err(ApiError::field(
-            "is_managed",
-            "turning a managed code unmanaged is not supported",
-        ));
+        return Ok(json!({ "action_attempt": e.unmanage(&req.access_code_id)? }));
     }
     let sync = req.sync == Some(true);
     let (_, attempt) = e.update(req)?;
@@ -274,7 +271,10 @@ pub fn unmanaged_update(e: &Engine, r: &Request) -> Answer {
         }
         Some(false) => {
             e.unmanaged_get(Some(&p.access_code_id), None)?;
-            Ok(json!({}))
+            Err(ApiError::field(
+                "is_managed",
+                "the code is unmanaged already",
+            ))
         }
         None => Err(ApiError::field("is_managed", "is required")),
     }

@@ -530,12 +530,30 @@ pub fn duplicate(
     let msg = "the lock refused the code: the same PIN is already on the lock";
     let id = c.access_code_id;
     let had = tx.has_issue(&id, IssueKind::Error, error_code::DUPLICATE_CODE_ON_DEVICE)?;
-    tx.set_issue(
+    // Name the other code holding the PIN, when it is known.
+    let codes = tx.device_codes(&c.device_id)?;
+    let held: std::collections::BTreeSet<u16> = codes.iter().filter_map(|x| x.slot).collect();
+    let details = if let Some(o) = codes
+        .iter()
+        .find(|o| o.access_code_id != id && o.code == c.code && o.programmed_code.is_some())
+    {
+        json!({ "managed_access_code_id": o.access_code_id })
+    } else if let Some(s) = tx
+        .slots(&c.device_id)?
+        .into_iter()
+        .find(|s| !held.contains(&s.slot) && s.code.as_deref() == Some(c.code.as_str()))
+    {
+        json!({ "unmanaged_access_code_id": s.unmanaged_id })
+    } else {
+        json!({})
+    };
+    tx.set_issue_with(
         &id,
         IssueKind::Error,
         error_code::DUPLICATE_CODE_ON_DEVICE,
         msg,
         now,
+        &details,
     )?;
     tx.clear_issue(&id, IssueKind::Error, error_code::FAILED_TO_SET_ON_DEVICE)?;
     if let Some(mut row) = tx.code(&id)? {

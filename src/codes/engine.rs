@@ -270,6 +270,12 @@ impl Engine {
         super::unmanaged::convert_to_managed(&self.ctx, unmanaged_id, allow_external_modification)
     }
 
+    /// Make a managed code unmanaged: it stays on its lock, and zwlock stops keeping it.
+    pub fn unmanage(&self, access_code_id: &Uuid) -> Result<Value, EngineError> {
+        self.ctx.running()?;
+        super::unmanaged::to_unmanaged(&self.ctx, access_code_id)
+    }
+
     /// Remove an unmanaged code from its lock.
     pub fn delete_unmanaged(&self, unmanaged_id: &Uuid) -> Result<Value, EngineError> {
         self.ctx.running()?;

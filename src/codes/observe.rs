@@ -190,7 +190,46 @@ pub fn observe(
             )?);
         }
     }
+    mark_conflicts(tx, device_id, at)?;
     Ok((events, put_back))
+}
+
+/// A managed code whose PIN an unmanaged code on the same lock also holds (programmed at the
+/// keypad or by other software after the managed one was declared) carries
+/// `conflicting_unmanaged_access_code_id`, naming the unmanaged code, while that lasts.
+fn mark_conflicts(tx: &Tx<'_>, device_id: &Uuid, at: &DateTime<Utc>) -> Result<(), StoreError> {
+    let codes = tx.device_codes(device_id)?;
+    let held: std::collections::BTreeSet<u16> = codes.iter().filter_map(|c| c.slot).collect();
+    let slots = tx.slots(device_id)?;
+    let unmanaged: Vec<_> = slots
+        .iter()
+        .filter(|s| s.state == SlotState::Occupied && !held.contains(&s.slot))
+        .collect();
+    for c in codes
+        .iter()
+        .filter(|c| c.desired == Desired::Active && !c.removing_unmanaged)
+    {
+        let kind = error_code::CONFLICTING_UNMANAGED_ACCESS_CODE_ID;
+        match unmanaged
+            .iter()
+            .find(|s| s.code.as_deref() == Some(c.code.as_str()))
+        {
+            Some(s) => {
+                if !tx.has_issue(&c.access_code_id, IssueKind::Error, kind)? {
+                    let msg = format!(
+                        "an unmanaged code with the same PIN is on the lock (slot {}, unmanaged access code {})",
+                        s.slot, s.unmanaged_id
+                    );
+                    let d = json!({ "unmanaged_access_code_id": s.unmanaged_id });
+                    tx.set_issue_with(&c.access_code_id, IssueKind::Error, kind, &msg, at, &d)?;
+                }
+            }
+            None => {
+                tx.clear_issue(&c.access_code_id, IssueKind::Error, kind)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every code gone (a factory reset, "all user codes deleted"): each known slot reads empty.

@@ -60,6 +60,7 @@ pub(super) fn get(ctx: &Ctx, access_code_id: &Uuid) -> Result<AccessCode, Engine
     ctx.repo
         .read(|tx| {
             tx.code(access_code_id)?
+                .filter(|row| !row.removing_unmanaged)
                 .map(|row| render(ctx, tx, &row))
                 .transpose()
         })?
@@ -80,7 +81,9 @@ pub(super) fn get_by_code(
             let rows = tx.device_codes(device_id)?;
             rows.iter()
                 .find(|r| {
-                    r.code == code && (!r.is_backup || r.pulled_backup_access_code_id.is_some())
+                    r.code == code
+                        && !r.removing_unmanaged
+                        && (!r.is_backup || r.pulled_backup_access_code_id.is_some())
                 })
                 .map(|row| render(ctx, tx, row))
                 .transpose()

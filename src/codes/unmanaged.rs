@@ -24,8 +24,14 @@ pub(super) fn convert_to_managed(
                 ));
             }
             let pin = slot.code.clone().expect("checked");
+            // It keeps the name it had as an unmanaged code.
+            let name = tx
+                .device(&slot.device_id)?
+                .map(|d| model::UnmanagedAccessCode::from_slot(&slot, &d).name)
+                .unwrap_or_default();
             let row = CodeRow {
                 access_code_id: *unmanaged_id,
+                name,
                 status: CodeStatus::Set,
                 slot: Some(slot.slot),
                 programmed_code: Some(pin.clone()),
@@ -61,6 +67,7 @@ pub(super) fn delete_unmanaged(ctx: &Ctx, unmanaged_id: &Uuid) -> Result<Value, 
             slot: Some(slot.slot),
             programmed_code: Some(pin.clone()),
             pending_since: Some(now),
+            removing_unmanaged: true,
             ..CodeRow::new(slot.device_id, pin, now)
         };
         tx.put_code(&row)?;
@@ -90,4 +97,59 @@ fn unmanaged_slot(tx: &Tx<'_>, id: &Uuid) -> Result<SlotRow, EngineError> {
         return Err(not_found());
     }
     Ok(slot)
+}
+
+/// Make a managed code unmanaged (Seam's `update` with `is_managed: false`): it stays on the
+/// lock as it is, under the same id, and zwlock stops keeping it.
+pub(super) fn to_unmanaged(ctx: &Ctx, id: &Uuid) -> Result<Value, EngineError> {
+    let now = ctx.now();
+    let (device, attempt) = ctx.repo.write(|tx| {
+        let row = tx
+            .code(id)?
+            .filter(|c| c.desired == Desired::Active && !c.removing_unmanaged)
+            .ok_or_else(|| EngineError::NotFound {
+                what: "access code",
+                id: id.to_string(),
+            })?;
+        let (Some(slot), Some(pin), CodeStatus::Set) =
+            (row.slot, row.programmed_code.clone(), row.status)
+        else {
+            return Err(EngineError::NotAllowed {
+                kind: "access_code_not_on_device",
+                message: "only a code that is on the lock can become unmanaged".into(),
+            });
+        };
+        tx.observe_slot(&row.device_id, slot, SlotState::Occupied, Some(&pin), &now)?;
+        tx.set_unmanaged_id(&row.device_id, slot, id)?;
+        let mut forgotten = row.clone();
+        forgotten.deleted_at = Some(now);
+        forgotten.slot = None;
+        forgotten.updated_at = now;
+        tx.put_code(&forgotten)?;
+        super::attempts::fail(
+            tx,
+            id,
+            "access_code_unmanaged",
+            "the code became unmanaged",
+            &now,
+        )?;
+        let ev = tx.add_event(
+            "access_code.unmanaged.created",
+            Some(&row.device_id),
+            Some(id),
+            &now,
+            json!({ "slot": slot, "converted_from_managed": true }),
+        )?;
+        let a = attempt(
+            tx,
+            super::attempts::UPDATE,
+            "success",
+            Some(json!({})),
+            &now,
+        )?;
+        Ok::<_, EngineError>((row.device_id, (a, ev)))
+    })?;
+    ctx.publish(vec![attempt.1]);
+    ctx.wake(device);
+    Ok(model::attempt_json(&attempt.0))
 }

@@ -148,6 +148,9 @@ pub struct CodeRow {
     pub deleted_at: Option<DateTime<Utc>>,
     /// Changes the lock has not caught up with yet.
     pub mutations: Vec<Mutation>,
+    /// Not a managed code: the record of an unmanaged code being removed at a user's request
+    /// (it never shows among managed codes).
+    pub removing_unmanaged: bool,
 }
 
 impl CodeRow {
@@ -207,6 +210,7 @@ impl CodeRow {
             updated_at: now,
             deleted_at: None,
             mutations: Vec::new(),
+            removing_unmanaged: false,
         }
     }
 }
@@ -231,7 +235,7 @@ const COLUMNS: &str =
     desired, slot, programmed_code, allow_external_modification, is_one_time_use, is_backup, \
     pulled_backup_access_code_id, prefer_native_scheduling, is_scheduled_on_device, attempts, \
     next_attempt_at, pending_since, blocked, used_at, created_at, updated_at, deleted_at, released_at, \
-    mutations";
+    mutations, removing_unmanaged";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CodeRow, StoreError>> {
     let s = |i: usize| r.get::<_, Option<String>>(i);
@@ -246,6 +250,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CodeRow, StoreError>> {
     let mutations: String = r.get(26)?;
     let (status, desired): (String, String) = (r.get(7)?, r.get(8)?);
     let b = |i: usize| r.get::<_, i64>(i).map(|v| v != 0);
+    let removing_unmanaged = b(27)?;
     let row = CodeRow {
         access_code_id: Uuid::nil(),
         device_id: Uuid::nil(),
@@ -272,6 +277,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CodeRow, StoreError>> {
         updated_at: Utc::now(),
         deleted_at: None,
         mutations: Vec::new(),
+        removing_unmanaged,
     };
     Ok((|| {
         let desired = match (desired.as_str(), released.is_some()) {
@@ -368,7 +374,7 @@ impl Store {
         conn.execute(
             &format!(
                 "INSERT INTO access_codes ({COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27) \
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28) \
                  ON CONFLICT(access_code_id) DO UPDATE SET {updates}"
             ),
             params![
@@ -399,6 +405,7 @@ impl Store {
                 opt_ts(&c.deleted_at),
                 (c.desired == Desired::Released).then(|| ts(&c.updated_at)),
                 serde_json::to_string(&c.mutations).expect("mutations serialize"),
+                c.removing_unmanaged,
             ],
         )?;
         Ok(())
@@ -426,7 +433,9 @@ impl Store {
 
     /// Codes matching `filter`, oldest first, at most `limit`.
     pub fn list_codes(conn: &Connection, filter: &CodeFilter) -> Result<Vec<CodeRow>, StoreError> {
-        let mut sql = format!("SELECT {COLUMNS} FROM access_codes WHERE deleted_at IS NULL");
+        let mut sql = format!(
+            "SELECT {COLUMNS} FROM access_codes WHERE deleted_at IS NULL AND removing_unmanaged = 0"
+        );
         let mut args: Vec<Box<dyn ToSql>> = Vec::new();
         if let Some(d) = &filter.device_id {
             args.push(Box::new(d.to_string()));

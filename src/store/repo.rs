@@ -244,6 +244,9 @@ impl Tx<'_> {
     pub fn slots(&self, device: &Uuid) -> Result<Vec<SlotRow>, StoreError> {
         Store::slots(self.conn, device)
     }
+    pub fn set_unmanaged_id(&self, device: &Uuid, slot: u16, id: &Uuid) -> Result<(), StoreError> {
+        Store::set_unmanaged_id(self.conn, device, slot, id)
+    }
     pub fn slot_by_unmanaged_id(&self, id: &Uuid) -> Result<Option<SlotRow>, StoreError> {
         Store::slot_by_unmanaged_id(self.conn, id)
     }

@@ -152,6 +152,7 @@ const MIGRATIONS: &[&str] = &[
     WHERE info_json IS NOT NULL AND json_valid(info_json);
     ALTER TABLE access_codes ADD COLUMN released_at TEXT;
     ALTER TABLE access_codes ADD COLUMN mutations TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE access_codes ADD COLUMN removing_unmanaged INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE action_attempts ADD COLUMN access_code_id TEXT;
     CREATE INDEX action_attempts_code ON action_attempts(access_code_id) WHERE status = 'pending';
     ALTER TABLE access_code_issues ADD COLUMN details TEXT;

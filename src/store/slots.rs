@@ -161,6 +161,20 @@ impl Store {
         .transpose()
     }
 
+    /// Give a slot's unmanaged code a chosen id (a managed code turned unmanaged keeps its id).
+    pub fn set_unmanaged_id(
+        conn: &Connection,
+        device_id: &Uuid,
+        slot: u16,
+        id: &Uuid,
+    ) -> Result<(), StoreError> {
+        conn.execute(
+            "UPDATE slots SET unmanaged_id = ?3 WHERE device_id = ?1 AND slot = ?2",
+            params![device_id.to_string(), slot, id.to_string()],
+        )?;
+        Ok(())
+    }
+
     /// Forget every slot of a device (after a factory reset everything reads empty anyway).
     pub fn mark_all_slots_empty(
         conn: &Connection,
