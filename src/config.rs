@@ -182,7 +182,8 @@ impl CodesConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
-    /// error, warn, info, debug or trace (or a tracing filter such as "zwlock=debug").
+    /// error, warn, info, debug or trace (aliases: err, warning, notice, …), or a filter such
+    /// as "info,zwlock::driver=debug"; checked by `logging::parse_filter`.
     #[serde(default = "default_log_level")]
     pub level: String,
 }
@@ -354,8 +355,8 @@ impl Config {
             ));
         }
         self.socket_mode().map_err(|e| bad("api.socket_mode", e))?;
-        tracing_subscriber::EnvFilter::try_new(&self.log.level)
-            .map_err(|e| bad("log.level", format!("not a log level or filter: {e}")))?;
+        crate::logging::parse_filter(&self.log.level)
+            .map_err(|e| bad("log.level", e.to_string()))?;
         self.sim_config()
             .validate()
             .map_err(|e| bad("sim.network", e.to_string()))?;
@@ -439,6 +440,8 @@ mod tests {
             ("[api]\nsocket_mode = \"0999\"", "api.socket_mode"),
             ("[api]\nsocket_mode = \"0040\"", "api.socket_mode"),
             ("[log]\nlevel = \"loud[\"", "log.level"),
+            ("[log]\nlevel = \"warnings\"", "log.level"),
+            ("[log]\nlevel = \"zwlock=verbose\"", "log.level"),
             (
                 "[codes]\npoll_reads_per_hour = 0",
                 "codes.poll_reads_per_hour",

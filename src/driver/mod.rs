@@ -22,7 +22,6 @@ pub use node::{NodeInfo, Reachability, UserCodeSupport};
 pub use startup::{ControllerInfo, StartupConfig};
 pub use transaction::{Expect, Priority, ReportMatcher};
 
-
 use crate::cc::{Command, SupervisionStatus};
 use crate::serial::link::{LinkConfig, LinkError};
 use crate::serial::transport::{PortUrl, SimConnector, TransportError};
