@@ -512,7 +512,10 @@ pub fn unmanaged(opts: ClientOpts, cmd: UnmanagedCommand) -> Result<(), CliError
                 );
             }
             eprintln!("reading every slot of the lock (action attempt {id})");
-            let done = super::network::wait_attempt(&client, &id, Duration::from_secs(1800))?;
+            let watch = super::progress::Watch::start(&client, &id, "reading slots");
+            let done = super::network::wait_attempt(&client, &id, Duration::from_secs(1800));
+            drop(watch);
+            let done = done?;
             let found = get(
                 &client,
                 "/access_codes/unmanaged/list",

@@ -8,3 +8,4 @@ pub mod decode;
 pub mod describe;
 pub mod network;
 pub mod output;
+pub mod progress;

@@ -34,8 +34,15 @@ pub fn wait_attempt(client: &Client, id: &str, max: Duration) -> Result<Value, C
     }
 }
 
-/// POST `route`, wait for the attempt it starts (up to `max`); the finished attempt.
-fn act(client: &Client, route: &str, body: Value, max: Duration) -> Result<Value, CliError> {
+/// POST `route`, wait for the attempt it starts (up to `max`); the finished attempt. With
+/// `progress`, the attempt's progress events are shown meanwhile (see cli::progress).
+fn act(
+    client: &Client,
+    route: &str,
+    body: Value,
+    max: Duration,
+    progress: Option<&str>,
+) -> Result<Value, CliError> {
     let r = client.call("POST", route, Some(&body))?;
     if !r.is_ok() {
         return Err(CliError::Api(r.error_message()));
@@ -44,7 +51,10 @@ fn act(client: &Client, route: &str, body: Value, max: Duration) -> Result<Value
         .as_str()
         .unwrap_or("")
         .to_string();
-    wait_attempt(client, &id, max)
+    let watch = progress.map(|what| super::progress::Watch::start(client, &id, what));
+    let done = wait_attempt(client, &id, max);
+    drop(watch);
+    done
 }
 
 fn finish(out: &Out, attempt: Value, text: String) -> Result<(), CliError> {
@@ -84,6 +94,7 @@ pub fn include(
         "/zwave/include",
         body,
         Duration::from_secs(timeout + 90),
+        Some("including"),
     )?;
     let text = format!(
         "included node {}; it is being interviewed",
@@ -102,6 +113,7 @@ pub fn exclude(opts: ClientOpts, timeout: u64) -> Result<(), CliError> {
         "/zwave/exclude",
         json!({ "timeout_seconds": timeout }),
         Duration::from_secs(timeout + 30),
+        None,
     )?;
     let text = format!("node {} left the network", attempt["result"]["node_id"]);
     finish(&opts.out(), attempt, text)
@@ -114,6 +126,7 @@ pub fn remove_failed(opts: ClientOpts, device: &str) -> Result<(), CliError> {
         "/zwave/remove_failed",
         json!({ "device_id": device }),
         Duration::from_secs(60),
+        None,
     )?;
     let text = format!("node {} removed", attempt["result"]["node_id"]);
     finish(&opts.out(), attempt, text)
@@ -131,6 +144,7 @@ pub fn door(opts: ClientOpts, device: &str, lock: bool) -> Result<(), CliError> 
         route,
         json!({ "device_id": device }),
         Duration::from_secs(60),
+        None,
     )
     .map_err(|e| match e {
         CliError::Failed(m) if m.contains("in time") => {
