@@ -32,9 +32,11 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SerialConfig {
-    /// `/dev/ttyACM0`, `/dev/serial/by-id/…`, `tcp://host:port` or `sim://NAME`.
-    #[serde(default = "default_port")]
-    pub port: String,
+    /// `/dev/serial/by-id/…`, `/dev/ttyACM0`, `tcp://host:port` or `sim://NAME`. None until
+    /// the user sets one (`zwlock setup` helps): the daemon then waits instead of taking
+    /// whatever stick is plugged in.
+    #[serde(default)]
+    pub port: Option<String>,
     /// How long a lock gets to answer a Get, in ms (FLiRS locks need seconds).
     #[serde(default = "default_report_timeout")]
     pub report_timeout_ms: u64,
@@ -217,7 +219,8 @@ impl CodesConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
-    /// error, warn, info, debug or trace (or a tracing filter such as "zwlock=debug").
+    /// error, warn, info, debug or trace (aliases: err, warning, notice, …), or a filter such
+    /// as "info,zwlock::driver=debug"; checked by `logging::parse_filter`.
     #[serde(default = "default_log_level")]
     pub level: String,
 }
@@ -233,9 +236,6 @@ pub struct SimSection {
     pub network: Vec<crate::sim::NetworkModel>,
 }
 
-fn default_port() -> String {
-    "/dev/ttyACM0".into()
-}
 fn default_report_timeout() -> u64 {
     5000
 }
@@ -267,7 +267,7 @@ fn yes() -> bool {
 impl Default for SerialConfig {
     fn default() -> Self {
         SerialConfig {
-            port: default_port(),
+            port: None,
             report_timeout_ms: default_report_timeout(),
             soft_reset: true,
             reconnect_initial_ms: default_reconnect_initial(),
@@ -356,8 +356,11 @@ impl Config {
             key,
             reason,
         };
-        let port = self.port().map_err(|e| bad("serial.port", e.to_string()))?;
-        if let PortUrl::Sim(name) = &port {
+        let port = self
+            .port()
+            .transpose()
+            .map_err(|e| bad("serial.port", e.to_string()))?;
+        if let Some(PortUrl::Sim(name)) = &port {
             if !self.sim.network.iter().any(|n| &n.name == name) {
                 return Err(bad(
                     "serial.port",
@@ -410,16 +413,17 @@ impl Config {
             ));
         }
         self.socket_mode().map_err(|e| bad("api.socket_mode", e))?;
-        tracing_subscriber::EnvFilter::try_new(&self.log.level)
-            .map_err(|e| bad("log.level", format!("not a log level or filter: {e}")))?;
+        crate::logging::parse_filter(&self.log.level)
+            .map_err(|e| bad("log.level", e.to_string()))?;
         self.sim_config()
             .validate()
             .map_err(|e| bad("sim.network", e.to_string()))?;
         Ok(())
     }
 
-    pub fn port(&self) -> Result<PortUrl, crate::serial::transport::InvalidPortUrl> {
-        self.serial.port.parse()
+    /// The stick's port; None when the configuration names none yet.
+    pub fn port(&self) -> Option<Result<PortUrl, crate::serial::transport::InvalidPortUrl>> {
+        self.serial.port.as_deref().map(str::parse)
     }
 
     pub fn socket_mode(&self) -> Result<u32, String> {
@@ -462,7 +466,8 @@ mod tests {
     #[test]
     fn defaults_are_sane() {
         let c = Config::parse("", "empty").unwrap();
-        assert_eq!(c.serial.port, "/dev/ttyACM0");
+        assert_eq!(c.serial.port, None, "no stick is taken by surprise");
+        assert!(c.port().is_none());
         assert_eq!(c.socket_mode().unwrap(), 0o660);
         assert_eq!(c.report_timeout(), Duration::from_secs(5));
         let w = c.codes.engine_config().watch;
@@ -495,6 +500,8 @@ mod tests {
             ("[api]\nsocket_mode = \"0999\"", "api.socket_mode"),
             ("[api]\nsocket_mode = \"0040\"", "api.socket_mode"),
             ("[log]\nlevel = \"loud[\"", "log.level"),
+            ("[log]\nlevel = \"warnings\"", "log.level"),
+            ("[log]\nlevel = \"zwlock=verbose\"", "log.level"),
             (
                 "[codes]\npoll_reads_per_hour = 0",
                 "codes.poll_reads_per_hour",

@@ -48,13 +48,13 @@ pub enum DaemonError {
 }
 
 fn driver_config(config: &Config, simulator: &Simulator) -> Result<DriverConfig, DaemonError> {
-    let port = config
-        .port()
-        .map_err(|e| crate::config::ConfigError::Value {
+    let port = config.port().unwrap_or_else(|| "".parse()).map_err(|e| {
+        crate::config::ConfigError::Value {
             path: "config".into(),
             key: "serial.port",
             reason: e.to_string(),
-        })?;
+        }
+    })?;
     let mut d = DriverConfig::new(port);
     d.simulator = Some(Arc::new(simulator.clone()));
     d.report_timeout = config.report_timeout();
@@ -90,6 +90,13 @@ fn read_token(path: &PathBuf) -> Result<String, DaemonError> {
 /// Run until SIGTERM or SIGINT. `config_path` is read again on SIGHUP.
 pub async fn run(config: Config, config_path: PathBuf, log: LogLevel) -> Result<(), DaemonError> {
     let notifier = Notifier::from_env();
+    // No port configured: wait for one rather than take a stick by surprise.
+    let Some(config) = crate::setup::until_a_stick_is_configured(config, &config_path, &notifier)
+        .await
+        .map_err(DaemonError::Signals)?
+    else {
+        return Ok(());
+    };
     let simulator = Simulator::new(config.sim_config());
     let mut driver_config = driver_config(&config, &simulator)?;
     let port = driver_config.port.clone();

@@ -18,6 +18,7 @@ pub mod security;
 pub mod serial;
 pub mod serialapi;
 pub mod service;
+pub mod setup;
 pub mod sim;
 pub mod store;
 pub mod util;

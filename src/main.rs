@@ -1,222 +1,32 @@
 //! The `zwlock` binary.
 
 use std::io::{BufReader, IsTerminal};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-
-use std::path::PathBuf;
+use clap::Parser;
 
 use anyhow::Context;
-use zwlock::cli::commands::{
-    self, CliError, ClientOpts, CodesCommand, DevicesCommand, UnmanagedCommand,
-};
+use serde_json::json;
+use zwlock::cli::args::{Cli, Command, ConfigAction, KeysAction, SimAction};
+use zwlock::cli::commands::{self, CliError};
 use zwlock::cli::decode::{self, DecodeOptions};
 use zwlock::cli::describe::DescribeOptions;
+use zwlock::cli::network;
+use zwlock::cli::output::{self, exit};
 use zwlock::config::Config;
 use zwlock::daemon;
 use zwlock::serialapi::NodeIdType;
 use zwlock::sim::control::{self, ControlRequest};
 use zwlock::sim::{SimConfig, Simulator};
 
-#[derive(Parser)]
-#[command(
-    name = "zwlock",
-    version,
-    about = "Local access-code gateway for Z-Wave keypad locks"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Managed access codes.
-    Codes {
-        #[command(flatten)]
-        opts: ClientOpts,
-        #[command(subcommand)]
-        cmd: CodesCommand,
-    },
-    /// Codes on the locks that zwlock does not manage.
-    Unmanaged {
-        #[command(flatten)]
-        opts: ClientOpts,
-        #[command(subcommand)]
-        cmd: UnmanagedCommand,
-    },
-    /// The locks.
-    Devices {
-        #[command(flatten)]
-        opts: ClientOpts,
-        #[command(subcommand)]
-        cmd: DevicesCommand,
-    },
-    /// Events (the last day; --follow for new ones as they happen).
-    Events {
-        #[command(flatten)]
-        opts: ClientOpts,
-        /// RFC 3339 time to list from.
-        #[arg(long)]
-        since: Option<String>,
-        #[arg(long)]
-        follow: bool,
-    },
-    /// Add a lock to the network: learn mode opens, press the lock's inclusion button. Locks
-    /// with S2 security need the 5-digit PIN printed on them (asked for when not given).
-    Include {
-        #[command(flatten)]
-        opts: ClientOpts,
-        #[arg(long)]
-        pin: Option<String>,
-        /// Seconds to wait for the lock's button (10-600).
-        #[arg(long, default_value_t = 60)]
-        timeout: u64,
-        /// Accept a lock that does not ask for S2 Access Control.
-        #[arg(long)]
-        any_security: bool,
-    },
-    /// Remove a lock from the network: learn mode opens, press the lock's button.
-    Exclude {
-        #[command(flatten)]
-        opts: ClientOpts,
-        #[arg(long, default_value_t = 60)]
-        timeout: u64,
-    },
-    /// Forget a lock that is gone for good (the stick checks it no longer answers).
-    RemoveFailed {
-        #[command(flatten)]
-        opts: ClientOpts,
-        device_id: String,
-    },
-    /// Lock a door.
-    Lock {
-        #[command(flatten)]
-        opts: ClientOpts,
-        device_id: String,
-    },
-    /// Unlock a door.
-    Unlock {
-        #[command(flatten)]
-        opts: ClientOpts,
-        device_id: String,
-    },
-    /// Run the daemon.
-    Daemon {
-        /// Configuration file.
-        #[arg(long, default_value = "/etc/zwlock/zwlock.toml")]
-        config: PathBuf,
-    },
-    /// Check a configuration file without starting anything.
-    Config {
-        #[command(subcommand)]
-        action: ConfigAction,
-    },
-    /// The Z-Wave network keys (S0, S2).
-    Keys {
-        #[command(subcommand)]
-        action: KeysAction,
-    },
-    /// The built-in simulator: serve it to other programs, or act on a running one.
-    Sim {
-        #[command(subcommand)]
-        action: SimAction,
-    },
-    /// Decode Serial API frames given as hex (arguments, or stdin one per line).
-    Decode {
-        /// Print one JSON object per frame.
-        #[arg(long)]
-        json: bool,
-        /// Show PINs instead of ****.
-        #[arg(long)]
-        show_codes: bool,
-        /// Node id width of the stick that wrote the frames (16 after SetNodeIdType).
-        #[arg(long, default_value_t = 8, value_parser = parse_node_id_bits)]
-        node_id_bits: u8,
-        /// Input lines are bare command class payloads (e.g. `63 03 05 01 31 32 33 34`).
-        #[arg(long)]
-        payload: bool,
-        /// Frames as hex; read stdin when none are given.
-        frames: Vec<String>,
-    },
-}
-
-#[derive(Subcommand)]
-enum ConfigAction {
-    /// Check PATH: exit 0 when it is usable, else print what is wrong.
-    Check { path: PathBuf },
-}
-
-#[derive(Subcommand)]
-enum KeysAction {
-    /// Take over the keys of the software that included the locks (e.g. zwave-js's
-    /// securityKeys: S0_Legacy, S2_Unauthenticated, S2_Authenticated, S2_AccessControl, 16
-    /// bytes hex each), so they keep working without re-inclusion. Reads FILE, or stdin.
-    Import {
-        #[arg(long, default_value = "/etc/zwlock/zwlock.toml")]
-        config: PathBuf,
-        /// Replace existing keys (locks included with them stop answering).
-        #[arg(long)]
-        force: bool,
-        file: Option<PathBuf>,
-    },
-}
-
-#[derive(Subcommand)]
-enum SimAction {
-    /// Expose a simulated network on a TCP port (as ser2net would expose a stick).
-    Serve {
-        /// File with [[network]] tables, or a daemon config with [[sim.network]] tables.
-        #[arg(long)]
-        config: PathBuf,
-        /// Network to serve (the first one when omitted).
-        #[arg(long)]
-        network: Option<String>,
-        /// tcp://127.0.0.1:PORT
-        #[arg(long, default_value = "tcp://127.0.0.1:5555")]
-        listen: String,
-        /// Also open a control socket here.
-        #[arg(long)]
-        control: Option<PathBuf>,
-    },
-    /// Act on a running simulation through its control socket.
-    Control {
-        #[arg(long)]
-        socket: PathBuf,
-        #[arg(long, default_value = "demo")]
-        network: String,
-        #[arg(long)]
-        node: Option<u8>,
-        /// enter, program, delete, factory_reset, power_cycle, button (inclusion), external_write, out_of_range, in_range,
-        /// battery, unplug, plug, faults, show
-        action: String,
-        #[arg(long)]
-        pin: Option<String>,
-        #[arg(long)]
-        slot: Option<u16>,
-        #[arg(long)]
-        level: Option<u8>,
-        /// For `faults`: link faults as JSON, e.g. '{"nak_host_frame":0.1}' ('{}' stops them).
-        #[arg(long)]
-        faults: Option<String>,
-    },
-}
-
-fn parse_node_id_bits(s: &str) -> Result<u8, String> {
-    match s {
-        "8" => Ok(8),
-        "16" => Ok(16),
-        _ => Err("expected 8 or 16".into()),
-    }
-}
-
-/// `zwlock keys import`: parse, then write the keys file the configuration names.
+/// `zwlock keys import`: parse, then write the keys file the configuration names (owned like
+/// its directory: the service's user, when run as root).
 fn keys_import(
-    config: &std::path::Path,
+    config: &Path,
     force: bool,
-    file: Option<&std::path::Path>,
-) -> anyhow::Result<String> {
+    file: Option<&Path>,
+) -> anyhow::Result<(PathBuf, Vec<&'static str>)> {
     use std::io::Read;
     use zwlock::security::keys::NetworkKeys;
     let config = Config::load(config)?;
@@ -238,12 +48,144 @@ fn keys_import(
     zeroize::Zeroize::zeroize(&mut text);
     let (keys, given) = parsed?;
     keys.save(&path)?;
-    let names: Vec<&str> = given.iter().map(|c| c.zwave_js_name()).collect();
-    Ok(format!(
-        "imported {} into {} (other classes got new random keys); restart zwlock to use them",
-        names.join(", "),
-        path.display()
-    ))
+    Ok((path, given.iter().map(|c| c.zwave_js_name()).collect()))
+}
+
+/// `zwlock setup`: find the sticks, pick one (asked on a terminal, --port otherwise), write
+/// serial.port into the configuration.
+fn setup(
+    config: &Path,
+    port: Option<String>,
+    list: bool,
+    by_id: &Path,
+    json: bool,
+) -> anyhow::Result<()> {
+    use zwlock::setup::{find_sticks, set_port, Stick};
+    let sticks = find_sticks(by_id).with_context(|| format!("listing {}", by_id.display()))?;
+    let describe = |s: &Stick| {
+        let held: Vec<String> = s
+            .held_by
+            .iter()
+            .map(|(pid, name)| format!("open by {name} (pid {pid})"))
+            .collect();
+        format!(
+            "{} -> {}{}",
+            s.path.display(),
+            s.device.display(),
+            if held.is_empty() {
+                String::new()
+            } else {
+                format!("  [{}]", held.join(", "))
+            }
+        )
+    };
+    if list {
+        if json {
+            output::line(serde_json::to_string_pretty(&json!({ "sticks": sticks }))?)?;
+        } else if sticks.is_empty() {
+            output::line(format!("no stick under {}", by_id.display()))?;
+        } else {
+            for s in &sticks {
+                output::line(describe(s))?;
+            }
+        }
+        return Ok(());
+    }
+    let chosen = match port {
+        Some(p) => p,
+        None if sticks.is_empty() => anyhow::bail!(
+            "no stick under {}: plug one in, or give --port (a tty, or tcp://HOST:PORT)",
+            by_id.display()
+        ),
+        None if std::io::stdin().is_terminal() => {
+            use std::io::{BufRead, Write};
+            eprintln!("sticks found:");
+            for (i, s) in sticks.iter().enumerate() {
+                eprintln!("  {}. {}", i + 1, describe(s));
+            }
+            eprint!("use which one? [1] ");
+            let _ = std::io::stderr().flush();
+            let mut answer = String::new();
+            std::io::stdin().lock().read_line(&mut answer)?;
+            let n: usize = match answer.trim() {
+                "" => 1,
+                a => a
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=sticks.len()).contains(n))
+                    .with_context(|| format!("expected a number from 1 to {}", sticks.len()))?,
+            };
+            sticks[n - 1].path.display().to_string()
+        }
+        None => {
+            let found: Vec<String> = sticks.iter().map(describe).collect();
+            anyhow::bail!(
+                "found {}; say which with --port PATH (nothing is chosen without asking)",
+                found.join("; ")
+            )
+        }
+    };
+    if let Some(s) = sticks
+        .iter()
+        .find(|s| s.path.as_os_str() == chosen.as_str() || s.device.as_os_str() == chosen.as_str())
+    {
+        if !s.held_by.is_empty() {
+            eprintln!(
+                "zwlock setup: warning: {}; zwlock needs the stick to itself: stop that program (Z-Wave JS, say) before zwlock starts",
+                describe(s)
+            );
+        }
+    }
+    let text =
+        std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
+    let new = set_port(&text, &chosen, &config.display().to_string())?;
+    write_like(config, &new)?;
+    if json {
+        output::line(serde_json::to_string_pretty(&json!({
+            "config": config, "port": chosen, "sticks": sticks,
+        }))?)?;
+    } else {
+        output::line(format!(
+            "serial.port = {chosen:?} written to {}; `systemctl reload zwlock` starts using it",
+            config.display()
+        ))?;
+    }
+    Ok(())
+}
+
+/// Replace `path` with `text` atomically, keeping its mode, owner and group.
+fn write_like(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
+    let tmp = path.with_extension("zwlock-setup.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing beside {}", path.display()))?;
+    let done = f
+        .write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .and_then(|_| {
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+        })
+        .and_then(|_| {
+            if std::fs::metadata(&tmp)?.uid() != meta.uid()
+                || meta.gid() != std::fs::metadata(&tmp)?.gid()
+            {
+                std::os::unix::fs::chown(&tmp, Some(meta.uid()), Some(meta.gid()))?;
+            }
+            Ok(())
+        })
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if let Err(e) = done {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(anyhow::anyhow!("{}: {e}", path.display()));
+    }
+    Ok(())
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -253,38 +195,56 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let client_result = |r: Result<(), CliError>| match r {
+/// A command's end: its error (unless the reader went away), and the exit code.
+fn finish(r: Result<(), CliError>) -> ExitCode {
+    match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("zwlock: {e}");
+            if !e.is_quiet() {
+                eprintln!("zwlock: {e}");
+            }
             ExitCode::from(e.exit_code())
         }
-    };
+    }
+}
+
+/// Same for the commands that report with anyhow: a closed pipe is quiet, the rest exit `code`.
+fn finish_any(r: anyhow::Result<()>, prefix: &str, code: u8) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if matches!(e.downcast_ref::<CliError>(), Some(CliError::ClosedPipe)) => {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{prefix}: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
     match cli.command {
-        Command::Codes { opts, cmd } => client_result(commands::codes(opts, cmd)),
-        Command::Unmanaged { opts, cmd } => client_result(commands::unmanaged(opts, cmd)),
-        Command::Devices { opts, cmd } => client_result(commands::devices(opts, cmd)),
+        Command::Codes { opts, cmd } => finish(commands::codes(opts, cmd)),
+        Command::Unmanaged { opts, cmd } => finish(commands::unmanaged(opts, cmd)),
+        Command::Devices { opts, cmd } => finish(commands::devices(opts, cmd)),
         Command::Events {
             opts,
             since,
             follow,
-        } => client_result(commands::events(opts, since, follow)),
+        } => finish(commands::events(opts, since, follow)),
         Command::Include {
             opts,
             pin,
             timeout,
             any_security,
-        } => client_result(commands::include(opts, pin, timeout, any_security)),
-        Command::Exclude { opts, timeout } => client_result(commands::exclude(opts, timeout)),
+        } => finish(network::include(opts, pin, timeout, any_security)),
+        Command::Exclude { opts, timeout } => finish(network::exclude(opts, timeout)),
         Command::RemoveFailed { opts, device_id } => {
-            client_result(commands::remove_failed(opts, &device_id))
+            finish(network::remove_failed(opts, &device_id))
         }
-        Command::Lock { opts, device_id } => client_result(commands::door(opts, &device_id, true)),
-        Command::Unlock { opts, device_id } => {
-            client_result(commands::door(opts, &device_id, false))
-        }
+        Command::Lock { opts, device_id } => finish(network::door(opts, &device_id, true)),
+        Command::Unlock { opts, device_id } => finish(network::door(opts, &device_id, false)),
         Command::Daemon {
             config: config_path,
         } => {
@@ -292,9 +252,15 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("zwlock: {e}");
-                    return ExitCode::from(2);
+                    return ExitCode::from(exit::USAGE);
                 }
             };
+            // Files root would create in the service's state directory are unusable by it.
+            let state = config.store.path.parent().filter(|d| !d.as_os_str().is_empty());
+            if let Some(Err(e)) = state.map(zwlock::util::owner::refuse_root_in) {
+                eprintln!("zwlock: {e}; or start the service: systemctl start zwlock");
+                return ExitCode::from(exit::FAILED);
+            }
             let log = zwlock::logging::init(&config.log.level);
             let rt = match runtime() {
                 Ok(rt) => rt,
@@ -312,35 +278,70 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Setup {
+            config,
+            port,
+            list,
+            by_id,
+            json,
+        } => finish_any(
+            setup(&config, port, list, &by_id, json),
+            "zwlock setup",
+            exit::FAILED,
+        ),
         Command::Config {
-            action: ConfigAction::Check { path },
-        } => match Config::load(&path) {
-            Ok(_) => {
-                println!("{}: ok", path.display());
-                ExitCode::SUCCESS
+            action: ConfigAction::Check { path, json },
+        } => {
+            let result = Config::load(&path);
+            let printed = if json {
+                output::line(
+                    serde_json::to_string_pretty(&json!({
+                        "path": path,
+                        "ok": result.is_ok(),
+                        "error": result.as_ref().err().map(|e| e.to_string()),
+                    }))
+                    .unwrap_or_default(),
+                )
+            } else {
+                match &result {
+                    Ok(_) => output::line(format!("{}: ok", path.display())),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        Ok(())
+                    }
+                }
+            };
+            match (result, printed) {
+                (Err(_), _) => ExitCode::from(exit::USAGE),
+                (Ok(_), r) => finish(r),
             }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(2)
-            }
-        },
+        }
         Command::Keys {
             action:
                 KeysAction::Import {
                     config,
                     force,
                     file,
+                    json,
                 },
-        } => match keys_import(&config, force, file.as_deref()) {
-            Ok(msg) => {
-                println!("{msg}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("zwlock keys: {e}");
-                ExitCode::from(2)
-            }
-        },
+        } => finish_any(
+            keys_import(&config, force, file.as_deref()).and_then(|(path, names)| {
+                let said = if json {
+                    output::line(serde_json::to_string_pretty(&json!({
+                        "keys_file": path, "imported": names,
+                    }))?)
+                } else {
+                    output::line(format!(
+                        "imported {} into {} (other classes got new random keys); restart zwlock to use them",
+                        names.join(", "),
+                        path.display()
+                    ))
+                };
+                said.map_err(anyhow::Error::from)
+            }),
+            "zwlock keys",
+            exit::USAGE,
+        ),
         Command::Sim { action } => match runtime()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(sim_command(action)))
@@ -377,11 +378,11 @@ fn main() -> ExitCode {
             let stdout = std::io::stdout();
             match decode::run(&frames, BufReader::new(stdin.lock()), stdout.lock(), &opts) {
                 Ok(0) => ExitCode::SUCCESS,
-                Ok(_) => ExitCode::from(1),
+                Ok(_) => ExitCode::from(exit::FAILED),
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("zwlock decode: {e}");
-                    ExitCode::from(2)
+                    ExitCode::from(exit::USAGE)
                 }
             }
         }
@@ -474,7 +475,11 @@ async fn sim_command(action: SimAction) -> anyhow::Result<ExitCode> {
             let answer = control::request(&socket, &req)
                 .await
                 .with_context(|| format!("control socket {}", socket.display()))?;
-            println!("{answer}");
+            if let Err(e) = output::line(&answer) {
+                if !matches!(e, CliError::ClosedPipe) {
+                    return Err(e.into());
+                }
+            }
             Ok(if answer["ok"] == true {
                 ExitCode::SUCCESS
             } else {

@@ -105,12 +105,23 @@ fn codes_devices_door_and_events_from_the_command_line() {
         .expect("generated PIN shown")
         .to_string();
     assert_eq!(pin.len(), 4);
-    // Update and delete with --wait.
-    let (code, _, err) = zw(&s, &["codes", "update", &id, "--code", "5937", "--wait"]);
+    // Update and delete with --wait; with --json both print what they did.
+    let (code, out, err) = zw(
+        &s,
+        &["codes", "update", &id, "--code", "5937", "--wait", "--json"],
+    );
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = zw(&s, &["codes", "delete", &id, "--wait"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["access_code_id"], id.as_str());
+    assert_eq!(v["status"], "set");
+    assert_eq!(v["code"], "****", "the new PIN is not echoed");
+    let (code, out, err) = zw(&s, &["codes", "delete", &id, "--wait", "--json"]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("removed"), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["access_code_id"], id.as_str());
+    assert_eq!(v["deleted"], true);
+    assert_eq!(v["removed_from_lock"], true);
     // Errors: the API's message and a non-zero exit.
     let (code, _, err) = zw(
         &s,
@@ -128,6 +139,19 @@ fn codes_devices_door_and_events_from_the_command_line() {
     let (code, out, err) = zw(&s, &["unmanaged", "sync", "--device", &dev]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("reading every slot"), "{out}");
+    // --wait waits for the read and says what it found: the keypad code in slot 1.
+    let (code, out, err) = zw(&s, &["unmanaged", "sync", "--device", &dev, "--wait"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("every slot read: 1 unmanaged code"), "{out}");
+    let (code, out, err) = zw(
+        &s,
+        &["unmanaged", "sync", "--device", &dev, "--wait", "--json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["action_attempt"]["status"], "success");
+    assert_eq!(v["unmanaged_access_codes"][0]["slot"], 1);
+    assert_eq!(v["unmanaged_access_codes"][0]["code"], "****");
     // The door.
     let (code, out, err) = zw(&s, &["unlock", &dev]);
     assert_eq!(code, 0, "{err}");
@@ -135,6 +159,10 @@ fn codes_devices_door_and_events_from_the_command_line() {
     let (code, out, _) = zw(&s, &["lock", &dev]);
     assert_eq!(code, 0);
     assert_eq!(out.trim(), "locked");
+    let (code, out, _) = zw(&s, &["lock", &dev, "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["status"], "success");
     // Events.
     let (code, out, _) = zw(&s, &["events"]);
     assert_eq!(code, 0);
@@ -146,11 +174,30 @@ fn codes_devices_door_and_events_from_the_command_line() {
     ] {
         assert!(out.contains(t), "{t} missing:\n{out}");
     }
-    // No daemon at that socket: exit 2 and a hint.
+    // A reader that goes away early (`| head`): a quiet exit 0, no panic.
+    let mut child = Command::new(BIN)
+        .args(["events", "--socket"])
+        .arg(&s.socket)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // No daemon at that socket: the documented exit code 3 and a hint.
     let out = Command::new(BIN)
         .args(["devices", "list", "--socket", "/nonexistent/zwlock.sock"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is zwlock running"));
+    // A usage error: exit 2.
+    let out = Command::new(BIN)
+        .args(["codes", "list", "--no-such-option"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }

@@ -2,11 +2,13 @@
 //!
 //! The mock runs as a Node.js process started through `tests/interop/mock-launcher.cjs`
 //! (bound to 127.0.0.1, mDNS disabled) with `tests/interop/lock.config.cjs`. The npm packages
-//! come from `tests/interop/package-lock.json` (zwave-js 15.29.0): `.ci/run` runs `npm ci`
-//! there, and this test does too when `node_modules` is missing.
+//! come from `tests/interop/package-lock.json` (zwave-js 15.29.0), installed into the target
+//! directory by `tools/tier2`; second tier (`--features interop`).
+
+mod tier2;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::process::{Child, Command as Process, Stdio};
 use std::sync::{Arc, Mutex};
@@ -25,10 +27,6 @@ use zwlock::driver::{
 use zwlock::serial::transport::{BoxedStream, SimConnector, TransportError};
 use zwlock::serialapi::NodeId;
 
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
-}
-
 /// The mock server process; stopped (by its PID) when dropped.
 struct Mock {
     child: Child,
@@ -37,26 +35,9 @@ struct Mock {
     _log: std::thread::JoinHandle<()>,
 }
 
-static NPM: Mutex<()> = Mutex::new(());
-
-fn ensure_npm_packages() {
-    let _guard = NPM.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = interop_dir();
-    if dir.join("node_modules/zwave-js/package.json").exists() {
-        return;
-    }
-    let status = Process::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(&dir)
-        .status()
-        .expect("npm is needed for the interop tests (Node.js 20 + npm)");
-    assert!(status.success(), "npm ci failed in {}", dir.display());
-}
-
 impl Mock {
     fn start() -> Mock {
-        ensure_npm_packages();
-        let mut child = Process::new("node")
+        let mut child = tier2::node()
             .args([
                 "mock-launcher.cjs",
                 "--port",
@@ -64,7 +45,6 @@ impl Mock {
                 "--config",
                 "lock.config.cjs",
             ])
-            .current_dir(interop_dir())
             .env("MOCK_CONTROL_PORT", "0")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

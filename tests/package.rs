@@ -1,7 +1,9 @@
 //! The Debian package: `cargo deb` builds it (from the binary the tests already built), and it
 //! holds the binary, the unit, the default config as a conffile, and the scripts that create
-//! the system user and enable the service. Skipped where cargo-deb is not installed (.ci/run
-//! installs it).
+//! the system user and enable the service. Second tier: needs cargo-deb (tools/tier2 installs
+//! the version CI pins) and dpkg-deb.
+
+mod tier2;
 
 use std::path::Path;
 use std::process::Command;
@@ -19,13 +21,16 @@ fn run(cmd: &mut Command) -> String {
 #[test]
 fn the_deb_holds_binary_unit_conffile_and_user_setup() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if Command::new("cargo")
-        .args(["deb", "--version"])
-        .output()
-        .map_or(true, |o| !o.status.success())
-    {
-        eprintln!("cargo-deb is not installed here (.ci/run installs it): skipped");
-        return;
+    let version = tier2::tool_output(
+        Command::new("cargo").args(["deb", "--version"]),
+        "cargo",
+        "the Rust toolchain",
+    );
+    if !version.status.success() {
+        tier2::missing(
+            "cargo-deb",
+            "cargo install cargo-deb --version 3.8.0 --locked",
+        );
     }
     // The debug binary the test harness built: the package's layout is what is checked here,
     // not the release build (`cargo deb` without flags makes the real one).

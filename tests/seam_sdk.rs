@@ -2,12 +2,12 @@
 //! the daemon's API on its Unix socket: create, get, list, update, unmanaged list, errors,
 //! delete (tests/sdk/seam_sdk_check.py).
 //!
-//! The SDK lives in a virtualenv at target/seam-sdk-venv; `.ci/run` creates it, and this test
-//! creates it too when it is missing (it needs PyPI once).
+//! The SDK lives in a virtualenv at target/seam-sdk-venv, which `tools/tier2` creates; second
+//! tier (`--features interop`).
 
 mod common;
+mod tier2;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -24,48 +24,9 @@ slots = 10
 initial_codes = [{ slot = 1, code = "2580" }]
 "#;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The virtualenv's python, with the pinned SDK installed.
-fn sdk_python() -> PathBuf {
-    let venv = root().join("target/seam-sdk-venv");
-    let python = venv.join("bin/python");
-    let requirements = root().join("tests/sdk/requirements.txt");
-    let stamp = venv.join("requirements.txt");
-    let current = std::fs::read(&requirements).unwrap();
-    if python.exists() && std::fs::read(&stamp).ok().as_ref() == Some(&current) {
-        return python;
-    }
-    let ok = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .expect("python3 is needed for the Seam SDK test")
-        .success();
-    assert!(ok, "python3 -m venv failed");
-    let ok = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-r",
-        ])
-        .arg(&requirements)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "pip could not install tests/sdk/requirements.txt");
-    std::fs::write(&stamp, current).unwrap();
-    python
-}
-
 #[test]
 fn the_seam_python_sdk_works_unchanged_over_the_socket() {
-    let python = sdk_python();
+    let python = tier2::seam_python();
     let dir = tempfile::tempdir().unwrap();
     let sim_file = dir.path().join("sim.toml");
     std::fs::write(&sim_file, SIM).unwrap();
@@ -80,7 +41,7 @@ fn the_seam_python_sdk_works_unchanged_over_the_socket() {
             .is_ok_and(|r| r.body["devices"].as_array().is_some_and(|d| d.len() == 1))
     });
     let out = Command::new(&python)
-        .arg(root().join("tests/sdk/seam_sdk_check.py"))
+        .arg(tier2::root().join("tests/sdk/seam_sdk_check.py"))
         .arg(&socket)
         .output()
         .unwrap();

@@ -1,10 +1,16 @@
-//! A small HTTP/1.1 client for the daemon's Unix socket (the CLI and tests use it).
+//! The HTTP client of the daemon's Unix socket (the CLI and tests use it): hyper's HTTP/1.1
+//! client on a tokio UnixStream, behind a blocking interface (each call runs on a small
+//! runtime of its own). Query strings are encoded by serde_urlencoded ([`with_query`]).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
 /// Why a call failed before the daemon could answer.
@@ -18,8 +24,21 @@ pub enum ClientError {
     },
     #[error("talking to the daemon: {0}")]
     Io(#[from] std::io::Error),
-    #[error("the daemon sent something that is not HTTP: {0}")]
+    #[error("talking to the daemon: {0}")]
+    Http(#[from] hyper::Error),
+    #[error("no answer from the daemon within {0:?}")]
+    Timeout(Duration),
+    #[error("cannot make the request: {0}")]
+    Request(String),
+    #[error("the daemon sent something unexpected: {0}")]
     Protocol(String),
+}
+
+impl ClientError {
+    /// The daemon is not there to answer (no socket, nobody listening, no permission).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ClientError::Connect { .. })
+    }
 }
 
 /// An answer: status code and JSON body (Null when the body is not JSON).
@@ -45,12 +64,47 @@ impl Reply {
     }
 }
 
+/// `path?query`, the query encoded from `query` (pairs, a map or a struct).
+pub fn with_query(path: &str, query: &impl serde::Serialize) -> String {
+    match serde_urlencoded::to_string(query) {
+        Ok(q) if !q.is_empty() => format!("{path}?{q}"),
+        _ => path.to_string(),
+    }
+}
+
 /// Client of one socket.
 #[derive(Debug, Clone)]
 pub struct Client {
     socket: PathBuf,
     timeout: Duration,
 }
+
+/// Run `f` to completion on a runtime of its own (on a thread of its own when the caller is
+/// already inside a tokio runtime, which cannot block).
+fn block_on<F>(f: F) -> Result<F::Output, ClientError>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    let run = move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map(|rt| rt.block_on(f))
+            .map_err(ClientError::Io)
+    };
+    if tokio::runtime::Handle::try_current().is_ok() {
+        std::thread::scope(|s| {
+            s.spawn(run)
+                .join()
+                .unwrap_or_else(|_| Err(ClientError::Request("the client thread failed".into())))
+        })
+    } else {
+        run()
+    }
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 impl Client {
     pub fn new(socket: impl AsRef<Path>) -> Self {
@@ -60,39 +114,40 @@ impl Client {
         }
     }
 
-    fn connect(&self) -> Result<UnixStream, ClientError> {
-        let s = UnixStream::connect(&self.socket).map_err(|source| ClientError::Connect {
-            path: self.socket.clone(),
-            source,
-        })?;
-        s.set_read_timeout(Some(self.timeout))?;
-        s.set_write_timeout(Some(self.timeout))?;
-        Ok(s)
+    /// Connect and hand the connection to a task; the request sender.
+    async fn connect(&self) -> Result<Sender, ClientError> {
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|source| ClientError::Connect {
+                path: self.socket.clone(),
+                source,
+            })?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            // Ends with the response (or the stream); its error, if any, reaches the caller
+            // through the request.
+            let _ = conn.await;
+        });
+        Ok(sender)
     }
 
-    fn send(
-        &self,
-        s: &mut UnixStream,
+    fn request(
         method: &str,
         path: &str,
         body: Option<&[u8]>,
-    ) -> Result<(), ClientError> {
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer seam_zwlock_local\r\n"
-        );
-        if let Some(b) = body {
-            head.push_str(&format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                b.len()
-            ));
+    ) -> Result<Request<Full<Bytes>>, ClientError> {
+        let method = Method::from_bytes(method.as_bytes())
+            .map_err(|_| ClientError::Request(format!("bad method {method:?}")))?;
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(HOST, "localhost")
+            .header(AUTHORIZATION, "Bearer seam_zwlock_local");
+        if body.is_some() {
+            b = b.header(CONTENT_TYPE, "application/json");
         }
-        head.push_str("\r\n");
-        s.write_all(head.as_bytes())?;
-        if let Some(b) = body {
-            s.write_all(b)?;
-        }
-        s.flush()?;
-        Ok(())
+        b.body(Full::new(Bytes::copy_from_slice(body.unwrap_or_default())))
+            .map_err(|e| ClientError::Request(e.to_string()))
     }
 
     /// One request; `body` is sent as JSON.
@@ -113,23 +168,22 @@ impl Client {
         path: &str,
         body: Option<&[u8]>,
     ) -> Result<Reply, ClientError> {
-        let mut s = self.connect()?;
-        self.send(&mut s, method, path, body)?;
-        let mut r = BufReader::new(s);
-        let (status, chunked, length) = read_head(&mut r)?;
-        let mut raw = Vec::new();
-        if chunked {
-            while let Some(chunk) = read_chunk(&mut r)? {
-                raw.extend(chunk);
-            }
-        } else if let Some(n) = length {
-            raw.resize(n, 0);
-            r.read_exact(&mut raw)?;
-        } else {
-            r.read_to_end(&mut raw)?;
-        }
-        let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
-        Ok(Reply { status, body, raw })
+        let req = Client::request(method, path, body)?;
+        let timeout = self.timeout;
+        block_on(async move {
+            let exchange = async {
+                let mut sender = self.connect().await?;
+                let resp = sender.send_request(req).await?;
+                let status = resp.status().as_u16();
+                let raw = resp.into_body().collect().await?.to_bytes().to_vec();
+                Ok::<_, ClientError>((status, raw))
+            };
+            let (status, raw) = tokio::time::timeout(timeout, exchange)
+                .await
+                .map_err(|_| ClientError::Timeout(timeout))??;
+            let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+            Ok(Reply { status, body, raw })
+        })?
     }
 
     /// Follow a server-sent event stream, calling `on_event(type, data)` for each event until
@@ -137,96 +191,123 @@ impl Client {
     pub fn follow(
         &self,
         path: &str,
-        mut on_event: impl FnMut(&str, &str) -> bool,
+        mut on_event: impl FnMut(&str, &str) -> bool + Send,
     ) -> Result<(), ClientError> {
-        let mut s = self.connect()?;
-        s.set_read_timeout(None)?;
-        self.send(&mut s, "GET", path, None)?;
-        let mut r = BufReader::new(s);
-        let (status, chunked, _) = read_head(&mut r)?;
-        if status != 200 {
-            return Err(ClientError::Protocol(format!(
-                "HTTP {status} from the event stream"
-            )));
-        }
-        let mut pending = String::new();
-        let (mut event, mut data) = (String::new(), String::new());
-        loop {
-            let piece = if chunked {
-                match read_chunk(&mut r)? {
-                    Some(c) => String::from_utf8_lossy(&c).into_owned(),
-                    None => return Ok(()),
-                }
-            } else {
-                let mut line = String::new();
-                if r.read_line(&mut line)? == 0 {
-                    return Ok(());
-                }
-                line
-            };
-            pending.push_str(&piece);
-            while let Some(pos) = pending.find('\n') {
-                let line: String = pending.drain(..=pos).collect();
-                let line = line.trim_end_matches(['\r', '\n']);
-                if line.is_empty() {
-                    if !data.is_empty() && !on_event(&event, &data) {
+        let req = Client::request("GET", path, None)?;
+        let timeout = self.timeout;
+        block_on(async move {
+            let mut sender = self.connect().await?;
+            let resp = tokio::time::timeout(timeout, sender.send_request(req))
+                .await
+                .map_err(|_| ClientError::Timeout(timeout))??;
+            if resp.status() != 200 {
+                return Err(ClientError::Protocol(format!(
+                    "HTTP {} from the event stream",
+                    resp.status()
+                )));
+            }
+            let mut body = resp.into_body();
+            let mut sse = SseParser::default();
+            while let Some(frame) = body.frame().await {
+                let Ok(data) = frame?.into_data() else {
+                    continue;
+                };
+                for (event, data) in sse.push(&data) {
+                    if !on_event(&event, &data) {
                         return Ok(());
                     }
-                    event.clear();
-                    data.clear();
-                } else if let Some(v) = line.strip_prefix("event:") {
-                    event = v.trim().to_string();
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data.push_str(v.trim_start());
                 }
             }
-        }
+            Ok(())
+        })?
     }
 }
 
-fn read_head(r: &mut impl BufRead) -> Result<(u16, bool, Option<usize>), ClientError> {
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| ClientError::Protocol(line.trim().to_string()))?;
-    let (mut chunked, mut length) = (false, None);
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h)? == 0 {
-            break;
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-            if k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked") {
-                chunked = true;
-            }
-            if k == "content-length" {
-                length = v.parse().ok();
-            }
-        }
-    }
-    Ok((status, chunked, length))
+/// Server-sent events from a byte stream: `event:` and `data:` lines, an empty line ends one.
+#[derive(Debug, Default)]
+struct SseParser {
+    pending: Vec<u8>,
+    event: String,
+    data: String,
 }
 
-fn read_chunk(r: &mut impl BufRead) -> Result<Option<Vec<u8>>, ClientError> {
-    let mut size = String::new();
-    if r.read_line(&mut size)? == 0 {
-        return Ok(None);
+/// The longest line kept while waiting for its end (a stream is never buffered unbounded).
+const MAX_LINE: usize = 1 << 20;
+
+impl SseParser {
+    /// Feed bytes; the events they complete.
+    fn push(&mut self, bytes: &[u8]) -> Vec<(String, String)> {
+        self.pending.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        while let Some(pos) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=pos).collect();
+            let line = String::from_utf8_lossy(&line);
+            let line = line.trim_end_matches(['\r', '\n']);
+            if line.is_empty() {
+                if !self.data.is_empty() {
+                    out.push((
+                        std::mem::take(&mut self.event),
+                        std::mem::take(&mut self.data),
+                    ));
+                }
+                self.event.clear();
+                self.data.clear();
+            } else if let Some(v) = line.strip_prefix("event:") {
+                self.event = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                if !self.data.is_empty() {
+                    self.data.push('\n');
+                }
+                self.data.push_str(v.trim_start());
+            }
+        }
+        if self.pending.len() > MAX_LINE {
+            self.pending.clear();
+        }
+        out
     }
-    let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
-        .map_err(|_| ClientError::Protocol(format!("bad chunk size {size:?}")))?;
-    if n == 0 {
-        return Ok(None);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_encoded() {
+        assert_eq!(
+            with_query("/x", &[("device_id", "a b&c=d/é")]),
+            "/x?device_id=a+b%26c%3Dd%2F%C3%A9"
+        );
+        assert_eq!(with_query("/x", &[("a", "1"), ("b", "2")]), "/x?a=1&b=2");
+        let none: [(&str, &str); 0] = [];
+        assert_eq!(with_query("/x", &none), "/x");
     }
-    let mut buf = vec![0; n + 2];
-    r.read_exact(&mut buf)?;
-    buf.truncate(n);
-    Ok(Some(buf))
+
+    #[test]
+    fn events_are_cut_from_any_chunking() {
+        let stream = b"event: a\ndata: {\"x\":1}\n\n: keep-alive\n\nevent: b\r\ndata: 2\r\n\r\n";
+        for split in 1..stream.len() {
+            let mut p = SseParser::default();
+            let mut got = p.push(&stream[..split]);
+            got.extend(p.push(&stream[split..]));
+            assert_eq!(
+                got,
+                vec![
+                    ("a".to_string(), "{\"x\":1}".to_string()),
+                    ("b".to_string(), "2".to_string())
+                ],
+                "split at {split}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_absent_daemon_is_unreachable() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Client::new(dir.path().join("none.sock"))
+            .call("GET", "/health", None)
+            .unwrap_err();
+        assert!(e.is_unreachable(), "{e}");
+        assert!(e.to_string().contains("is zwlock running"), "{e}");
+    }
 }

@@ -1,15 +1,17 @@
-//! The client subcommands of `zwlock`: codes, unmanaged codes, devices, events, the door.
-//! They talk to the daemon's socket; human tables by default, `--json` for scripts. PINs are
-//! printed only with `--show-codes` (or when the user asked zwlock to generate one).
+//! The client subcommands of `zwlock`: codes, unmanaged codes, devices, events. They talk to
+//! the daemon's socket; human tables by default, `--json` for scripts (every command prints
+//! something with it). PINs are printed only with `--show-codes` (or when the user asked
+//! zwlock to generate one).
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
-use super::client::{Client, ClientError, Reply};
+use super::client::{with_query, Client, Reply};
+pub use super::output::CliError;
+use super::output::{line, redact, table, Out};
 
 /// Options every client subcommand takes.
 #[derive(Debug, Clone, Args)]
@@ -22,7 +24,7 @@ pub struct ClientOpts {
         default_value = "/run/zwlock/api.sock"
     )]
     pub socket: PathBuf,
-    /// Print the API's JSON instead of a table.
+    /// Print JSON (the API's objects) instead of tables and sentences.
     #[arg(long, global = true)]
     pub json: bool,
     /// Show PINs instead of ****.
@@ -30,26 +32,47 @@ pub struct ClientOpts {
     pub show_codes: bool,
 }
 
+impl ClientOpts {
+    pub fn out(&self) -> Out {
+        Out {
+            json: self.json,
+            show_codes: self.show_codes,
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.socket)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum CodesCommand {
     /// List the managed codes of a lock.
     List {
+        /// The lock's device id (`zwlock devices list`).
         #[arg(long)]
         device: String,
     },
     /// Show one code.
-    Get { access_code_id: String },
+    Get {
+        /// The code's access code id.
+        access_code_id: String,
+    },
     /// Create a code (a PIN is generated when --code is not given).
     Create {
+        /// The lock's device id (`zwlock devices list`).
         #[arg(long)]
         device: String,
+        /// The PIN (digits; the lock's length rules apply). Generated when not given.
         #[arg(long)]
         code: Option<String>,
+        /// A name for the code (who it is for).
         #[arg(long)]
         name: Option<String>,
         /// RFC 3339 time the code starts working (with --ends-at).
         #[arg(long)]
         starts_at: Option<String>,
+        /// RFC 3339 time the code stops working (with --starts-at).
         #[arg(long)]
         ends_at: Option<String>,
         /// Let changes made at the keypad stand.
@@ -61,21 +84,29 @@ pub enum CodesCommand {
     },
     /// Change a code.
     Update {
+        /// The code's access code id.
         access_code_id: String,
+        /// The new PIN.
         #[arg(long)]
         code: Option<String>,
+        /// The new name.
         #[arg(long)]
         name: Option<String>,
+        /// The new RFC 3339 start time.
         #[arg(long)]
         starts_at: Option<String>,
+        /// The new RFC 3339 end time.
         #[arg(long)]
         ends_at: Option<String>,
+        /// Wait until the change is on the lock (or fails).
         #[arg(long)]
         wait: bool,
     },
     /// Delete a code (it is removed from the lock).
     Delete {
+        /// The code's access code id.
         access_code_id: String,
+        /// Wait until the code is off the lock.
         #[arg(long)]
         wait: bool,
     },
@@ -85,94 +116,48 @@ pub enum CodesCommand {
 pub enum UnmanagedCommand {
     /// Codes on a lock that zwlock does not manage.
     List {
+        /// The lock's device id (`zwlock devices list`).
         #[arg(long)]
         device: String,
     },
+    /// Show one unmanaged code.
     Get {
+        /// The unmanaged code's access code id.
         access_code_id: String,
     },
     /// Take over an unmanaged code (it keeps its slot and PIN).
     Convert {
+        /// The unmanaged code's access code id.
         access_code_id: String,
+        /// Let later changes made at the keypad stand.
         #[arg(long)]
         allow_external_modification: bool,
     },
     /// Remove an unmanaged code from its lock.
     Delete {
+        /// The unmanaged code's access code id.
         access_code_id: String,
     },
     /// Read every slot of a lock again (finds codes added at the keypad).
     Sync {
+        /// The lock's device id (`zwlock devices list`).
         #[arg(long)]
         device: String,
+        /// Wait until every slot was read, and say what the read found.
+        #[arg(long)]
+        wait: bool,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum DevicesCommand {
+    /// The locks zwlock knows.
     List,
-    Get { device_id: String },
-}
-
-/// What went wrong, and the exit code it maps to.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    #[error("{0}")]
-    Api(String),
-    #[error(transparent)]
-    Client(#[from] ClientError),
-    #[error("{0}")]
-    Failed(String),
-}
-
-impl CliError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            CliError::Api(_) | CliError::Failed(_) => 1,
-            CliError::Client(_) => 2,
-        }
-    }
-}
-
-struct Out {
-    opts: ClientOpts,
-}
-
-impl Out {
-    fn pin(&self, v: &Value) -> String {
-        match v.as_str() {
-            Some(p) if self.opts.show_codes => p.to_string(),
-            Some(_) => "****".into(),
-            None => "-".into(),
-        }
-    }
-
-    /// Print `value`, with every `code` field starred out unless --show-codes.
-    fn json(&self, mut value: Value) {
-        if !self.opts.show_codes {
-            redact(&mut value);
-        }
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        );
-    }
-}
-
-fn redact(v: &mut Value) {
-    match v {
-        Value::Object(o) => {
-            for (k, x) in o.iter_mut() {
-                if k == "code" && x.is_string() {
-                    *x = json!("****");
-                } else {
-                    redact(x);
-                }
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(redact),
-        _ => {}
-    }
+    /// One lock.
+    Get {
+        /// The lock's device id.
+        device_id: String,
+    },
 }
 
 fn call(client: &Client, method: &str, path: &str, body: Option<Value>) -> Result<Value, CliError> {
@@ -184,27 +169,8 @@ fn call(client: &Client, method: &str, path: &str, body: Option<Value>) -> Resul
     }
 }
 
-fn table(rows: &[Vec<String>], header: &[&str]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<String>| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    println!("{}", line(header.iter().map(|s| s.to_string()).collect()));
-    for r in rows {
-        println!("{}", line(r.clone()));
-    }
+pub(super) fn get(client: &Client, path: &str, query: &[(&str, &str)]) -> Result<Value, CliError> {
+    call(client, "GET", &with_query(path, &query), None)
 }
 
 fn issues(c: &Value) -> String {
@@ -224,7 +190,7 @@ fn issues(c: &Value) -> String {
     v.join(",")
 }
 
-fn code_rows(out: &Out, codes: &[Value]) {
+fn code_rows(out: &Out, codes: &[Value]) -> Result<(), CliError> {
     let rows: Vec<Vec<String>> = codes
         .iter()
         .map(|c| {
@@ -248,22 +214,50 @@ fn code_rows(out: &Out, codes: &[Value]) {
     table(
         &rows,
         &["ID", "SLOT", "CODE", "STATUS", "NAME", "WHEN", "ISSUES"],
-    );
+    )
 }
 
-/// Poll a code until it settles: `set` (or gone, for a delete), or an error appears.
-fn wait_for(client: &Client, id: &str, goal: &str) -> Result<(), CliError> {
+fn unmanaged_rows(out: &Out, codes: &[Value]) -> Result<(), CliError> {
+    let rows: Vec<Vec<String>> = codes
+        .iter()
+        .map(|c| {
+            vec![
+                c["access_code_id"].as_str().unwrap_or("").into(),
+                c["slot"].to_string(),
+                if c["code"].is_null() {
+                    "(hidden by the lock)".into()
+                } else {
+                    out.pin(&c["code"])
+                },
+            ]
+        })
+        .collect();
+    table(&rows, &["ID", "SLOT", "CODE"])
+}
+
+/// What a wait settles on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Goal {
+    /// The code is on the lock.
+    Set,
+    /// The code is gone (deleted and off the lock).
+    Gone,
+}
+
+/// Poll a code until it settles at `goal`, or an error appears; the code, when it is still
+/// there.
+fn wait_for(client: &Client, id: &str, goal: Goal) -> Result<Option<Value>, CliError> {
     let t0 = Instant::now();
     let mut last = String::new();
     loop {
         let r = client.call(
             "GET",
-            &format!("/access_codes/get?access_code_id={id}"),
+            &with_query("/access_codes/get", &[("access_code_id", id)]),
             None,
         )?;
-        if goal == "gone" && r.status == 404 {
+        if goal == Goal::Gone && r.status == 404 {
             eprintln!("removed from the lock");
-            return Ok(());
+            return Ok(None);
         }
         if !r.is_ok() {
             return Err(CliError::Api(r.error_message()));
@@ -274,8 +268,8 @@ fn wait_for(client: &Client, id: &str, goal: &str) -> Result<(), CliError> {
             eprintln!("status: {status}");
             last = status.clone();
         }
-        if goal == "set" && status == "set" {
-            return Ok(());
+        if goal == Goal::Set && status == "set" {
+            return Ok(Some(c.clone()));
         }
         let errors: Vec<&str> = c["errors"]
             .as_array()
@@ -284,7 +278,7 @@ fn wait_for(client: &Client, id: &str, goal: &str) -> Result<(), CliError> {
             .filter(|e| e["is_access_code_error"] == true)
             .filter_map(|e| e["message"].as_str())
             .collect();
-        if !errors.is_empty() && goal == "set" && status == "unset" {
+        if !errors.is_empty() && goal == Goal::Set && status == "unset" {
             return Err(CliError::Failed(errors.join("; ")));
         }
         if t0.elapsed() > Duration::from_secs(300) {
@@ -295,18 +289,13 @@ fn wait_for(client: &Client, id: &str, goal: &str) -> Result<(), CliError> {
 }
 
 pub fn codes(opts: ClientOpts, cmd: CodesCommand) -> Result<(), CliError> {
-    let client = Client::new(&opts.socket);
-    let out = Out { opts };
+    let client = opts.client();
+    let out = opts.out();
     match cmd {
         CodesCommand::List { device } => {
-            let r = call(
-                &client,
-                "GET",
-                &format!("/access_codes/list?device_id={device}"),
-                None,
-            )?;
-            if out.opts.json {
-                out.json(r["access_codes"].clone());
+            let r = get(&client, "/access_codes/list", &[("device_id", &device)])?;
+            if out.json {
+                out.json(r["access_codes"].clone())?;
             } else {
                 code_rows(
                     &out,
@@ -314,20 +303,19 @@ pub fn codes(opts: ClientOpts, cmd: CodesCommand) -> Result<(), CliError> {
                         .as_array()
                         .map(Vec::as_slice)
                         .unwrap_or(&[]),
-                );
+                )?;
             }
         }
         CodesCommand::Get { access_code_id } => {
-            let r = call(
+            let r = get(
                 &client,
-                "GET",
-                &format!("/access_codes/get?access_code_id={access_code_id}"),
-                None,
+                "/access_codes/get",
+                &[("access_code_id", &access_code_id)],
             )?;
-            if out.opts.json {
-                out.json(r["access_code"].clone());
+            if out.json {
+                out.json(r["access_code"].clone())?;
             } else {
-                code_rows(&out, std::slice::from_ref(&r["access_code"]));
+                code_rows(&out, std::slice::from_ref(&r["access_code"]))?;
             }
         }
         CodesCommand::Create {
@@ -340,30 +328,28 @@ pub fn codes(opts: ClientOpts, cmd: CodesCommand) -> Result<(), CliError> {
             wait,
         } => {
             let generated = code.is_none();
-            let body = json!({
+            let body = strip_nulls(json!({
                 "device_id": device, "code": code, "name": name, "starts_at": starts_at, "ends_at": ends_at,
                 "allow_external_modification": allow_external_modification,
-            });
-            let body = strip_nulls(body);
+            }));
             let r = call(&client, "POST", "/access_codes/create", Some(body))?;
             let c = r["access_code"].clone();
             let id = c["access_code_id"].as_str().unwrap_or("").to_string();
-            if out.opts.json {
+            if out.json {
                 let mut v = c.clone();
-                if !out.opts.show_codes && !generated {
+                if !out.show_codes && !generated {
                     redact(&mut v);
                 }
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                line(serde_json::to_string_pretty(&v).unwrap_or_default())?;
             } else {
-                println!("created {id}");
+                line(format!("created {id}"))?;
                 if generated {
                     // The user asked zwlock to choose the PIN: they need to see it.
-                    println!("code: {}", c["code"].as_str().unwrap_or(""));
+                    line(format!("code: {}", c["code"].as_str().unwrap_or("")))?;
                 }
             }
-            let _ = std::io::stdout().flush();
             if wait {
-                wait_for(&client, &id, "set")?;
+                wait_for(&client, &id, Goal::Set)?;
             }
         }
         CodesCommand::Update {
@@ -378,29 +364,51 @@ pub fn codes(opts: ClientOpts, cmd: CodesCommand) -> Result<(), CliError> {
                 "access_code_id": access_code_id, "code": code, "name": name, "starts_at": starts_at, "ends_at": ends_at,
             }));
             call(&client, "PATCH", "/access_codes/update", Some(body))?;
-            if !out.opts.json {
-                println!("updated {access_code_id}");
-            }
-            if wait {
-                wait_for(&client, &access_code_id, "set")?;
+            let settled = if wait {
+                wait_for(&client, &access_code_id, Goal::Set)?
+            } else {
+                None
+            };
+            if out.json {
+                let c = match settled {
+                    Some(c) => c,
+                    None => get(
+                        &client,
+                        "/access_codes/get",
+                        &[("access_code_id", &access_code_id)],
+                    )?["access_code"]
+                        .clone(),
+                };
+                out.json(c)?;
+            } else {
+                line(format!("updated {access_code_id}"))?;
             }
         }
         CodesCommand::Delete {
             access_code_id,
             wait,
         } => {
-            call(
+            let r = call(
                 &client,
                 "DELETE",
-                &format!("/access_codes/delete?access_code_id={access_code_id}"),
+                &with_query(
+                    "/access_codes/delete",
+                    &[("access_code_id", &access_code_id)],
+                ),
                 None,
             )?;
-            if !out.opts.json {
-                println!("deleted {access_code_id}");
-            }
             if wait {
-                wait_for(&client, &access_code_id, "gone")?;
+                wait_for(&client, &access_code_id, Goal::Gone)?;
             }
+            out.either(
+                json!({
+                    "access_code_id": access_code_id,
+                    "deleted": true,
+                    "removed_from_lock": wait,
+                    "action_attempt": r["action_attempt"],
+                }),
+                format!("deleted {access_code_id}"),
+            )?;
         }
     }
     Ok(())
@@ -414,46 +422,38 @@ fn strip_nulls(v: Value) -> Value {
 }
 
 pub fn unmanaged(opts: ClientOpts, cmd: UnmanagedCommand) -> Result<(), CliError> {
-    let client = Client::new(&opts.socket);
-    let out = Out { opts };
+    let client = opts.client();
+    let out = opts.out();
     match cmd {
         UnmanagedCommand::List { device } => {
-            let r = call(
+            let r = get(
                 &client,
-                "GET",
-                &format!("/access_codes/unmanaged/list?device_id={device}"),
-                None,
+                "/access_codes/unmanaged/list",
+                &[("device_id", &device)],
             )?;
-            if out.opts.json {
-                out.json(r["access_codes"].clone());
+            if out.json {
+                out.json(r["access_codes"].clone())?;
             } else {
-                let rows: Vec<Vec<String>> = r["access_codes"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|c| {
-                        vec![
-                            c["access_code_id"].as_str().unwrap_or("").into(),
-                            c["slot"].to_string(),
-                            if c["code"].is_null() {
-                                "(hidden by the lock)".into()
-                            } else {
-                                out.pin(&c["code"])
-                            },
-                        ]
-                    })
-                    .collect();
-                table(&rows, &["ID", "SLOT", "CODE"]);
+                unmanaged_rows(
+                    &out,
+                    r["access_codes"]
+                        .as_array()
+                        .map(Vec::as_slice)
+                        .unwrap_or(&[]),
+                )?;
             }
         }
         UnmanagedCommand::Get { access_code_id } => {
-            let r = call(
+            let r = get(
                 &client,
-                "GET",
-                &format!("/access_codes/unmanaged/get?access_code_id={access_code_id}"),
-                None,
+                "/access_codes/unmanaged/get",
+                &[("access_code_id", &access_code_id)],
             )?;
-            out.json(r["access_code"].clone());
+            if out.json {
+                out.json(r["access_code"].clone())?;
+            } else {
+                unmanaged_rows(&out, std::slice::from_ref(&r["access_code"]))?;
+            }
         }
         UnmanagedCommand::Convert {
             access_code_id,
@@ -467,53 +467,96 @@ pub fn unmanaged(opts: ClientOpts, cmd: UnmanagedCommand) -> Result<(), CliError
                     json!({ "access_code_id": access_code_id, "allow_external_modification": allow_external_modification }),
                 ),
             )?;
-            println!("{access_code_id} is managed now");
+            if out.json {
+                let r = get(
+                    &client,
+                    "/access_codes/get",
+                    &[("access_code_id", &access_code_id)],
+                )?;
+                out.json(r["access_code"].clone())?;
+            } else {
+                line(format!("{access_code_id} is managed now"))?;
+            }
         }
         UnmanagedCommand::Delete { access_code_id } => {
             call(
                 &client,
                 "DELETE",
-                &format!("/access_codes/unmanaged/delete?access_code_id={access_code_id}"),
+                &with_query(
+                    "/access_codes/unmanaged/delete",
+                    &[("access_code_id", &access_code_id)],
+                ),
                 None,
             )?;
-            println!("removing {access_code_id} from the lock");
+            out.either(
+                json!({ "access_code_id": access_code_id, "deleting": true }),
+                format!("removing {access_code_id} from the lock"),
+            )?;
         }
-        UnmanagedCommand::Sync { device } => {
+        UnmanagedCommand::Sync { device, wait } => {
             let r = call(
                 &client,
                 "POST",
                 "/locks/sync_access_codes",
                 Some(json!({ "device_id": device })),
             )?;
-            println!(
-                "reading every slot of the lock (action attempt {}); `zwlock unmanaged list --device {device}` shows what it finds",
-                r["action_attempt"]["action_attempt_id"].as_str().unwrap_or("")
-            );
+            let attempt = r["action_attempt"].clone();
+            let id = attempt["action_attempt_id"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            if !wait {
+                return out.either(
+                    attempt,
+                    format!("reading every slot of the lock (action attempt {id}); `zwlock unmanaged list --device {device}` shows what it finds"),
+                );
+            }
+            eprintln!("reading every slot of the lock (action attempt {id})");
+            let watch = super::progress::Watch::start(&client, &id, "reading slots");
+            let done = super::network::wait_attempt(&client, &id, Duration::from_secs(1800));
+            drop(watch);
+            let done = done?;
+            let found = get(
+                &client,
+                "/access_codes/unmanaged/list",
+                &[("device_id", &device)],
+            )?;
+            let codes = found["access_codes"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if out.json {
+                out.json(json!({ "action_attempt": done, "unmanaged_access_codes": codes }))?;
+            } else {
+                line(format!(
+                    "every slot read: {} unmanaged code{} on the lock",
+                    codes.len(),
+                    if codes.len() == 1 { "" } else { "s" }
+                ))?;
+                if !codes.is_empty() {
+                    unmanaged_rows(&out, &codes)?;
+                }
+            }
         }
     }
     Ok(())
 }
 
 pub fn devices(opts: ClientOpts, cmd: DevicesCommand) -> Result<(), CliError> {
-    let client = Client::new(&opts.socket);
-    let out = Out { opts };
+    let client = opts.client();
+    let out = opts.out();
     let devices = match &cmd {
-        DevicesCommand::List => call(&client, "GET", "/devices/list", None)?["devices"].clone(),
-        DevicesCommand::Get { device_id } => json!([call(
-            &client,
-            "GET",
-            &format!("/devices/get?device_id={device_id}"),
-            None
-        )?["device"]
-            .clone()]),
+        DevicesCommand::List => get(&client, "/devices/list", &[])?["devices"].clone(),
+        DevicesCommand::Get { device_id } => {
+            json!([get(&client, "/devices/get", &[("device_id", device_id)])?["device"].clone()])
+        }
     };
-    if out.opts.json {
-        out.json(if matches!(cmd, DevicesCommand::Get { .. }) {
+    if out.json {
+        return out.json(if matches!(cmd, DevicesCommand::Get { .. }) {
             devices[0].clone()
         } else {
             devices
         });
-        return Ok(());
     }
     let rows: Vec<Vec<String>> = devices
         .as_array()
@@ -546,141 +589,12 @@ pub fn devices(opts: ClientOpts, cmd: DevicesCommand) -> Result<(), CliError> {
     table(
         &rows,
         &["ID", "NODE", "NAME", "STATE", "BATTERY", "DOOR", "SLOTS"],
-    );
-    Ok(())
-}
-
-/// Wait for an action attempt to end; its result, or its error message.
-fn wait_attempt(client: &Client, id: &str, max: Duration) -> Result<Value, CliError> {
-    let t0 = Instant::now();
-    loop {
-        let a = call(
-            client,
-            "GET",
-            &format!("/action_attempts/get?action_attempt_id={id}"),
-            None,
-        )?;
-        match a["action_attempt"]["status"].as_str() {
-            Some("success") => return Ok(a["action_attempt"]["result"].clone()),
-            Some("error") => {
-                return Err(CliError::Failed(
-                    a["action_attempt"]["error"]["message"]
-                        .as_str()
-                        .unwrap_or("failed")
-                        .into(),
-                ))
-            }
-            _ if t0.elapsed() > max => {
-                return Err(CliError::Failed("no answer from the daemon in time".into()))
-            }
-            _ => std::thread::sleep(Duration::from_millis(300)),
-        }
-    }
-}
-
-pub fn include(
-    opts: ClientOpts,
-    pin: Option<String>,
-    timeout: u64,
-    any_security: bool,
-) -> Result<(), CliError> {
-    use std::io::{BufRead, IsTerminal, Write};
-    let client = Client::new(&opts.socket);
-    let pin = match pin {
-        Some(p) => Some(p),
-        None if std::io::stdin().is_terminal() => {
-            eprint!("PIN printed on the lock (5 digits; empty if it has none): ");
-            let _ = std::io::stderr().flush();
-            let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line).ok();
-            let line = line.trim().to_string();
-            (!line.is_empty()).then_some(line)
-        }
-        None => None,
-    };
-    let mut body = json!({ "timeout_seconds": timeout });
-    if let Some(p) = pin {
-        body["pin"] = json!(p);
-    }
-    if any_security {
-        body["required_security"] = json!("none");
-    }
-    let r = call(&client, "POST", "/zwave/include", Some(body))?;
-    let id = r["action_attempt"]["action_attempt_id"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
-    eprintln!("learn mode is open for {timeout} s: press the inclusion button on the lock");
-    let result = wait_attempt(&client, &id, Duration::from_secs(timeout + 90))?;
-    println!(
-        "included node {}; it is being interviewed",
-        result["node_id"]
-    );
-    Ok(())
-}
-
-pub fn exclude(opts: ClientOpts, timeout: u64) -> Result<(), CliError> {
-    let client = Client::new(&opts.socket);
-    let r = call(
-        &client,
-        "POST",
-        "/zwave/exclude",
-        Some(json!({ "timeout_seconds": timeout })),
-    )?;
-    let id = r["action_attempt"]["action_attempt_id"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
-    eprintln!(
-        "learn mode is open for {timeout} s: press the inclusion button on the lock to remove"
-    );
-    let result = wait_attempt(&client, &id, Duration::from_secs(timeout + 30))?;
-    println!("node {} left the network", result["node_id"]);
-    Ok(())
-}
-
-pub fn remove_failed(opts: ClientOpts, device: &str) -> Result<(), CliError> {
-    let client = Client::new(&opts.socket);
-    let r = call(
-        &client,
-        "POST",
-        "/zwave/remove_failed",
-        Some(json!({ "device_id": device })),
-    )?;
-    let id = r["action_attempt"]["action_attempt_id"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
-    let result = wait_attempt(&client, &id, Duration::from_secs(60))?;
-    println!("node {} removed", result["node_id"]);
-    Ok(())
-}
-
-pub fn door(opts: ClientOpts, device: &str, lock: bool) -> Result<(), CliError> {
-    let client = Client::new(&opts.socket);
-    let route = if lock {
-        "/locks/lock_door"
-    } else {
-        "/locks/unlock_door"
-    };
-    let r = call(&client, "POST", route, Some(json!({ "device_id": device })))?;
-    let id = r["action_attempt"]["action_attempt_id"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
-    wait_attempt(&client, &id, Duration::from_secs(60)).map_err(|e| match e {
-        CliError::Failed(m) if m.contains("in time") => {
-            CliError::Failed("no answer from the lock".into())
-        }
-        other => other,
-    })?;
-    println!("{}", if lock { "locked" } else { "unlocked" });
-    Ok(())
+    )
 }
 
 pub fn events(opts: ClientOpts, since: Option<String>, follow: bool) -> Result<(), CliError> {
-    let client = Client::new(&opts.socket);
-    let out = Out { opts };
+    let client = opts.client();
+    let out = opts.out();
     let since =
         since.unwrap_or_else(|| (chrono::Utc::now() - chrono::Duration::hours(24)).to_rfc3339());
     let r = call(
@@ -689,15 +603,11 @@ pub fn events(opts: ClientOpts, since: Option<String>, follow: bool) -> Result<(
         "/events/list",
         Some(json!({ "since": since })),
     )?;
-    let print = |e: &Value| {
-        if out.opts.json {
-            let mut e = e.clone();
-            if !out.opts.show_codes {
-                redact(&mut e);
-            }
-            println!("{e}");
+    let print = |e: &Value| -> Result<(), CliError> {
+        if out.json {
+            out.json_line(e.clone())
         } else {
-            println!(
+            line(format!(
                 "{}  {:<40} {}",
                 e["created_at"].as_str().unwrap_or(""),
                 e["event_type"].as_str().unwrap_or(""),
@@ -705,20 +615,29 @@ pub fn events(opts: ClientOpts, since: Option<String>, follow: bool) -> Result<(
                     .as_str()
                     .or(e["device_id"].as_str())
                     .unwrap_or("")
-            );
+            ))
         }
-        let _ = std::io::stdout().flush();
     };
     for e in r["events"].as_array().into_iter().flatten() {
-        print(e);
+        print(e)?;
     }
     if follow {
+        let mut failed = None;
         client.follow("/events/stream", |_, data| {
-            if let Ok(v) = serde_json::from_str::<Value>(data) {
-                print(&v);
+            let Ok(v) = serde_json::from_str::<Value>(data) else {
+                return true;
+            };
+            match print(&v) {
+                Ok(()) => true,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
             }
-            true
         })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
     }
     Ok(())
 }

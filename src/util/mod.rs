@@ -1,4 +1,5 @@
 //! Small helpers shared by several layers.
 
 pub mod hex;
+pub mod owner;
 pub mod redact;
