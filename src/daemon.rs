@@ -152,13 +152,19 @@ pub async fn run(config: Config, config_path: PathBuf, log: LogLevel) -> Result<
     tracing::info!(%port, store = %config.store.path.display(), socket = %config.api.socket.display(), "zwlock starting");
     notifier.status("starting the driver");
     let (driver, driver_events) = Driver::spawn(driver_config);
-    let engine = Engine::start(
+    let mut engine = Engine::start(
         store,
         driver,
         driver_events,
         Arc::new(SystemClock),
         config.codes.engine_config(),
     )?;
+    // A simulated network's locks can be played at through the API (Seam's simulate routes).
+    if let crate::serial::transport::PortUrl::Sim(name) = &port {
+        if let Some(net) = simulator.network(name) {
+            engine = engine.with_keypads(Arc::new(SimKeypads(net)));
+        }
+    }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let api_task = tokio::spawn(api.serve(engine.clone(), async move {
         let _ = stop_rx.await;
@@ -238,6 +244,47 @@ async fn feed_watchdog(engine: Engine, notifier: Notifier, interval: Duration) {
             }
         }
         tokio::time::sleep(pause).await;
+    }
+}
+
+/// The keypads of a simulated network.
+struct SimKeypads(crate::sim::SimHandle);
+
+impl crate::codes::engine::Keypads for SimKeypads {
+    fn enter<'a>(
+        &'a self,
+        node: u16,
+        pin: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            let node = u8::try_from(node).map_err(|_| format!("node {node}"))?;
+            self.0
+                .keypad(node, crate::sim::KeypadAction::Enter { pin: pin.into() })
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn program<'a>(
+        &'a self,
+        node: u16,
+        slot: u16,
+        pin: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let node = u8::try_from(node).map_err(|_| format!("node {node}"))?;
+            self.0
+                .keypad(
+                    node,
+                    crate::sim::KeypadAction::Program {
+                        slot,
+                        pin: pin.into(),
+                    },
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
     }
 }
 

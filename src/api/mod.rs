@@ -138,6 +138,28 @@ pub const ROUTES: &[(&str, &[&str], Handler)] = &[
         routes::action_attempts_get,
     ),
     ("/health", &["GET", "POST"], routes::health),
+    (
+        "/access_codes/report_device_constraints",
+        &["POST"],
+        routes::report_device_constraints,
+    ),
+    (
+        "/access_codes/simulate/create_unmanaged_access_code",
+        &["POST"],
+        routes::simulate_create_unmanaged,
+    ),
+    (
+        "/locks/simulate/keypad_code_entry",
+        &["POST"],
+        routes::simulate_keypad_code_entry,
+    ),
+    (
+        "/action_attempts/list",
+        &["POST"],
+        routes::action_attempts_list,
+    ),
+    ("/events/get", &["POST"], routes::events_get),
+    ("/workspaces/get", &["POST"], routes::workspaces_get),
 ];
 
 #[derive(Clone)]

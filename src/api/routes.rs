@@ -424,3 +424,93 @@ pub fn health(e: &Engine, _r: &Request) -> Answer {
         ],
     }))
 }
+
+#[derive(Debug, Deserialize)]
+struct ReportConstraints {
+    device_id: Uuid,
+    #[serde(default)]
+    supported_code_lengths: Option<Vec<u8>>,
+    #[serde(default)]
+    min_code_length: Option<u8>,
+    #[serde(default)]
+    max_code_length: Option<u8>,
+}
+
+pub fn report_device_constraints(e: &Engine, r: &Request) -> Answer {
+    let p: ReportConstraints = r.params()?;
+    e.report_device_constraints(
+        &p.device_id,
+        p.supported_code_lengths,
+        p.min_code_length,
+        p.max_code_length,
+    )?;
+    Ok(json!({}))
+}
+
+#[derive(Debug, Deserialize)]
+struct SimulateCode {
+    device_id: Uuid,
+    code: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    name: Option<String>,
+}
+
+pub fn simulate_create_unmanaged(e: &Engine, r: &Request) -> Answer {
+    let p: SimulateCode = r.params()?;
+    let code = e.simulate_unmanaged(&p.device_id, &p.code)?;
+    Ok(json!({ "access_code": code }))
+}
+
+pub fn simulate_keypad_code_entry(e: &Engine, r: &Request) -> Answer {
+    let p: SimulateCode = r.params()?;
+    Ok(json!({ "action_attempt": e.simulate_keypad_entry(&p.device_id, &p.code)? }))
+}
+
+#[derive(Debug, Deserialize)]
+struct AttemptIds {
+    #[serde(default)]
+    action_attempt_ids: Vec<Uuid>,
+}
+
+pub fn action_attempts_list(e: &Engine, r: &Request) -> Answer {
+    let p: AttemptIds = r.params()?;
+    if p.action_attempt_ids.is_empty() {
+        return Err(ApiError::field(
+            "action_attempt_ids",
+            "give at least one id",
+        ));
+    }
+    let attempts = e.action_attempts(&p.action_attempt_ids)?;
+    Ok(json!({ "action_attempts": attempts, "pagination": pagination(r, None) }))
+}
+
+#[derive(Debug, Deserialize)]
+struct EventGet {
+    #[serde(default)]
+    event_id: Option<Uuid>,
+    #[serde(default)]
+    device_id: Option<Uuid>,
+    #[serde(default)]
+    event_type: Option<String>,
+}
+
+pub fn events_get(e: &Engine, r: &Request) -> Answer {
+    let p: EventGet = r.params()?;
+    if p.event_id.is_none() && p.device_id.is_none() && p.event_type.is_none() {
+        return Err(ApiError::field(
+            "event_id",
+            "give event_id, or device_id and/or event_type",
+        ));
+    }
+    let ev = e.event(
+        p.event_id.as_ref(),
+        p.device_id.as_ref(),
+        p.event_type.as_deref(),
+    )?;
+    Ok(json!({ "event": ev }))
+}
+
+pub fn workspaces_get(e: &Engine, _r: &Request) -> Answer {
+    Ok(json!({ "workspace": e.workspace() }))
+}

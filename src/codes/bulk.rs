@@ -206,3 +206,76 @@ pub(super) fn set_door(ctx: &Ctx, device_id: &Uuid, lock: bool) -> Result<Value,
     })?;
     Ok(model::attempt_json(&attempt))
 }
+
+/// Z-Wave User Code holds codes of 4 to 10 digits.
+const ZWAVE_LENGTHS: std::ops::RangeInclusive<u8> = 4..=10;
+
+/// Record the code lengths a user reports for a lock.
+pub(super) fn report_device_constraints(
+    ctx: &Ctx,
+    device_id: &Uuid,
+    supported: Option<Vec<u8>>,
+    min: Option<u8>,
+    max: Option<u8>,
+) -> Result<(), EngineError> {
+    use super::validate::FieldError;
+    let bad =
+        |field: &'static str, m: String| EngineError::Invalid(vec![FieldError::new(field, m)]);
+    let range = |field: &'static str, l: u8| {
+        if ZWAVE_LENGTHS.contains(&l) {
+            Ok(l)
+        } else {
+            Err(bad(
+                field,
+                format!("{l}: Z-Wave locks hold codes of 4-10 digits"),
+            ))
+        }
+    };
+    let lengths: BTreeSet<u8> = match (supported, min, max) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(bad(
+                "supported_code_lengths",
+                "give supported_code_lengths or min_code_length/max_code_length, not both".into(),
+            ))
+        }
+        (Some(v), None, None) if v.is_empty() => {
+            return Err(bad("supported_code_lengths", "at least one length".into()))
+        }
+        (Some(v), None, None) => v
+            .into_iter()
+            .map(|l| range("supported_code_lengths", l))
+            .collect::<Result<_, _>>()?,
+        (None, min, max) => {
+            let lo = range("min_code_length", min.unwrap_or(*ZWAVE_LENGTHS.start()))?;
+            let hi = range("max_code_length", max.unwrap_or(*ZWAVE_LENGTHS.end()))?;
+            if min.is_none() && max.is_none() {
+                return Err(bad(
+                    "supported_code_lengths",
+                    "give supported_code_lengths or min_code_length/max_code_length".into(),
+                ));
+            }
+            if lo > hi {
+                return Err(bad(
+                    "min_code_length",
+                    format!("{lo} is more than max_code_length {hi}"),
+                ));
+            }
+            (lo..=hi).collect()
+        }
+    };
+    let (lo, hi) = (
+        *lengths.first().expect("not empty"),
+        *lengths.last().expect("not empty"),
+    );
+    let refused: Vec<u8> = (lo..=hi).filter(|l| !lengths.contains(l)).collect();
+    ctx.repo.write(|tx| {
+        tx.device(device_id)?.ok_or_else(|| EngineError::NotFound {
+            what: "device",
+            id: device_id.to_string(),
+        })?;
+        tx.set_code_lengths(device_id, lo, hi, &refused)?;
+        Ok::<_, EngineError>(())
+    })?;
+    tracing::info!(%device_id, min = lo, max = hi, ?refused, "code lengths reported for the lock");
+    Ok(())
+}

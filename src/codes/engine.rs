@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -32,6 +33,19 @@ use crate::store::{
     CodeFilter, CodeStatus, DeviceRow, EventFilter, EventRow, Repo, Store, StoreError,
 };
 
+/// Locks a person can be played at: simulated ones (Seam's `simulate` routes).
+pub trait Keypads: Send + Sync + 'static {
+    /// Type `pin` at the lock's keypad; whether the door unlocked.
+    fn enter<'a>(&'a self, node: u16, pin: &'a str) -> BoxFuture<'a, Result<bool, String>>;
+    /// Program `pin` into `slot` at the keypad (as the owner would, with the master code).
+    fn program<'a>(
+        &'a self,
+        node: u16,
+        slot: u16,
+        pin: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>>;
+}
+
 /// Handle to the engine (cloneable).
 #[derive(Clone)]
 pub struct Engine {
@@ -39,6 +53,7 @@ pub struct Engine {
     control: mpsc::Sender<Control>,
     task: Arc<Mutex<Option<JoinHandle<()>>>>,
     driver: Option<DriverHandle>,
+    keypads: Option<Arc<dyn Keypads>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -81,7 +96,112 @@ impl Engine {
             control,
             task: Arc::new(Mutex::new(Some(handle))),
             driver,
+            keypads: None,
         })
+    }
+
+    /// The same engine, with keypads to play at (simulated locks).
+    pub fn with_keypads(mut self, keypads: Arc<dyn Keypads>) -> Engine {
+        self.keypads = Some(keypads);
+        self
+    }
+
+    fn keypads(&self) -> Result<&Arc<dyn Keypads>, EngineError> {
+        self.keypads
+            .as_ref()
+            .ok_or_else(|| EngineError::NotAllowed {
+                kind: "device_not_simulated",
+                message: "only simulated locks (a sim:// port) can be played at; this lock is real"
+                    .into(),
+            })
+    }
+
+    /// Someone types `code` at a simulated lock (Seam's `locks/simulate/keypad_code_entry`).
+    /// Blocks the calling thread (the API's handler threads) until the lock has answered.
+    pub fn simulate_keypad_entry(
+        &self,
+        device_id: &Uuid,
+        code: &str,
+    ) -> Result<Value, EngineError> {
+        let keypads = self.keypads()?.clone();
+        let device = self.device_row(device_id)?;
+        let unlocked = tokio::runtime::Handle::current()
+            .block_on(keypads.enter(device.node_id, code))
+            .map_err(|m| EngineError::NotAllowed {
+                kind: "simulation_failed",
+                message: m,
+            })?;
+        let now = self.now();
+        let a = self.ctx.repo.write(|tx| {
+            super::intents::attempt(
+                tx,
+                "SIMULATE_KEYPAD_CODE_ENTRY",
+                "success",
+                Some(serde_json::json!({ "unlocked": unlocked })),
+                &now,
+            )
+        })?;
+        Ok(super::model::attempt_json(&a))
+    }
+
+    /// Someone programs `code` at a simulated lock's keypad, in its lowest free slot (Seam's
+    /// `access_codes/simulate/create_unmanaged_access_code`); returns the unmanaged code once
+    /// zwlock has learnt it (or as the slot reads, if that takes longer than a few seconds).
+    pub fn simulate_unmanaged(
+        &self,
+        device_id: &Uuid,
+        code: &str,
+    ) -> Result<UnmanagedAccessCode, EngineError> {
+        let keypads = self.keypads()?.clone();
+        let device = self.device_row(device_id)?;
+        super::validate::CodeRules::default()
+            .check(code)
+            .map_err(|e| EngineError::Invalid(vec![e]))?;
+        let slot = self.ctx.repo.read(|tx| {
+            let held: std::collections::BTreeSet<u16> = tx
+                .device_codes(device_id)?
+                .iter()
+                .filter_map(|c| c.slot)
+                .chain(device.reserved_slots.iter().copied())
+                .chain(self.ctx.config.reserved_slots.iter().copied())
+                .collect();
+            let used: std::collections::BTreeSet<u16> = tx
+                .slots(device_id)?
+                .iter()
+                .filter(|s| s.state.holds_code())
+                .map(|s| s.slot)
+                .collect();
+            Ok::<_, EngineError>(
+                (1..=device.slot_count).find(|s| !held.contains(s) && !used.contains(s)),
+            )
+        })?;
+        let slot = slot.ok_or_else(|| EngineError::NotAllowed {
+            kind: "no_space_for_access_code_on_device",
+            message: format!("all {} slots of the lock are in use", device.slot_count),
+        })?;
+        tokio::runtime::Handle::current()
+            .block_on(keypads.program(device.node_id, slot, code))
+            .map_err(|m| EngineError::NotAllowed {
+                kind: "simulation_failed",
+                message: m,
+            })?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(u) = self
+                .unmanaged(device_id)?
+                .into_iter()
+                .find(|u| u.slot == slot)
+            {
+                return Ok(u);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(EngineError::NotAllowed {
+                    kind: "simulation_failed",
+                    message: format!("the code was programmed in slot {slot}, but the lock did not report it in time"),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Stop acting on locks, close the radio and make the database file whole. Everything
@@ -306,6 +426,19 @@ impl Engine {
         Ok(super::model::attempt_json(&attempt))
     }
 
+    /// What a user reports of a lock's code lengths (Seam's `report_device_constraints`):
+    /// `supported_code_lengths`, or `min_code_length`/`max_code_length`.
+    pub fn report_device_constraints(
+        &self,
+        device_id: &Uuid,
+        supported: Option<Vec<u8>>,
+        min: Option<u8>,
+        max: Option<u8>,
+    ) -> Result<(), EngineError> {
+        self.ctx.running()?;
+        super::bulk::report_device_constraints(&self.ctx, device_id, supported, min, max)
+    }
+
     // Adding and removing locks.
 
     fn network_driver(&self) -> Result<&DriverHandle, EngineError> {
@@ -408,6 +541,58 @@ impl Engine {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Action attempts by id (those that exist), as the API returns them.
+    pub fn action_attempts(&self, ids: &[Uuid]) -> Result<Vec<Value>, EngineError> {
+        Ok(self.ctx.repo.read(|tx| {
+            let mut v = Vec::new();
+            for id in ids {
+                if let Some(a) = tx.attempt(id)? {
+                    v.push(super::model::attempt_json(&a));
+                }
+            }
+            Ok::<_, StoreError>(v)
+        })?)
+    }
+
+    /// An event by id, or the latest of a type (and device).
+    pub fn event(
+        &self,
+        event_id: Option<&Uuid>,
+        device_id: Option<&Uuid>,
+        event_type: Option<&str>,
+    ) -> Result<Value, EngineError> {
+        let found = match event_id {
+            Some(id) => self.ctx.repo.read(|tx| tx.event(id))?,
+            None => {
+                let filter = EventFilter {
+                    device_ids: device_id.map(|d| vec![*d]),
+                    event_types: event_type.map(|t| vec![t.to_string()]),
+                    ..Default::default()
+                };
+                self.events(&filter)?.into_iter().max_by_key(|e| e.seq)
+            }
+        };
+        found
+            .map(|e| super::model::event_json(&e))
+            .ok_or_else(|| EngineError::NotFound {
+                what: "event",
+                id: event_id.map(Uuid::to_string).unwrap_or_default(),
+            })
+    }
+
+    /// The one local workspace (its id is the one every object carries).
+    pub fn workspace(&self) -> Value {
+        serde_json::json!({
+            "workspace_id": super::model::workspace_id(),
+            "name": "zwlock",
+            "company_name": "zwlock",
+            "is_sandbox": false,
+            "is_suspended": false,
+            "connect_partner_name": null,
+            "is_publishable_key_auth_enabled": false,
+        })
     }
 
     /// An action attempt as the API returns it.

@@ -167,12 +167,14 @@ pub(super) fn create(ctx: &Ctx, req: CreateRequest) -> Result<(AccessCode, Value
             })?;
         let rules = rules(&device);
         if let Some(l) = req.preferred_code_length {
-            if l < rules.min_length || l > rules.max_length {
+            // Seam takes 4-20; a length inside that the lock does not take falls back to its
+            // shortest (Seam's rule), one outside is a mistake.
+            if !(4..=20).contains(&l) {
                 errors.push(FieldError::new(
                     "preferred_code_length",
                     format!(
-                        "the lock takes {}-{} digits",
-                        rules.min_length, rules.max_length
+                        "expected 4-20 (this lock takes {:?})",
+                        rules.supported_lengths()
                     ),
                 ));
             }
@@ -214,7 +216,7 @@ pub(super) fn create(ctx: &Ctx, req: CreateRequest) -> Result<(AccessCode, Value
                     .chain(unmanaged.iter().filter_map(|s| s.code.clone()))
                     .collect();
                 let len = rules
-                    .length_near(req.preferred_code_length.unwrap_or(rules.min_length.max(4)))
+                    .length_for(req.preferred_code_length)
                     .ok_or_else(|| {
                         EngineError::invalid(
                             "code",

@@ -225,6 +225,17 @@ pub(super) fn device_json(ctx: &Ctx, d: &DeviceRow) -> Value {
         },
     });
     let interview = json!({ "security_class": f.security_class });
+    let rules = super::intents::rules(d);
+    // What Seam's constraint types say of this lock: digits it lacks, and names (kept by
+    // zwlock, not the lock) up to their limit.
+    let mut constraints = vec![json!({
+        "constraint_type": "name_length",
+        "min_length": 1,
+        "max_length": super::validate::MAX_NAME_CHARS,
+    })];
+    if !rules.characters.contains('0') {
+        constraints.push(json!({ "constraint_type": "no_zeros" }));
+    }
     let model_name = match (f.product_type, f.product_id) {
         (Some(t), Some(p)) => format!("0x{t:04x}/0x{p:04x}"),
         _ => "Z-Wave keypad lock".into(),
@@ -260,9 +271,9 @@ pub(super) fn device_json(ctx: &Ctx, d: &DeviceRow) -> Value {
             "locked": d.locked,
             "battery_level": battery,
             "battery": battery.map(|l| json!({ "level": l, "status": battery_status })),
-            "supported_code_lengths": (d.min_code_length..=d.max_code_length).collect::<Vec<u8>>(),
+            "supported_code_lengths": rules.supported_lengths(),
             "max_active_codes_supported": d.code_capacity.unwrap_or(d.slot_count),
-            "code_constraints": [],
+            "code_constraints": constraints,
             "supports_backup_access_code_pool": true,
             "backup_access_code_pool_enabled": d.backup_pool_size > 0,
             "has_native_entry_events": f.notifications != Notifications::None,

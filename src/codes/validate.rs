@@ -70,6 +70,23 @@ impl CodeRules {
         self
     }
 
+    /// The lengths the lock takes, shortest first.
+    pub fn supported_lengths(&self) -> Vec<u8> {
+        (self.min_length..=self.max_length)
+            .filter(|l| !self.refused_lengths.contains(l))
+            .collect()
+    }
+
+    /// The length to generate for a `preferred` one: it, when the lock takes it, else the
+    /// shortest the lock takes (Seam's rule).
+    pub fn length_for(&self, preferred: Option<u8>) -> Option<u8> {
+        let supported = self.supported_lengths();
+        match preferred {
+            Some(p) if supported.contains(&p) => Some(p),
+            _ => supported.first().copied(),
+        }
+    }
+
     /// The length nearest to `preferred` the lock takes.
     pub fn length_near(&self, preferred: u8) -> Option<u8> {
         let ok = |l: &u8| !self.refused_lengths.contains(l);

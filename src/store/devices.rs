@@ -203,17 +203,17 @@ impl Store {
         match existing {
             Some(d) => {
                 conn.execute(
+                    // Code lengths are kept: Z-Wave locks do not report them, so what the
+                    // row holds came from the lock's refusals or from a user's report.
                     "UPDATE devices SET info_json = COALESCE(?2, info_json), \
                      slot_count = CASE WHEN ?3 > 0 THEN ?3 ELSE slot_count END, \
-                     min_code_length = ?4, max_code_length = ?5, code_characters = ?6, \
-                     battery_level = COALESCE(?7, battery_level), locked = COALESCE(?8, locked), \
-                     updated_at = ?9 WHERE device_id = ?1",
+                     code_characters = ?4, \
+                     battery_level = COALESCE(?5, battery_level), locked = COALESCE(?6, locked), \
+                     updated_at = ?7 WHERE device_id = ?1",
                     params![
                         d.device_id.to_string(),
                         facts.interview_cache,
                         facts.slot_count,
-                        facts.min_code_length,
-                        facts.max_code_length,
                         facts.code_characters,
                         facts.battery_level,
                         facts.locked,
@@ -348,6 +348,24 @@ impl Store {
         conn.execute(
             "UPDATE devices SET code_capacity = ?2 WHERE device_id = ?1",
             params![id.to_string(), capacity],
+        )?;
+        Ok(())
+    }
+
+    /// Record the code lengths a lock takes (as a user reported them): `min..=max` but the
+    /// `refused` ones.
+    pub fn set_code_lengths(
+        conn: &Connection,
+        id: &Uuid,
+        min: u8,
+        max: u8,
+        refused: &[u8],
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(refused).expect("a list of numbers");
+        conn.execute(
+            "UPDATE devices SET min_code_length = ?2, max_code_length = ?3, refused_code_lengths = ?4 \
+             WHERE device_id = ?1",
+            params![id.to_string(), min, max, json],
         )?;
         Ok(())
     }

@@ -101,6 +101,17 @@ impl Store {
         })
     }
 
+    pub fn event(conn: &Connection, id: &Uuid) -> Result<Option<EventRow>, StoreError> {
+        use rusqlite::OptionalExtension;
+        conn.query_row(
+            &format!("SELECT {COLUMNS} FROM events WHERE event_id = ?1"),
+            [id.to_string()],
+            from_row,
+        )
+        .optional()?
+        .transpose()
+    }
+
     pub fn events(conn: &Connection, f: &EventFilter) -> Result<Vec<EventRow>, StoreError> {
         let mut q = Query::new(format!("SELECT {COLUMNS} FROM events WHERE 1 = 1"));
         if let Some(t) = &f.since {

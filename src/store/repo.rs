@@ -214,6 +214,15 @@ impl Tx<'_> {
     pub fn set_code_capacity(&self, id: &Uuid, capacity: Option<u16>) -> Result<(), StoreError> {
         Store::set_code_capacity(self.conn, id, capacity)
     }
+    pub fn set_code_lengths(
+        &self,
+        id: &Uuid,
+        min: u8,
+        max: u8,
+        refused: &[u8],
+    ) -> Result<(), StoreError> {
+        Store::set_code_lengths(self.conn, id, min, max, refused)
+    }
     pub fn add_refused_code_length(&self, id: &Uuid, length: u8) -> Result<(), StoreError> {
         Store::add_refused_code_length(self.conn, id, length)
     }
@@ -261,6 +270,9 @@ impl Tx<'_> {
         payload: serde_json::Value,
     ) -> Result<EventRow, StoreError> {
         Store::add_event(self.conn, event_type, device, code, at, payload)
+    }
+    pub fn event(&self, id: &Uuid) -> Result<Option<EventRow>, StoreError> {
+        Store::event(self.conn, id)
     }
     pub fn events(&self, filter: &EventFilter) -> Result<Vec<EventRow>, StoreError> {
         Store::events(self.conn, filter)
