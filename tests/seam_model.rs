@@ -394,3 +394,25 @@ async fn managed_and_unmanaged_codes_move_between_each_other_keeping_what_they_a
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_sync_tells_how_far_it_is_and_what_it_found() {
+    let mut w = world().await;
+    let dev = w.device(6);
+    w.drain_events();
+    let mut events = w.engine.subscribe();
+    let a = w.engine.sync_access_codes(&dev).unwrap();
+    let done = attempt_done(&w, &a).await;
+    assert_eq!(done["status"], "success");
+    assert_eq!(done["result"]["slots_total"], 5);
+    assert_eq!(done["result"]["slots_read"], 5);
+    assert!(done["result"]["unmanaged_found"].is_number());
+    let mut progress = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if e.event_type == "action_attempt.progress" {
+            assert_eq!(e.payload["action_attempt_id"], a["action_attempt_id"]);
+            progress.push((e.payload["done"].as_u64(), e.payload["total"].as_u64()));
+        }
+    }
+    assert_eq!(progress.last(), Some(&(Some(5), Some(5))), "{progress:?}");
+}

@@ -56,6 +56,8 @@ struct LockRt {
     quiet_until: Option<Instant>,
     /// Plans and polls ask to be woken at this time.
     wake_at: Option<Instant>,
+    /// When a full read last told its waiting clients how far it is.
+    progress_at: Option<Instant>,
 }
 
 pub(crate) struct Task {
@@ -513,15 +515,67 @@ impl Task {
                         return Ok(());
                     };
                     rt.watch.full_read_next = page.next;
-                    if page.next.is_none() {
+                    let done = page.next.is_none();
+                    let read_to = page.readings.iter().map(|r| r.slot).max().unwrap_or(0);
+                    // Tell waiting clients how far the read is (at most once a second, and
+                    // always at the end).
+                    let attempts = rt.watch.sync_attempts.clone();
+                    let due = rt
+                        .progress_at
+                        .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+                    if !attempts.is_empty() && (due || done) {
+                        rt.progress_at = Some(Instant::now());
+                        let total = ctx.repo.read(|tx| tx.device(device))?.map(|d| d.slot_count);
+                        let read = if done {
+                            total.unwrap_or(read_to)
+                        } else {
+                            read_to
+                        };
+                        for a in &attempts {
+                            ctx.record(
+                                "action_attempt.progress",
+                                Some(device),
+                                None,
+                                json!({
+                                    "action_attempt_id": a,
+                                    "action_type": "SYNC_ACCESS_CODES",
+                                    "done": read,
+                                    "total": total,
+                                    "unit": "slots",
+                                }),
+                            )?;
+                        }
+                    }
+                    if done {
+                        let Some(rt) = self.locks.get_mut(device) else {
+                            return Ok(());
+                        };
                         rt.watch.verify = Verify::Done;
                         let attempts = std::mem::take(&mut rt.watch.sync_attempts);
                         ctx.repo.write(|tx| {
                             tx.set_state(&full_read_key(device), &now.to_rfc3339())?;
+                            // What the read found.
+                            let slots = tx.slots(device)?;
+                            let total = tx.device(device)?.map(|d| d.slot_count).unwrap_or(0);
+                            let held: std::collections::BTreeSet<u16> = tx
+                                .device_codes(device)?
+                                .iter()
+                                .filter_map(|c| c.slot)
+                                .collect();
+                            let unmanaged = slots
+                                .iter()
+                                .filter(|s| s.state.holds_code() && !held.contains(&s.slot))
+                                .count();
+                            let result = json!({
+                                "slots_read": total,
+                                "slots_total": total,
+                                "codes_found": slots.iter().filter(|s| s.state.holds_code()).count(),
+                                "unmanaged_found": unmanaged,
+                            });
                             for a in &attempts {
                                 if let Some(mut row) = tx.attempt(a)? {
                                     row.status = "success".into();
-                                    row.result = Some(json!({}));
+                                    row.result = Some(result.clone());
                                     row.updated_at = now;
                                     tx.put_attempt(&row)?;
                                 }
