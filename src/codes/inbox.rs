@@ -19,6 +19,10 @@ pub(crate) enum Effect {
     Look(Uuid),
     /// Read these slots of the lock.
     Read(Uuid, Vec<u16>),
+    /// Read these slots soon, unless the lock reports them first.
+    ReadSoon(Uuid, Vec<u16>),
+    /// The lock reported these slots itself.
+    Reported(Uuid, Vec<u16>),
     /// Something changed on the lock that zwlock did not do: plan it again, and the next
     /// checksum is a new baseline.
     Changed(Uuid),
@@ -91,6 +95,10 @@ pub(crate) fn handle(ctx: &Ctx, ev: PortEvent) -> Result<Vec<Effect>, StoreError
                     .repo
                     .write(|tx| observe::observe(tx, &d.device_id, &readings, &at))?;
                 ctx.publish(events);
+                effects.push(Effect::Reported(
+                    d.device_id,
+                    readings.iter().map(|r| r.slot).collect(),
+                ));
                 effects.push(if put_back {
                     Effect::Changed(d.device_id)
                 } else {
@@ -110,7 +118,7 @@ pub(crate) fn handle(ctx: &Ctx, ev: PortEvent) -> Result<Vec<Effect>, StoreError
         }
         PortEvent::SlotChanged { node, slot } => {
             if let Some(d) = device_of(ctx, node)? {
-                effects.push(Effect::Read(d.device_id, vec![slot]));
+                effects.push(Effect::ReadSoon(d.device_id, vec![slot]));
             }
         }
         PortEvent::AllCleared { node, at } => {

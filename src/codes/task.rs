@@ -36,6 +36,10 @@ use super::watch::{self, Read, Verify, WatchInput, WatchState};
 use crate::lock::{LockPort, PortEvent, SlotReading, Written};
 use crate::store::{CodeStatus, DeviceRow, StoreError};
 
+/// How long a notification that a slot changed waits for the lock's own report of it before
+/// the slot is read.
+const REPORT_GRACE: Duration = Duration::from_secs(2);
+
 /// Messages only the engine handle sends.
 pub(crate) enum Control {
     /// Answer at once: the loop is alive.
@@ -732,6 +736,15 @@ impl Task {
                 let rt = self.locks.entry(d).or_default();
                 rt.watch.want(slots);
                 rt.dirty = true;
+            }
+            Effect::ReadSoon(d, slots) => {
+                let at = Instant::now() + REPORT_GRACE;
+                let rt = self.locks.entry(d).or_default();
+                rt.watch.want_after(slots, at);
+                rt.wake_at = Some(rt.wake_at.map_or(at, |w| w.min(at)));
+            }
+            Effect::Reported(d, slots) => {
+                self.locks.entry(d).or_default().watch.reported(slots);
             }
             Effect::Changed(d) => {
                 let rt = self.locks.entry(d).or_default();

@@ -22,7 +22,7 @@
 //! Everything here is a pure function of the [`WatchState`] the engine task owns and what the
 //! store says; the task does the reads.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -71,6 +71,9 @@ pub enum Verify {
 pub struct WatchState {
     /// Slots to read because the lock said something about them (or verification asks).
     pub pending: BTreeSet<u16>,
+    /// Slots to read at a time unless the lock reports them first (a notification that a code
+    /// changed is often followed by the report of the new one).
+    deferred: BTreeMap<u16, Instant>,
     /// A full read in progress: the next user id to ask for.
     pub full_read_next: Option<u16>,
     pub next_poll: Option<Instant>,
@@ -108,6 +111,23 @@ impl WatchState {
         self.pending.extend(slots);
     }
 
+    /// Read `slots` at `at`, unless the lock reports them before.
+    pub fn want_after(&mut self, slots: impl IntoIterator<Item = u16>, at: Instant) {
+        for s in slots {
+            if !self.pending.contains(&s) {
+                self.deferred.entry(s).or_insert(at);
+            }
+        }
+    }
+
+    /// The lock reported these slots itself: no read needed.
+    pub fn reported(&mut self, slots: impl IntoIterator<Item = u16>) {
+        for s in slots {
+            self.deferred.remove(&s);
+            self.pending.remove(&s);
+        }
+    }
+
     /// Start a full read (the API's sync, or first sight).
     pub fn full_read(&mut self) {
         self.full_read_next = Some(1);
@@ -129,9 +149,22 @@ impl WatchState {
         {
             self.full_read_next = Some(1);
         }
+        let due: Vec<u16> = self
+            .deferred
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(s, _)| *s)
+            .collect();
+        for slot in due {
+            self.deferred.remove(&slot);
+            self.pending.insert(slot);
+        }
         if !self.pending.is_empty() {
             let slots: Vec<u16> = std::mem::take(&mut self.pending).into_iter().collect();
             return (Some(Read::Slots(slots)), None);
+        }
+        if let Some(t) = self.deferred.values().min().copied() {
+            return (None, Some(t));
         }
         // A full read verifies everything too (the task marks verification done with it).
         if let Some(n) = self.full_read_next {
@@ -268,6 +301,26 @@ mod tests {
         // A later poll with the same answer and no table: unchanged.
         assert!(!w.on_checksum(0x1234, None));
         assert!(w.on_checksum(0x9999, None));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_notification_followed_by_the_report_costs_no_read() {
+        let config = WatchConfig::default();
+        let mut w = WatchState::default();
+        let now = Instant::now();
+        let grace = Duration::from_secs(2);
+        w.want_after([7], now + grace);
+        let (r, due) = w.next(input(&[], false), &config, now);
+        assert_eq!((r, due), (None, Some(now + grace)), "waits for the report");
+        w.reported([7]);
+        let (r, _) = w.next(input(&[], false), &config, now + grace);
+        assert_eq!(r, None, "the report said it all");
+        // Without the report, the slot is read once the grace is over.
+        w.want_after([8], now + grace);
+        assert_eq!(
+            w.next(input(&[], false), &config, now + grace).0,
+            Some(Read::Slots(vec![8]))
+        );
     }
 
     #[tokio::test(start_paused = true)]
