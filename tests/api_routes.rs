@@ -98,6 +98,22 @@ fn seam_round_two_routes_on_a_simulated_lock() {
     let d = post(&c, "/devices/get", json!({ "device_id": device }));
     assert_eq!(d.body["device"]["workspace_id"], ws);
 
+    // devices/update renames a lock.
+    let r = post(
+        &c,
+        "/devices/update",
+        json!({ "device_id": device, "name": "Front door" }),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let d = post(&c, "/devices/get", json!({ "device_id": device }));
+    assert_eq!(d.body["device"]["properties"]["name"], "Front door");
+    let r = post(
+        &c,
+        "/devices/update",
+        json!({ "device_id": device, "name": "  " }),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+
     // Reported code lengths: the device shows them; a create outside them is refused.
     let r = post(
         &c,

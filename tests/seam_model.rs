@@ -416,3 +416,61 @@ async fn a_sync_tells_how_far_it_is_and_what_it_found() {
     }
     assert_eq!(progress.last(), Some(&(Some(5), Some(5))), "{progress:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_checksum_change_no_managed_slot_explains_is_learnt() {
+    use zwlock::codes::watch::WatchConfig;
+    use zwlock::codes::EngineConfig;
+    use zwlock::sim::KeypadAction;
+    const NET: &str = r#"
+[[network]]
+name = "t"
+radio_ms = 20
+
+[[network.lock]]
+node_id = 5
+name = "checksum, no bulk reports"
+user_code_version = 2
+checksum = true
+bulk_reports = false
+slots = 8
+"#;
+    let config = EngineConfig {
+        watch: WatchConfig {
+            checksum_interval: Duration::from_secs(600),
+            full_read_on_first_sight: true,
+            ..WatchConfig::default()
+        },
+        ..quiet_config()
+    };
+    let w = World::start(Ground::new(NET), config, 1).await;
+    let id = w.create(5, "4821");
+    w.until("set", Duration::from_secs(120), |w| w.status(&id) == "set")
+        .await;
+    let dev = w.device(5);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    // Another controller writes an unmanaged slot, silently.
+    w.net
+        .keypad(
+            5,
+            KeypadAction::ExternalWrite {
+                slot: 6,
+                pin: Some("9090".into()),
+            },
+        )
+        .await
+        .unwrap();
+    w.until(
+        "learnt at the next checksum poll",
+        Duration::from_secs(1800),
+        |w| {
+            w.engine
+                .unmanaged(&dev)
+                .unwrap()
+                .iter()
+                .any(|u| u.slot == 6 && u.code.as_deref() == Some("9090"))
+        },
+    )
+    .await;
+    assert_eq!(w.status(&id), "set", "the managed code was not disturbed");
+}

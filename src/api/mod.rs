@@ -115,6 +115,11 @@ pub const ROUTES: &[(&str, &[&str], Handler)] = &[
     ),
     ("/devices/list", &["GET", "POST"], routes::devices_list),
     ("/devices/get", &["GET", "POST"], routes::devices_get),
+    (
+        "/devices/update",
+        &["POST", "PATCH"],
+        routes::devices_update,
+    ),
     ("/locks/list", &["GET", "POST"], routes::devices_list),
     ("/locks/get", &["GET", "POST"], routes::devices_get),
     ("/locks/lock_door", &["POST"], routes::lock_door),

@@ -314,6 +314,43 @@ pub fn devices_list(e: &Engine, r: &Request) -> Answer {
     Ok(json!({ "devices": devices, "pagination": pagination(r, None) }))
 }
 
+#[derive(Debug, Deserialize)]
+struct DeviceUpdate {
+    device_id: Uuid,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    properties: Option<DeviceUpdateProperties>,
+    #[serde(default)]
+    is_managed: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DeviceUpdateProperties {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+pub fn devices_update(e: &Engine, r: &Request) -> Answer {
+    let p: DeviceUpdate = r.params()?;
+    if p.is_managed == Some(false) {
+        return Err(ApiError::field(
+            "is_managed",
+            "zwlock manages every lock on its stick; exclude the lock to let it go",
+        ));
+    }
+    let name = p.name.or(p.properties.and_then(|pr| pr.name));
+    match name {
+        Some(n) => {
+            e.rename_device(&p.device_id, &n)?;
+        }
+        None => {
+            e.device_row(&p.device_id)?;
+        }
+    }
+    Ok(json!({}))
+}
+
 pub fn lock_door(e: &Engine, r: &Request) -> Answer {
     let p: DeviceId = r.params()?;
     Ok(json!({ "action_attempt": e.set_door(&p.device_id, true)? }))

@@ -439,6 +439,34 @@ impl Engine {
         super::bulk::report_device_constraints(&self.ctx, device_id, supported, min, max)
     }
 
+    /// Rename a lock (Seam's `devices/update` with `name`).
+    pub fn rename_device(&self, device_id: &Uuid, name: &str) -> Result<DeviceRow, EngineError> {
+        self.ctx.running()?;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > super::validate::MAX_NAME_CHARS {
+            return Err(EngineError::invalid(
+                "name",
+                format!("1-{} characters", super::validate::MAX_NAME_CHARS),
+            ));
+        }
+        super::validate::check_name(name).map_err(|e| EngineError::Invalid(vec![e]))?;
+        self.ctx.repo.write(|tx| {
+            tx.device(device_id)?.ok_or_else(|| EngineError::NotFound {
+                what: "device",
+                id: device_id.to_string(),
+            })?;
+            tx.set_device_settings(device_id, Some(name), None, None)?;
+            Ok::<_, EngineError>(())
+        })?;
+        self.ctx.record(
+            "device.updated",
+            Some(device_id),
+            None,
+            serde_json::json!({ "name": name }),
+        )?;
+        self.device_row(device_id)
+    }
+
     // Adding and removing locks.
 
     fn network_driver(&self) -> Result<&DriverHandle, EngineError> {

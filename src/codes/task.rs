@@ -510,6 +510,14 @@ impl Task {
                         rt.watch.want(unread);
                     }
                     self.wait_for(device, &f);
+                } else {
+                    let expected = ctx.repo.read(|tx| {
+                        let done = tx.state(&full_read_key(device))?.is_some();
+                        Ok::<_, StoreError>(watch::expected_checksum(&tx.slots(device)?, done))
+                    })?;
+                    if let Some(rt) = self.locks.get_mut(device) {
+                        rt.watch.reads_done(expected);
+                    }
                 }
             }
             (Op::Watch(Read::Page(_)), OpResult::Page(r)) => match r {
@@ -616,7 +624,9 @@ impl Task {
                         if row.is_some_and(|d| d.facts.supports_bulk_reports) {
                             rt.watch.full_read();
                         } else {
+                            // The managed slots first; the whole lock if they do not explain it.
                             rt.watch.want(managed);
+                            rt.watch.explain(cs);
                         }
                     }
                 }

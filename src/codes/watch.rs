@@ -83,6 +83,9 @@ pub struct WatchState {
     /// SYNC_ACCESS_CODES action attempts that finish with the full read.
     pub sync_attempts: Vec<Uuid>,
     pub verify: Verify,
+    /// The checksum a read of the managed slots has to explain; when it does not, the whole
+    /// lock is read (an unmanaged slot changed).
+    recheck: Option<u16>,
 }
 
 /// A read to do now.
@@ -227,6 +230,24 @@ impl WatchState {
         changed
     }
 
+    /// The managed slots are being read to explain `checksum`.
+    pub fn explain(&mut self, checksum: u16) {
+        self.recheck = Some(checksum);
+    }
+
+    /// The reads asked for are done; `expected` is the checksum of the slot table now. When it
+    /// does not explain the checksum the lock reported, read the whole lock.
+    pub fn reads_done(&mut self, expected: Option<u16>) {
+        if !self.pending.is_empty() {
+            return;
+        }
+        if let Some(cs) = self.recheck.take() {
+            if expected != Some(cs) {
+                self.full_read();
+            }
+        }
+    }
+
     /// A checksum the lock could not give: verify by reading instead.
     pub fn checksum_unavailable(&mut self) {
         if self.verify == Verify::AwaitingChecksum {
@@ -301,6 +322,17 @@ mod tests {
         // A later poll with the same answer and no table: unchanged.
         assert!(!w.on_checksum(0x1234, None));
         assert!(w.on_checksum(0x9999, None));
+    }
+
+    #[test]
+    fn a_checksum_the_managed_slots_do_not_explain_reads_the_whole_lock() {
+        let mut w = WatchState::default();
+        w.explain(0xBEEF);
+        w.reads_done(Some(0xBEEF));
+        assert_eq!(w.full_read_next, None, "explained");
+        w.explain(0xBEEF);
+        w.reads_done(Some(0x1234));
+        assert_eq!(w.full_read_next, Some(1), "an unmanaged slot changed");
     }
 
     #[tokio::test(start_paused = true)]
