@@ -474,3 +474,42 @@ slots = 8
     .await;
     assert_eq!(w.status(&id), "set", "the managed code was not disturbed");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_code_the_lock_reports_disabled_is_not_shown_as_set() {
+    use zwlock::codes::watch::WatchConfig;
+    use zwlock::codes::EngineConfig;
+    const NET: &str = r#"
+[[network]]
+name = "t"
+radio_ms = 20
+
+[[network.lock]]
+node_id = 5
+name = "front"
+user_code_version = 1
+slots = 4
+initial_codes = [{ slot = 1, code = "1111" }, { slot = 2, code = "2222", disabled = true }]
+"#;
+    let config = EngineConfig {
+        watch: WatchConfig {
+            full_read_on_first_sight: true,
+            ..WatchConfig::default()
+        },
+        ..quiet_config()
+    };
+    let w = World::start(Ground::new(NET), config, 1).await;
+    let dev = w.device(5);
+    w.until("both learnt", Duration::from_secs(120), |w| {
+        w.engine.unmanaged(&dev).unwrap().len() == 2
+    })
+    .await;
+    let u = w.engine.unmanaged(&dev).unwrap();
+    let by_slot = |s: u16| u.iter().find(|c| c.slot == s).unwrap().status;
+    assert_eq!(by_slot(1), "set");
+    assert_eq!(
+        by_slot(2),
+        "unset",
+        "disabled on the lock: there, but it does not open"
+    );
+}

@@ -321,7 +321,9 @@ impl UnmanagedAccessCode {
             },
             name: Some(format!("{} slot {}", device.name, slot.slot)),
             code_type: "ongoing",
-            status: "set",
+            // Seam has no "disabled": `unset` is its status for a code that exists on the
+            // device but does not work there.
+            status: if slot.disabled { "unset" } else { "set" },
             created_at: rfc3339(&slot.reported_at),
             errors: Vec::new(),
             warnings: Vec::new(),

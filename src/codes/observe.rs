@@ -29,6 +29,8 @@ pub enum Finding {
     Removed,
     /// The slot holds another readable PIN.
     Modified { pin: String },
+    /// The code is there but disabled at the lock.
+    Disabled,
 }
 
 /// The slot-table state and readable PIN of a reading.
@@ -48,6 +50,20 @@ pub fn settled(code: &CodeRow) -> bool {
         && (code.status == CodeStatus::Set || code.is_scheduled_on_device)
 }
 
+/// Compare a settled managed code with what its slot reads (`disabled`: the lock reports the
+/// code disabled, so it does not open the door: a modification like any other).
+pub fn classify_reading(code: &CodeRow, content: &SlotContent, disabled: bool) -> Option<Finding> {
+    match classify(code, content) {
+        None if disabled
+            && settled(code)
+            && !matches!(content, SlotContent::Empty | SlotContent::Unavailable) =>
+        {
+            Some(Finding::Disabled)
+        }
+        other => other,
+    }
+}
+
 /// Compare a settled managed code with what its slot reads.
 pub fn classify(code: &CodeRow, content: &SlotContent) -> Option<Finding> {
     if !settled(code) {
@@ -64,7 +80,7 @@ pub fn classify(code: &CodeRow, content: &SlotContent) -> Option<Finding> {
 
 fn details(finding: &Finding) -> Value {
     json!({
-        "change_type": match finding { Finding::Removed => "removed", Finding::Modified { .. } => "modified" },
+        "change_type": match finding { Finding::Removed => "removed", _ => "modified" },
         "modified_fields": [{ "field": "code", "from": null, "to": null }],
     })
 }
@@ -83,6 +99,9 @@ pub fn observe(
     for r in readings {
         let (state, pin) = slot_state(&r.content);
         let previous = tx.observe_slot(device_id, r.slot, state, pin, at)?;
+        if r.disabled {
+            tx.set_slot_disabled(device_id, r.slot, true)?;
+        }
         let managed = codes
             .iter()
             .find(|c| c.slot == Some(r.slot) && c.desired != Desired::Released);
@@ -113,12 +132,16 @@ pub fn observe(
             }
             continue;
         };
-        let Some(finding) = classify(code, &r.content) else {
+        let Some(finding) = classify_reading(code, &r.content, r.disabled) else {
             continue;
         };
         let mut c = code.clone();
         let removed = finding == Finding::Removed;
-        let how = if removed { "removed" } else { "changed" };
+        let how = match finding {
+            Finding::Removed => "removed",
+            Finding::Disabled => "disabled",
+            Finding::Modified { .. } => "changed",
+        };
         let d = details(&finding);
         if c.allow_external_modification {
             let msg = format!("the code was {how} outside zwlock; the change stands");
@@ -145,6 +168,8 @@ pub fn observe(
                     c.next_attempt_at = None;
                     c.pending_since = None;
                 }
+                // Disabled at the lock, and allowed: it stays there as the lock has it.
+                Finding::Disabled => {}
             }
         } else {
             let msg = format!(
@@ -252,6 +277,7 @@ pub fn all_cleared(
         .map(|slot| SlotReading {
             slot,
             content: SlotContent::Empty,
+            disabled: false,
         })
         .collect();
     observe(tx, device_id, &readings, at)

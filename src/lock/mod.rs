@@ -64,6 +64,8 @@ impl std::fmt::Debug for SlotContent {
 pub struct SlotReading {
     pub slot: u16,
     pub content: SlotContent,
+    /// The code is there but disabled (User ID status 2): it does not open the door.
+    pub disabled: bool,
 }
 
 /// A page of a whole-lock read.

@@ -125,12 +125,14 @@ pub fn readings(report: &Command) -> Vec<SlotReading> {
         }) => vec![SlotReading {
             slot: u16::from(*user_id),
             content: content(*user_id_status, user_code),
+            disabled: *user_id_status == UserIdStatus::Disabled,
         }],
         Command::UserCode(UserCodeCommand::ExtendedUserCodeReport { entries, .. }) => entries
             .iter()
             .map(|e| SlotReading {
                 slot: e.user_id,
                 content: content(e.user_id_status, &e.user_code),
+                disabled: e.user_id_status == UserIdStatus::Disabled,
             })
             .collect(),
         _ => Vec::new(),

@@ -253,6 +253,14 @@ impl Tx<'_> {
     pub fn slots(&self, device: &Uuid) -> Result<Vec<SlotRow>, StoreError> {
         Store::slots(self.conn, device)
     }
+    pub fn set_slot_disabled(
+        &self,
+        device: &Uuid,
+        slot: u16,
+        disabled: bool,
+    ) -> Result<(), StoreError> {
+        Store::set_slot_disabled(self.conn, device, slot, disabled)
+    }
     pub fn set_unmanaged_id(&self, device: &Uuid, slot: u16, id: &Uuid) -> Result<(), StoreError> {
         Store::set_unmanaged_id(self.conn, device, slot, id)
     }

@@ -155,6 +155,7 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE access_codes ADD COLUMN removing_unmanaged INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE action_attempts ADD COLUMN access_code_id TEXT;
     CREATE INDEX action_attempts_code ON action_attempts(access_code_id) WHERE status = 'pending';
+    ALTER TABLE slots ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE access_code_issues ADD COLUMN details TEXT;
     ALTER TABLE access_code_issues ADD COLUMN expires_at TEXT;
     "#,

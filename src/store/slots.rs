@@ -60,6 +60,8 @@ pub struct SlotRow {
     /// Stable id of the unmanaged access code this slot shows (changes when its code does).
     pub unmanaged_id: Uuid,
     pub reported_at: DateTime<Utc>,
+    /// The lock reported the code as disabled (User ID status 2): there, but not usable.
+    pub disabled: bool,
 }
 
 impl std::fmt::Debug for SlotRow {
@@ -77,6 +79,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<SlotRow, StoreError>> {
     let state: String = r.get(2)?;
     let unmanaged: String = r.get(4)?;
     let at: String = r.get(5)?;
+    let disabled: bool = r.get::<_, i64>(6)? != 0;
     Ok((|| {
         Ok(SlotRow {
             device_id: parse_uuid("slots.device_id", &device)?,
@@ -85,11 +88,12 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<SlotRow, StoreError>> {
             code: r.get(3).unwrap_or(None),
             unmanaged_id: parse_uuid("slots.unmanaged_id", &unmanaged)?,
             reported_at: parse_ts("slots.reported_at", &at)?,
+            disabled,
         })
     })())
 }
 
-const COLUMNS: &str = "device_id, slot, state, code, unmanaged_id, reported_at";
+const COLUMNS: &str = "device_id, slot, state, code, unmanaged_id, reported_at, disabled";
 
 impl Store {
     /// Record what the lock reported for a slot. Returns the previous row, if any.
@@ -113,7 +117,7 @@ impl Store {
         conn.execute(
             "INSERT INTO slots (device_id, slot, state, code, unmanaged_id, reported_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-             ON CONFLICT(device_id, slot) DO UPDATE SET state = ?3, code = ?4, unmanaged_id = ?5, reported_at = ?6",
+             ON CONFLICT(device_id, slot) DO UPDATE SET state = ?3, code = ?4, unmanaged_id = ?5, reported_at = ?6, disabled = 0",
             params![
                 device_id.to_string(),
                 slot,
@@ -159,6 +163,20 @@ impl Store {
         )
         .optional()?
         .transpose()
+    }
+
+    /// Record that the lock reports a slot's code as disabled.
+    pub fn set_slot_disabled(
+        conn: &Connection,
+        device_id: &Uuid,
+        slot: u16,
+        disabled: bool,
+    ) -> Result<(), StoreError> {
+        conn.execute(
+            "UPDATE slots SET disabled = ?3 WHERE device_id = ?1 AND slot = ?2",
+            params![device_id.to_string(), slot, disabled],
+        )?;
+        Ok(())
     }
 
     /// Give a slot's unmanaged code a chosen id (a managed code turned unmanaged keeps its id).
