@@ -66,6 +66,7 @@ fn empty(slot: u16) -> SlotRow {
         code: None,
         unmanaged_id: Uuid::from_u128(1000 + u128::from(slot)),
         reported_at: t0(),
+        disabled: false,
     }
 }
 
