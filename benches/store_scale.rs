@@ -46,6 +46,7 @@ fn populate(db: &std::path::Path) -> (Vec<Uuid>, Vec<Uuid>, Duration) {
             for i in 0..LOCKS {
                 let facts = DeviceFacts {
                     node_id: 10 + i,
+                    name: None,
                     interview_cache: None,
                     facts: LockFacts {
                         user_code_version: 2,

@@ -26,6 +26,18 @@ pub struct Config {
     /// Simulated networks, for `sim://NAME` ports.
     #[serde(default)]
     pub sim: SimSection,
+    /// `[[lock]]`: names for the locks, by node id.
+    #[serde(default, rename = "lock")]
+    pub locks: Vec<LockEntry>,
+}
+
+/// `[[lock]]`: what the configuration says of one lock.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LockEntry {
+    pub node_id: u16,
+    /// The name the lock gets when zwlock first sees it (`devices/update` renames it later).
+    pub name: String,
 }
 
 /// `[serial]`: the stick and how patient to be with it.
@@ -191,6 +203,14 @@ impl Default for CodesConfig {
 
 impl CodesConfig {
     pub fn engine_config(&self) -> crate::codes::EngineConfig {
+        self.engine_config_named(Default::default())
+    }
+
+    /// The engine's configuration, with names for the locks (see [`Config::lock_names`]).
+    pub fn engine_config_named(
+        &self,
+        lock_names: std::collections::BTreeMap<u16, String>,
+    ) -> crate::codes::EngineConfig {
         use std::time::Duration;
         crate::codes::EngineConfig {
             delay_warning_after: Duration::from_secs(self.delay_warning_after_seconds),
@@ -199,6 +219,7 @@ impl CodesConfig {
             retry_initial: Duration::from_secs(self.retry_initial_seconds),
             retry_max: Duration::from_secs(self.retry_max_seconds),
             reserved_slots: self.reserved_slots.clone(),
+            lock_names,
             refusal_retry: Duration::from_secs(self.refusal_retry_seconds),
             external_modification_error_hold: Duration::from_secs(
                 self.external_modification_error_hold_seconds,
@@ -403,6 +424,32 @@ impl Config {
                 "expected 5-3600".into(),
             ));
         }
+        let mut seen = std::collections::BTreeSet::new();
+        for l in &self.locks {
+            if !(1..=4000).contains(&l.node_id) {
+                return Err(bad(
+                    "lock.node_id",
+                    format!("{}: expected 1-4000", l.node_id),
+                ));
+            }
+            if !seen.insert(l.node_id) {
+                return Err(bad(
+                    "lock.node_id",
+                    format!("node {} is named twice", l.node_id),
+                ));
+            }
+            let n = l.name.trim().chars().count();
+            if n == 0 || n > crate::codes::validate::MAX_NAME_CHARS {
+                return Err(bad(
+                    "lock.name",
+                    format!(
+                        "node {}: 1-{} characters",
+                        l.node_id,
+                        crate::codes::validate::MAX_NAME_CHARS
+                    ),
+                ));
+            }
+        }
         if !(1..=3600).contains(&self.codes.poll_reads_per_hour) {
             return Err(bad("codes.poll_reads_per_hour", "expected 1-3600".into()));
         }
@@ -436,6 +483,25 @@ impl Config {
             ));
         }
         Ok(m)
+    }
+
+    /// Names for the locks: `[[lock]]` entries, and for a `sim://` port, the simulated locks'
+    /// own names where no entry gives one.
+    pub fn lock_names(&self) -> std::collections::BTreeMap<u16, String> {
+        let mut names = std::collections::BTreeMap::new();
+        if let Some(Ok(PortUrl::Sim(net))) = self.port() {
+            if let Some(n) = self.sim.network.iter().find(|n| n.name == net) {
+                for l in &n.locks {
+                    if !l.name.is_empty() {
+                        names.insert(u16::from(l.node_id), l.name.clone());
+                    }
+                }
+            }
+        }
+        for l in &self.locks {
+            names.insert(l.node_id, l.name.clone());
+        }
+        names
     }
 
     pub fn sim_config(&self) -> SimConfig {
@@ -505,6 +571,19 @@ mod tests {
             (
                 "[codes]\npoll_reads_per_hour = 0",
                 "codes.poll_reads_per_hour",
+            ),
+            (
+                "[[lock]]\nnode_id = 5\nname = \"a\"\n[[lock]]\nnode_id = 5\nname = \"b\"",
+                "lock.node_id",
+            ),
+            ("[[lock]]\nnode_id = 5\nname = \" \"", "lock.name"),
+            (
+                "[codes]\noperation_timeout_seconds = 1",
+                "codes.operation_timeout_seconds",
+            ),
+            (
+                "[codes]\nrefusal_retry_seconds = 1",
+                "codes.refusal_retry_seconds",
             ),
             (
                 "[codes]\nchecksum_interval_seconds = 5",

@@ -157,7 +157,7 @@ pub async fn run(config: Config, config_path: PathBuf, log: LogLevel) -> Result<
         driver,
         driver_events,
         Arc::new(SystemClock),
-        config.codes.engine_config(),
+        config.codes.engine_config_named(config.lock_names()),
     )?;
     // A simulated network's locks can be played at through the API (Seam's simulate routes).
     if let crate::serial::transport::PortUrl::Sim(name) = &port {

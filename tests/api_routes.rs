@@ -33,11 +33,15 @@ path = "{dir}/zwlock.db"
 socket = "{dir}/api.sock"
 [log]
 level = "info"
+[[lock]]
+node_id = 5
+name = "Garden gate"
 [[sim.network]]
 name = "demo"
 radio_ms = 1
 [[sim.network.lock]]
 node_id = 5
+name = "back door"
 listening = "always"
 slots = 10
 initial_codes = [{{ slot = 1, code = "1234" }}]
@@ -98,6 +102,9 @@ fn seam_round_two_routes_on_a_simulated_lock() {
     let d = post(&c, "/devices/get", json!({ "device_id": device }));
     assert_eq!(d.body["device"]["workspace_id"], ws);
 
+    // Its name comes from the configuration ([[lock]] wins over the simulated lock's own).
+    let d = post(&c, "/devices/get", json!({ "device_id": device }));
+    assert_eq!(d.body["device"]["properties"]["name"], "Garden gate");
     // devices/update renames a lock.
     let r = post(
         &c,

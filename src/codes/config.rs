@@ -21,6 +21,8 @@ pub struct EngineConfig {
     pub operation_timeout: Duration,
     /// How long a `sync: true` request waits for its action attempt to finish.
     pub sync_wait: Duration,
+    /// The names locks get when first seen, by node id (from the configuration).
+    pub lock_names: std::collections::BTreeMap<u16, String>,
     /// Reconcilers look at their lock at least this often (also guards against clock jumps).
     pub tick: Duration,
     /// Slots never allocated to managed codes, on every lock (e.g. [1] for the owner's code).
@@ -41,6 +43,7 @@ impl Default for EngineConfig {
             external_modification_error_hold: Duration::from_secs(24 * 3600),
             operation_timeout: Duration::from_secs(120),
             sync_wait: Duration::from_secs(30),
+            lock_names: Default::default(),
             tick: Duration::from_secs(60),
             reserved_slots: Vec::new(),
             watch: Default::default(),

@@ -192,6 +192,7 @@ pub(crate) fn handle(ctx: &Ctx, ev: PortEvent) -> Result<Vec<Effect>, StoreError
 fn on_lock(ctx: &Ctx, info: &LockInfo, now: &chrono::DateTime<Utc>) -> Result<Effect, StoreError> {
     let facts = DeviceFacts {
         node_id: info.node,
+        name: ctx.config.lock_names.get(&info.node).cloned(),
         interview_cache: info.cache.clone(),
         facts: LockFacts {
             manufacturer_id: info.manufacturer.map(|m| m.0),

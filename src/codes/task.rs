@@ -77,6 +77,14 @@ impl Task {
     pub(crate) fn new(ctx: Arc<Ctx>, port: Arc<dyn LockPort>) -> Result<Task, StoreError> {
         let devices = ctx.repo.write(|tx| {
             tx.set_state("hub_connected", "false")?;
+            // Names from the configuration for locks that still have zwlock's default one.
+            for d in tx.devices()? {
+                if let Some(name) = ctx.config.lock_names.get(&d.node_id) {
+                    if d.name == format!("Lock {}", d.node_id) && *name != d.name {
+                        tx.set_device_settings(&d.device_id, Some(name), None, None)?;
+                    }
+                }
+            }
             tx.devices()
         })?;
         let mut locks = HashMap::new();

@@ -181,6 +181,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<DeviceRow, StoreError>> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceFacts {
     pub node_id: u16,
+    /// The name for a new device (a device already known keeps its own).
+    pub name: Option<String>,
     pub interview_cache: Option<String>,
     pub facts: LockFacts,
     pub slot_count: u16,
@@ -229,7 +231,10 @@ impl Store {
                     params![
                         Uuid::new_v4().to_string(),
                         facts.node_id,
-                        format!("Lock {}", facts.node_id),
+                        facts
+                            .name
+                            .clone()
+                            .unwrap_or_else(|| format!("Lock {}", facts.node_id)),
                         facts.interview_cache,
                         facts.slot_count,
                         facts.min_code_length,

@@ -31,6 +31,7 @@ pub fn quiet_config() -> EngineConfig {
         external_modification_error_hold: Duration::from_secs(24 * 3600),
         operation_timeout: Duration::from_secs(120),
         sync_wait: Duration::from_secs(30),
+        lock_names: Default::default(),
         tick: Duration::from_secs(30),
         reserved_slots: Vec::new(),
         watch: WatchConfig {
