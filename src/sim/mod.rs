@@ -125,6 +125,10 @@ pub struct StickStats {
     pub send_data_aborts: u64,
     /// SendData refused because the stick was jammed.
     pub send_data_refused_jammed: u64,
+    /// SendData or RequestNodeInfo refused ("not accepted") because the stick's own
+    /// transaction was still in flight: a SendData before its callback, a RequestNodeInfo
+    /// before the node information. A host that waits for each never causes one.
+    pub refused_busy: u64,
 }
 
 pub(crate) enum Control {

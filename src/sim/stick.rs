@@ -64,6 +64,9 @@ enum Due {
     },
     /// A node's answer reaches the stick.
     FromNode { node: u8, command: Vec<u8> },
+    /// The answer to a RequestNodeInfo (its node information, or the failure) goes to the
+    /// host, and the stick's transaction ends.
+    NodeInfoDone(DataFrame),
 }
 
 struct Timeline {
@@ -139,6 +142,9 @@ pub(super) struct Stick {
     tx_reports: bool,
     /// Callback id of the SendData on the radio, if any.
     busy: Option<u8>,
+    /// A RequestNodeInfo waits for the node's information frame (until it is sent to the
+    /// host, or the request failed). Like SendData, it is the stick's one transaction.
+    nif_pending: bool,
     /// A callback lost by fault injection: SendDataAbort brings it back as a failure.
     lost_callback: Option<u8>,
     /// Jammed: every SendData is answered "not accepted" until `faults.jam_cleared_by`.
@@ -172,6 +178,7 @@ impl Stick {
             node_id_type: NodeIdType::Bits8,
             tx_reports: false,
             busy: None,
+            nif_pending: false,
             lost_callback: None,
             plugged: true,
             stats: StickStats::default(),
@@ -239,6 +246,7 @@ impl Stick {
         self.queue.clear();
         self.inflight = None;
         self.busy = None;
+        self.nif_pending = false;
         self.lost_callback = None;
         if self.faults.jam_cleared_by == JamClearedBy::Reopen {
             self.jammed = false;
@@ -385,6 +393,13 @@ impl Stick {
         }
     }
 
+    /// The stick's own transaction is in flight: a SendData until its callback (or the
+    /// callback lost), a RequestNodeInfo until the node information. The zwave-js mock refuses
+    /// another callback-bearing request meanwhile; so does this stick.
+    fn communicating(&self) -> bool {
+        self.busy.is_some() || self.nif_pending || self.lost_callback.is_some()
+    }
+
     fn beam_ms(&self, node: u8) -> u64 {
         match self.locks.get(&node).map(|l| l.model.listening) {
             Some(Listening::Flirs1000) => 1000,
@@ -410,6 +425,10 @@ impl Stick {
         while let Some(due) = self.timeline.pop_due(now) {
             match due {
                 Due::ToHost(f) => self.queue.push_back(f),
+                Due::NodeInfoDone(f) => {
+                    self.nif_pending = false;
+                    self.queue.push_back(f);
+                }
                 Due::Transmit {
                     callback_id,
                     node,

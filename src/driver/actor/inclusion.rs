@@ -83,6 +83,12 @@ impl HostJob {
         }
     }
 
+    /// Whether the stick transmits to a node for it (and so refuses it on top of another
+    /// transaction): removing a failed node does (it checks the node first).
+    pub(super) fn uses_radio(&self) -> bool {
+        matches!(self, HostJob::RemoveFailed { .. })
+    }
+
     pub(super) fn name(&self) -> &'static str {
         match self {
             HostJob::Learn(_) => "learn mode",

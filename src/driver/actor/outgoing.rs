@@ -1,6 +1,9 @@
 //! Putting jobs on the stick, one at a time, and what their outcome means for the node:
 //! stick requests of an inclusion first, then node traffic by priority and round robin;
-//! commands sealed at the node's security class just before they go.
+//! commands sealed at the node's security class just before they go. A stick transaction
+//! whose answer comes later (a SendData's callback, a RequestNodeInfo's node information)
+//! holds the stick until that answer or its timeout: nothing else that uses the radio goes
+//! on top of it.
 
 use tokio::time::Instant;
 
@@ -17,7 +20,16 @@ impl State {
         if conn.stick.is_some() {
             return;
         }
-        if let Some(hj) = self.host_jobs.pop_front() {
+        // A RequestNodeInfo holds the stick until the node information (or its failure)
+        // arrives: the stick refuses a SendData meanwhile. Only requests that stay on the
+        // serial line (a ping, protocol info, learn mode) may go.
+        let nif_waiting = conn.nif_wait.is_some();
+        let host_job_may_go = self
+            .host_jobs
+            .front()
+            .is_some_and(|hj| !nif_waiting || !hj.uses_radio());
+        if host_job_may_go {
+            let hj = self.host_jobs.pop_front().expect("checked");
             let session = conn.session.clone();
             let req = hj.request();
             self.stats.transactions += 1;
@@ -32,6 +44,9 @@ impl State {
                 aborts_before,
                 fut,
             });
+            return;
+        }
+        if nif_waiting {
             return;
         }
         let now = Instant::now();
@@ -53,13 +68,6 @@ impl State {
                 }
                 let in_backoff = st.backoff_until.is_some_and(|t| t > now);
                 if in_backoff && prio != Priority::High {
-                    continue;
-                }
-                let is_nif = matches!(
-                    st.queues[prio as usize].front().map(|j| &j.op),
-                    Some(Op::NodeInfo)
-                );
-                if is_nif && conn.nif_wait.is_some() {
                     continue;
                 }
                 let job = st.queues[prio as usize].pop_front().expect("non-empty");

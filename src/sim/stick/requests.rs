@@ -99,6 +99,7 @@ impl Stick {
                 self.node_id_type = NodeIdType::Bits8;
                 self.tx_reports = false;
                 self.busy = None;
+                self.nif_pending = false;
                 self.lost_callback = None;
                 self.queue.clear();
                 self.timeline.clear();
@@ -120,7 +121,14 @@ impl Stick {
                 self.respond(StickResponse::GetNodeProtocolInfo(info));
             }
             HostRequest::RequestNodeInfo { node_id } => {
+                if self.communicating() {
+                    // Not on top of the stick's own transaction.
+                    self.stats.refused_busy += 1;
+                    self.respond(StickResponse::RequestNodeInfo { success: false });
+                    return;
+                }
                 self.respond(StickResponse::RequestNodeInfo { success: true });
+                self.nif_pending = true;
                 let node = u8::try_from(node_id.0).unwrap_or(0);
                 let beam = self.beam_ms(node);
                 let update = match self.locks.get(&node) {
@@ -143,7 +151,10 @@ impl Stick {
                     },
                 };
                 let radio = self.model.radio_ms;
-                self.later(radio * 2 + beam, StickRequest::ApplicationUpdate(update));
+                if let Ok(f) = StickRequest::ApplicationUpdate(update).encode(self.node_id_type) {
+                    let when = Instant::now() + Duration::from_millis(radio * 2 + beam);
+                    self.timeline.at(when, Due::NodeInfoDone(f));
+                }
             }
             HostRequest::SendData(sd) => {
                 if self.jammed {
@@ -151,10 +162,13 @@ impl Stick {
                     self.respond(StickResponse::SendData { accepted: false });
                     return;
                 }
-                if self.busy.is_some()
-                    || self.lost_callback.is_some()
-                    || self.rng.chance(self.faults.busy_send_data)
-                {
+                if self.busy.is_some() || self.nif_pending {
+                    // RES 13 00, as the zwave-js mock answers a SendData while it is not idle.
+                    self.stats.refused_busy += 1;
+                    self.respond(StickResponse::SendData { accepted: false });
+                    return;
+                }
+                if self.lost_callback.is_some() || self.rng.chance(self.faults.busy_send_data) {
                     self.respond(StickResponse::SendData { accepted: false });
                     return;
                 }
