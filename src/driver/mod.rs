@@ -11,6 +11,7 @@
 mod actor;
 pub mod dump;
 mod error;
+pub mod guard;
 pub mod interview;
 pub mod node;
 pub mod recovery;
@@ -25,7 +26,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 pub use error::{DriverError, ErrorClass, LearnFailure, NotConnected};
-pub use node::{NodeInfo, Reachability, UserCodeSupport};
+pub use node::{NodeInfo, Reachability, SecurityFailure, UserCodeSupport};
 pub use recovery::feeds_watchdog;
 pub use startup::{ControllerInfo, StartupConfig};
 pub use transaction::{Expect, Priority, ReportMatcher};
@@ -196,6 +197,9 @@ pub struct DriverStats {
     pub reconnects: u64,
     /// S2 frames from nodes that did not authenticate (dropped, never dispatched).
     pub security_failures: u64,
+    /// User Code, Door Lock or Schedule Entry Lock commands from a node that must be heard
+    /// securely, arriving without its granted class (dropped, never dispatched).
+    pub insecure_dropped: u64,
     /// SendDataAbort sent for a SendData whose callback did not come (recovery step 1).
     pub stick_aborts: u64,
     /// Soft resets of a jammed stick (recovery step 2).

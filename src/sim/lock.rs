@@ -186,8 +186,23 @@ impl Lock {
         self.door_mode == door_lock::mode::SECURED
     }
 
-    /// The command classes in the node information frame.
+    /// The command classes in the node information frame. A secure lock lists there only
+    /// the classes it answers in plain (its security class, Version); the others, User Code
+    /// and Door Lock among them, only in its S2 (or S0) Commands Supported Report, as real
+    /// S2 locks do.
     pub fn command_classes(&self) -> Vec<u8> {
+        let all = self.all_classes();
+        match &self.secure {
+            Some(link) => all
+                .into_iter()
+                .filter(|cc| *cc == link.cc() || link.answers_in_plain(*cc))
+                .collect(),
+            None => all,
+        }
+    }
+
+    /// Every command class the lock supports, at whatever security.
+    fn all_classes(&self) -> Vec<u8> {
         let m = &self.model;
         let mut v = vec![version::ID, manufacturer_specific::ID, user_code::ID];
         if m.door_lock {
@@ -248,7 +263,7 @@ impl Lock {
         let verdict = link.from_controller(bytes);
         match verdict {
             super::secure::FromController::Command(inner) if bytes.first() == Some(&scheme) => {
-                let classes = self.command_classes();
+                let classes = self.all_classes();
                 let link = self.secure.as_mut().expect("secure");
                 let mut out = link.take_extra();
                 let answers = match link.commands_supported(&inner, &classes) {

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::incoming::{complete, Completion};
 use super::*;
-use crate::driver::recovery;
+use crate::driver::{guard, recovery};
 
 impl State {
     /// Start the next job on the stick, if it is free.
@@ -317,6 +317,15 @@ fn start_job(
                 Protection::Class(c) => Some(c),
                 Protection::Plain => None,
             };
+            if !guard::may_send(st.info.as_ref(), command.class_id(), class) {
+                let name = command.command_name();
+                tracing::warn!(%node, class = command.class_name(), command = name, "not sent: the lock must be reached securely and holds none of our keys");
+                job.finish(Err(DriverError::SecurityRequired {
+                    node,
+                    command: name,
+                }));
+                return false;
+            }
             let (bytes, expect, sealed) = match secure.seal(node, class, bytes) {
                 Ok(Sealed::Send(b)) => (b, expect, class.is_some()),
                 Ok(Sealed::NonceFirst(get)) => {
