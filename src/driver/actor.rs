@@ -462,6 +462,13 @@ impl State {
                 }
             }
             DriverCommand::InterviewDone(info, err) => self.on_interview_done(*info, err),
+            DriverCommand::InterviewProgress(info) => {
+                if let Some(st) = self.nodes.get_mut(&info.node_id) {
+                    if st.interviewing {
+                        st.info = Some(*info);
+                    }
+                }
+            }
             DriverCommand::Shutdown { reply } => self.stop = Some(reply),
             DriverCommand::Reinterview { node } => {
                 if let Some(st) = self.nodes.get_mut(&node) {

@@ -152,11 +152,13 @@ async fn security(driver: &DriverHandle, info: &mut NodeInfo) -> Result<(), Driv
     }
     match info.security_class {
         Some(class) => {
+            // From here on, the node's commands are sealed at its class.
+            driver.interview_progress(info).await?;
             if info.secure_command_classes.is_none() {
                 secure_list(driver, info, class).await?;
             }
             info.security_failure = None;
-            Ok(())
+            driver.interview_progress(info).await
         }
         None if info.security_required() => {
             let failure = *info.security_failure.get_or_insert(SecurityFailure::NoKey);

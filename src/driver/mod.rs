@@ -256,6 +256,9 @@ pub(crate) enum DriverCommand {
     },
     SeedNode(Box<NodeInfo>),
     InterviewDone(Box<NodeInfo>, Option<DriverError>),
+    /// What a running interview has learnt so far (the class a node was granted), so that
+    /// its next commands are sealed at it.
+    InterviewProgress(Box<NodeInfo>),
     Reinterview {
         node: NodeId,
     },
@@ -510,6 +513,13 @@ impl DriverHandle {
             Ok(r) => r?,
             Err(_) => Err(DriverError::PingTimeout { waited: within }),
         }
+    }
+
+    pub(crate) async fn interview_progress(&self, info: &NodeInfo) -> Result<(), DriverError> {
+        self.commands
+            .send(DriverCommand::InterviewProgress(Box::new(info.clone())))
+            .await
+            .map_err(|_| DriverError::Stopped)
     }
 
     pub(crate) async fn interview_done(&self, info: NodeInfo, error: Option<DriverError>) {
