@@ -47,6 +47,24 @@ pub enum KeypadAction {
 }
 
 impl KeypadAction {
+    /// Why the action cannot be done on `lock` at all (a slot it does not have), naming the
+    /// field; nothing is changed then.
+    fn refusal(&self, lock: &Lock) -> Option<String> {
+        let slot = match self {
+            KeypadAction::Program { slot, .. }
+            | KeypadAction::Delete { slot }
+            | KeypadAction::ExternalWrite { slot, .. } => *slot,
+            _ => return None,
+        };
+        let slots = lock.model.slots;
+        (slot == 0 || slot > slots).then(|| {
+            format!(
+                "slot {slot} is not on lock {}: it has slots 1-{slots}",
+                lock.node_id()
+            )
+        })
+    }
+
     /// Apply to the lock: (unlocked?, frames the lock sends).
     fn apply(&self, lock: &mut Lock, now: f64) -> (bool, Vec<Vec<u8>>) {
         let (unlocked, frames) = self.apply_plain(lock, now);

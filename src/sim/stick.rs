@@ -48,10 +48,17 @@ const NO_ACK_MS: u64 = 1000;
 const RESTART_MS: u64 = 300;
 
 /// Functions the simulated stick advertises and answers.
-const FUNCTIONS: [u8; 19] = [
+const FUNCTIONS: [u8; 22] = [
     0x02, 0x05, 0x07, 0x08, 0x0B, 0x13, 0x15, 0x16, 0x20, 0x41, 0x4A, 0x4B, 0x60, 0x61, 0x62, 0x04,
-    0x49, 0x0A, 0x56,
+    0x49, 0x0A, 0x56, 0x09, 0x51, 0x55,
 ];
+
+/// The protocol version the stick reports (GetProtocolVersion): SDK 7.19.3, whose
+/// SerialApiSetup supported-commands bitmask has bit 0 for GetSupportedCommands.
+const PROTOCOL_VERSION: [u8; 3] = [7, 19, 3];
+/// Controller capabilities: it was the real primary, it is the SUC and so a SIS is present
+/// (GetSerialApiInitData says it is the SIS; GetSUCNodeId names it).
+const CONTROLLER_CAPABILITIES: u8 = 0x04 | 0x08 | 0x10;
 
 enum Due {
     /// Put a frame in the queue to the host.
@@ -67,6 +74,9 @@ enum Due {
     /// The answer to a RequestNodeInfo (its node information, or the failure) goes to the
     /// host, and the stick's transaction ends.
     NodeInfoDone(DataFrame),
+    /// The callback of an Assign/Delete SUC Return Route goes to the host, and the stick's
+    /// transaction ends.
+    RouteDone(DataFrame),
 }
 
 struct Timeline {
@@ -274,6 +284,10 @@ impl Stick {
                     let _ = reply.send(Err(format!("no lock with node id {node}")));
                     return;
                 };
+                if let Some(e) = action.refusal(lock) {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
                 let (result, frames) = action.apply(lock, now);
                 let delay = lock.model.quirks.slow_response_ms;
                 let reachable = lock.in_range && lock.battery_level > 0;
@@ -427,6 +441,10 @@ impl Stick {
                 Due::ToHost(f) => self.queue.push_back(f),
                 Due::NodeInfoDone(f) => {
                     self.nif_pending = false;
+                    self.queue.push_back(f);
+                }
+                Due::RouteDone(f) => {
+                    self.busy = None;
                     self.queue.push_back(f);
                 }
                 Due::Transmit {
