@@ -5,6 +5,8 @@
 //! come from `tests/interop/package-lock.json` (zwave-js 15.29.0): `.ci/run` runs `npm ci`
 //! there, and this test does too when `node_modules` is missing.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -935,4 +937,215 @@ async fn s2_inclusion_with_a_wrong_pin_against_zwave_js() {
         assert!(clear.is_empty(), "sent to node 4 in clear: {clear:02x?}");
     }
     assert!(mock.control("/codes?node=4").get("5").is_none());
+}
+
+/// The simulator checked from the other side: zwave-js 15.29.0's Driver, pointed at `zwlock
+/// sim serve` over TCP on loopback (tests/interop/zwave-js-driver.cjs), starts, interviews
+/// every simulated lock model to the end (no device file of a real lock applies), reads the
+/// seeded codes (Get, the Extended Get walk, the checksum), sets and clears a code on each
+/// lock as the simulator then shows it, hears a keypad change from each lock that reports
+/// them (plain, S0 and S2), and includes the boxed S2 lock with the PIN printed on it.
+#[test]
+fn zwave_js_drives_the_simulator() {
+    use serde_json::Value;
+    use zwlock::cc::code::user_code_checksum;
+    ensure_npm_packages();
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = interop_dir().join("sim-locks.toml");
+    let control = dir.path().join("sim.sock");
+    let (_sim, port) = common::sim_serve(&fixture, &control);
+    let mut node = Process::new("node")
+        .arg("zwave-js-driver.cjs")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--network",
+            "zjs",
+            "--boxed",
+            "12",
+        ])
+        .arg("--control")
+        .arg(&control)
+        .arg("--cache")
+        .arg(dir.path().join("zwave-js"))
+        .current_dir(interop_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node is needed for the interop tests");
+    let mut stdout = String::new();
+    node.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let status = node.wait().unwrap();
+    assert!(status.success(), "zwave-js-driver.cjs: {status}");
+    let out: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
+
+    // The stick: SDK 7.19.3, so the setup bitmask reads right and TX reports are on; the
+    // SUC and SIS, said consistently.
+    let c = &out["controller"];
+    assert_eq!(c["sdkVersion"], "7.19.3");
+    let setup: Vec<u64> = serde_json::from_value(c["setupCommands"].clone()).unwrap();
+    assert!(
+        setup.contains(&1) && setup.contains(&2) && setup.contains(&128),
+        "{setup:?}"
+    );
+    assert_eq!(
+        (&c["isSUC"], &c["isSIS"], &c["sucNodeId"]),
+        (&Value::Bool(true), &Value::Bool(true), &Value::from(1))
+    );
+    assert_eq!(c["nodes"], serde_json::json!([1, 5, 6, 7, 8, 9, 10, 11]));
+
+    // Every lock model interviewed, as the simulator describes it.
+    let models: [(u16, u64, u64, &str); 7] = [
+        (5, 2, 30, "None"),
+        (6, 1, 20, "None"),
+        (7, 2, 10, "None"),
+        (8, 1, 10, "None"),
+        (9, 2, 250, "None"),
+        (10, 2, 10, "S0_Legacy"),
+        (11, 2, 20, "S2_AccessControl"),
+    ];
+    for (id, uc, users, security) in models {
+        let n = &out["nodes"][id.to_string()];
+        assert_eq!(n["interviewComplete"], true, "node {id}: {n}");
+        assert_eq!(n["ready"], true, "node {id}");
+        assert_eq!(n["manufacturerId"], 0xFFFF, "node {id}");
+        assert!(
+            n["deviceConfig"].is_null(),
+            "node {id}: a device file applied"
+        );
+        assert_eq!(n["supportsZWavePlus"], true, "node {id}");
+        assert_eq!(n["supportsAssociation"], true, "node {id}");
+        assert_eq!(n["doorLockVersion"], 4, "node {id}");
+        assert_eq!(
+            (n["userCodeVersion"].as_u64(), n["usersCount"].as_u64()),
+            (Some(uc), Some(users)),
+            "node {id}"
+        );
+        assert_eq!(n["security"], security, "node {id}");
+        // Nothing zwave-js asked went unanswered, nothing the lock sent was unusable.
+        assert_eq!(
+            (&n["timeouts"], &n["droppedRX"]),
+            (&Value::from(0), &Value::from(0)),
+            "node {id}"
+        );
+    }
+    // The seeded codes, read one by one (the last of each list is a slot left empty).
+    let code = |id: u16, slot: u16| out["nodes"][id.to_string()]["codes"][slot.to_string()].clone();
+    let reading = |status: u64, code: &str| serde_json::json!({ "status": status, "code": code });
+    for (id, slot, status, pin) in [
+        (5, 1, 1, "1234"),
+        (5, 7, 2, "24680"),
+        (5, 4, 0, ""),
+        (6, 2, 1, "5678"),
+        (6, 3, 0, ""),
+        (7, 1, 1, "**********"),
+        (7, 3, 254, ""),
+        (9, 3, 1, "8642"),
+        (10, 1, 1, "2222"),
+        (11, 1, 1, "3333"),
+        (11, 3, 0, ""),
+    ] {
+        assert_eq!(
+            code(id, slot),
+            reading(status, pin),
+            "node {id} slot {slot}"
+        );
+    }
+    // The Extended Get walk finds the same, and the checksum is that of the lock's codes.
+    type Codes<'a> = &'a [(u16, UserIdStatus, &'a str)];
+    let seeded: [(u16, Codes); 5] = [
+        (
+            5,
+            &[
+                (1, UserIdStatus::Enabled, "1234"),
+                (7, UserIdStatus::Disabled, "24680"),
+            ],
+        ),
+        (7, &[(1, UserIdStatus::Enabled, "1111")]),
+        (9, &[(3, UserIdStatus::Enabled, "8642")]),
+        (10, &[(1, UserIdStatus::Enabled, "2222")]),
+        (11, &[(1, UserIdStatus::Enabled, "3333")]),
+    ];
+    for (id, codes) in seeded {
+        let n = &out["nodes"][id.to_string()];
+        let walk = n["extendedWalk"]
+            .as_array()
+            .unwrap_or_else(|| panic!("node {id}: {n}"));
+        assert_eq!(
+            walk.len() as u64,
+            n["usersCount"].as_u64().unwrap(),
+            "node {id}"
+        );
+        let occupied: Vec<u16> = walk
+            .iter()
+            .filter(|e| e["status"] == 1 || e["status"] == 2)
+            .map(|e| e["slot"].as_u64().unwrap() as u16)
+            .collect();
+        assert_eq!(
+            occupied,
+            codes.iter().map(|c| c.0).collect::<Vec<_>>(),
+            "node {id}"
+        );
+        let expected =
+            user_code_checksum(codes.iter().map(|(s, st, pin)| (*s, *st, pin.as_bytes())));
+        assert_eq!(n["checksum"], u64::from(expected), "node {id}");
+    }
+    // A code set, read back, shown by the simulator, cleared.
+    let sets = out["sets"].as_array().unwrap();
+    assert_eq!(sets.len(), 7);
+    for s in sets {
+        let id = s["node"].as_u64().unwrap();
+        let pin = s["pin"].as_str().unwrap();
+        assert!(s["error"].is_null(), "{s}");
+        match id {
+            // The forgetful lock keeps nothing, and says so when read.
+            8 => {
+                assert_eq!(s["readBack"]["status"], 0, "{s}");
+                assert!(s["simAfterSet"].is_null(), "{s}");
+            }
+            // The fussy lock hides what it holds.
+            7 => {
+                assert_eq!(s["readBack"], reading(1, "**********"), "{s}");
+                assert_eq!(s["simAfterSet"]["code"], pin, "{s}");
+                assert_eq!(s["afterClear"]["status"], 254, "{s}");
+            }
+            _ => {
+                assert_eq!(s["readBack"], reading(1, pin), "{s}");
+                assert_eq!(s["simAfterSet"]["code"], pin, "{s}");
+                assert_eq!(s["afterClear"], reading(0, ""), "{s}");
+            }
+        }
+        assert!(s["simAfterClear"].is_null(), "{s}");
+    }
+    // Keypad changes: Access Control "new user code added" (plain, S0, S2), or the legacy
+    // alarm type of a v1 lock.
+    let keypad = out["keypad"].as_array().unwrap();
+    let heard: Vec<(u64, Value)> = keypad
+        .iter()
+        .map(|k| (k["node"].as_u64().unwrap(), k["heard"].clone()))
+        .collect();
+    let added = serde_json::json!({ "type": 6, "event": 14 });
+    assert_eq!(
+        heard,
+        vec![
+            (5, added.clone()),
+            (6, serde_json::json!({ "alarmType": 0x70 })),
+            (7, added.clone()),
+            (9, added.clone()),
+            (10, added.clone()),
+            (11, added),
+        ]
+    );
+    // The boxed lock, included by zwave-js with its PIN, S2 Access Control, interviewed.
+    let inc = &out["included"];
+    assert_eq!(inc["node"], 12, "{inc}");
+    assert_eq!(inc["lowSecurity"], false, "{inc}");
+    assert_eq!(inc["security"], "S2_AccessControl", "{inc}");
+    assert_eq!(inc["interviewComplete"], true, "{inc}");
+    assert_eq!(inc["slot1"], reading(1, "4444"), "{inc}");
+    assert_eq!(inc["simIncluded"], true, "{inc}");
 }
