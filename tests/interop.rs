@@ -1149,3 +1149,72 @@ fn zwave_js_drives_the_simulator() {
     assert_eq!(inc["slot1"], reading(1, "4444"), "{inc}");
     assert_eq!(inc["simIncluded"], true, "{inc}");
 }
+
+/// One stick transaction at a time, against the zwave-js mock: twenty locks on first start,
+/// each interviewed (RequestNodeInfo first) while those already interviewed have every slot
+/// read. The mock answers a SendData on top of its own transaction with "not accepted" and
+/// counts it; zwlock never causes one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_locks_first_start_against_zwave_js_never_overlaps() {
+    let mock = Mock::start_with("many-locks.config.cjs");
+    let s = driver_on(&mock, true);
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for n in 2u16..22 {
+        let d = s.driver.clone();
+        tasks.push(tokio::spawn(async move {
+            let node = NodeId(n);
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                if let Ok(Some(i)) = d.node(node).await {
+                    if i.interviewed {
+                        break;
+                    }
+                }
+                assert!(Instant::now() < deadline, "node {n} not interviewed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let mut codes = Vec::new();
+            for slot in 1..=30u8 {
+                let r = d
+                    .get(
+                        node,
+                        Command::UserCode(U::Get { user_id: slot }),
+                        Priority::Background,
+                    )
+                    .await
+                    .map_err(|e| format!("node {n} slot {slot}: {e}"))?;
+                if let Some((_, Some(pin))) = report_pin(&r) {
+                    codes.push((slot, pin));
+                }
+            }
+            Ok::<_, String>(codes)
+        }));
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    let refused = mock.control("/refusals")["refused"].as_u64().unwrap();
+    let stats = s.driver.stats().await.unwrap();
+    eprintln!(
+        "interop: 20 locks, first start, every slot read: {} SendData, {refused} not accepted, {:?}",
+        stats.send_data,
+        t0.elapsed()
+    );
+    assert_eq!(
+        refused, 0,
+        "the mock refused SendData on top of its own transaction"
+    );
+    for (i, r) in results.into_iter().enumerate() {
+        let n = i + 2;
+        assert_eq!(
+            r,
+            Ok(vec![
+                (1, "1234".to_string()),
+                (7, format!("2468{}", n % 10))
+            ]),
+            "node {n}"
+        );
+    }
+}
