@@ -2,6 +2,11 @@
 //! command with its report, the unsolicited report stream, reconnection, and the recovery
 //! ladder of a stick that jams ([`recovery`]: SendDataAbort, soft reset, reopening the port).
 //!
+//! No command that carries a PIN or works the door goes in clear to a lock that must be
+//! reached securely, and none is taken from it ([`guard`]); such a lock is marked
+//! ([`NodeInfo::security_failure`]) and its requests fail with
+//! [`DriverError::SecurityRequired`].
+//!
 //! [`Driver::spawn`] starts the actor and returns a [`DriverHandle`] (cloneable) and the
 //! stream of [`DriverEvent`]s. Errors keep their source and say what a caller can do about
 //! them ([`DriverError::class`]); [`DriverHandle::ping`] is a round trip to the stick, and
