@@ -586,3 +586,71 @@ async fn a_stick_that_stops_answering_is_reset_and_recovers() {
         .await
         .is_ok());
 }
+
+/// Twenty FLiRS locks on first start: every lock interviewed (RequestNodeInfo first) while
+/// the locks already interviewed have all their slots read, as the engine does. The stick
+/// refuses a SendData or RequestNodeInfo on top of its own transaction, as the zwave-js mock
+/// does (`RES 13 00`); the driver never gives it the chance.
+#[tokio::test(start_paused = true)]
+async fn twenty_locks_first_start_never_overlaps_the_sticks_transaction() {
+    let mut toml = String::from("[[network]]\nname = \"test\"\nseed = 3\n");
+    for n in 2..22 {
+        toml.push_str(&format!(
+            "[[network.lock]]\nnode_id = {n}\nuser_code_version = 1\nslots = 30\nsupervision = false\n\
+             initial_codes = [{{ slot = 1, code = \"1234\" }}, {{ slot = 7, code = \"2468{}\" }}]\n",
+            n % 10
+        ));
+    }
+    let s = start_with(SimConfig::from_toml(&toml).unwrap(), |_| {});
+    let mut tasks = Vec::new();
+    for n in 2u16..22 {
+        let d = s.driver.clone();
+        tasks.push(tokio::spawn(async move {
+            let node = NodeId(n);
+            loop {
+                if let Ok(Some(i)) = d.node(node).await {
+                    if i.interviewed {
+                        break;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let mut codes = Vec::new();
+            for slot in 1..=30u8 {
+                match d.get(node, get(slot), Priority::Background).await {
+                    Ok(r) => {
+                        if let Some(pin) = pin_of(&r) {
+                            codes.push((slot, pin));
+                        }
+                    }
+                    Err(e) => return Err(format!("node {n} slot {slot}: {e}")),
+                }
+            }
+            Ok(codes)
+        }));
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    let stick = s.net.stats().await.unwrap();
+    eprintln!(
+        "20 locks, first start: {} SendData, {} refused as overlapping, {} soft resets",
+        stick.send_data, stick.refused_busy, stick.soft_resets
+    );
+    assert_eq!(
+        stick.refused_busy, 0,
+        "the stick refused requests: {stick:?}"
+    );
+    for (i, r) in results.into_iter().enumerate() {
+        let n = i + 2;
+        assert_eq!(
+            r,
+            Ok(vec![
+                (1, "1234".to_string()),
+                (7, format!("2468{}", n % 10))
+            ]),
+            "node {n}"
+        );
+    }
+}

@@ -7,6 +7,8 @@
 
 mod tier2;
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::pin::Pin;
@@ -37,14 +39,13 @@ struct Mock {
 
 impl Mock {
     fn start() -> Mock {
+        Mock::start_with("lock.config.cjs")
+    }
+
+    /// The mock with one of the configs in `tests/interop`.
+    fn start_with(config: &str) -> Mock {
         let mut child = tier2::node()
-            .args([
-                "mock-launcher.cjs",
-                "--port",
-                "0",
-                "--config",
-                "lock.config.cjs",
-            ])
+            .args(["mock-launcher.cjs", "--port", "0", "--config", config])
             .env("MOCK_CONTROL_PORT", "0")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -668,4 +669,530 @@ async fn codes_through_security(s: &Session, slot: u8, pin: &str, scheme: [u8; 2
         "the PIN for node 3 went out in clear"
     );
     assert_eq!(s.driver.stats().await.unwrap().security_failures, 0);
+}
+
+/// The command of every SendData the host sent to `node` in `capture`, in order.
+fn sent_to(capture: &Capture, node: u8) -> Vec<Vec<u8>> {
+    use zwlock::serial::frame::{parse_head, Head};
+    let host: Vec<u8> = capture
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, host, _)| *host)
+        .flat_map(|(_, _, b)| b.clone())
+        .collect();
+    let mut rest = &host[..];
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        match parse_head(rest) {
+            Ok((next, head)) => {
+                // REQ SendData: node, length, command, tx options, callback id.
+                if let Head::Data {
+                    body: [0x00, 0x13, n, len, cmd @ ..],
+                } = head
+                {
+                    if *n == node && cmd.len() >= usize::from(*len) {
+                        out.push(cmd[..usize::from(*len)].to_vec());
+                    }
+                }
+                rest = next;
+            }
+            Err(_) => rest = &rest[1..],
+        }
+    }
+    out
+}
+
+/// A User Code, Door Lock or Schedule Entry Lock command, or a Supervision Get around one.
+fn pin_or_door_class(command: &[u8]) -> bool {
+    let class = match command {
+        [0x6C, 0x01, _, _, inner, ..] => *inner,
+        [c, ..] => *c,
+        [] => return false,
+    };
+    zwlock::driver::guard::guarded(class)
+}
+
+/// Include the mock's pending lock (it joins as soon as learn mode opens); the result and
+/// the progress seen.
+async fn include_mock_lock(
+    driver: &DriverHandle,
+    pin: u16,
+) -> (
+    Result<NodeId, zwlock::driver::DriverError>,
+    Vec<zwlock::driver::InclusionEvent>,
+) {
+    let (tx, mut rx) = mpsc::channel(32);
+    let d = driver.clone();
+    let task = tokio::spawn(async move {
+        d.include(
+            Some(pin),
+            Some(zwlock::security::SecurityClass::S2AccessControl),
+            Duration::from_secs(30),
+            tx,
+        )
+        .await
+    });
+    let mut seen = Vec::new();
+    while let Some(ev) = rx.recv().await {
+        seen.push(ev);
+    }
+    (task.await.unwrap(), seen)
+}
+
+fn mock_pin(mock: &Mock) -> u16 {
+    u16::try_from(mock.control("/pin")["pin"].as_u64().unwrap()).unwrap()
+}
+
+/// S2 inclusion checked against zwave-js's joining node (KEX, ECDH, the PIN in the public
+/// key, temporary keys, key transfer and verification): with the lock's PIN it joins with
+/// Access Control; its interview asks S2 Commands Supported Get, since its plain node
+/// information lists neither User Code nor Door Lock, and its codes are read and written
+/// through S2, never in clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s2_inclusion_with_the_pin_against_zwave_js() {
+    use zwlock::security::SecurityClass;
+    let mock = Mock::start_with("include.config.cjs");
+    let pin = mock_pin(&mock);
+    let keys = zwlock::security::keys::NetworkKeys::generate();
+    let mut s = driver_with_keys(&mock, true, Some(keys));
+    s.wait_for("connected", |e| matches!(e, DriverEvent::Connected(_)))
+        .await;
+    let t0 = Instant::now();
+    let (result, seen) = include_mock_lock(&s.driver, pin).await;
+    assert_eq!(result.unwrap(), NodeId(4), "{seen:?}");
+    eprintln!("interop: S2 inclusion took {:?}", t0.elapsed());
+    assert!(seen.contains(&zwlock::driver::InclusionEvent::Secured {
+        node: NodeId(4),
+        class: Some(SecurityClass::S2AccessControl)
+    }));
+    let info = match s
+        .wait_for(
+            "interview of node 4",
+            |e| matches!(e, DriverEvent::NodeUpdated(i) if i.node_id == NodeId(4) && i.interviewed),
+        )
+        .await
+    {
+        DriverEvent::NodeUpdated(i) => i,
+        _ => unreachable!(),
+    };
+    assert_eq!(info.security_class, Some(SecurityClass::S2AccessControl));
+    assert_eq!(info.security_failure, None);
+    let secure = info.secure_command_classes.clone().expect("asked under S2");
+    assert!(
+        secure.contains(&0x63) && secure.contains(&0x62),
+        "{secure:02x?}"
+    );
+    let uc = info
+        .user_code
+        .clone()
+        .expect("User Code from the secure list");
+    assert_eq!((uc.version, uc.slots, uc.checksum), (2, 30, true));
+    let port = zwlock::lock::zwave::lock_info(&info).expect("a lock for the engine");
+    assert_eq!(port.security_failure, None);
+    // Its plain node information: no User Code, no Door Lock.
+    let nif = s.driver.request_node_info(NodeId(4)).await.unwrap();
+    assert!(nif.supports(0x9F) && !nif.supports(0x63) && !nif.supports(0x62));
+
+    let d = &s.driver;
+    let got = d
+        .get(
+            NodeId(4),
+            Command::UserCode(U::Get { user_id: 1 }),
+            Priority::Normal,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        report_pin(&got),
+        Some((UserIdStatus::Enabled, Some("1111".into())))
+    );
+    assert_eq!(
+        d.set(NodeId(4), set(5, "73194"), Priority::Normal)
+            .await
+            .unwrap(),
+        SetOutcome::Confirmed
+    );
+    assert_eq!(mock.control("/codes?node=4")["5"]["code"], "73194");
+    let to_four = sent_to(&s.capture, 4);
+    assert!(to_four.iter().any(|f| f.starts_with(&[0x9F, 0x03])));
+    let clear: Vec<_> = to_four.iter().filter(|f| pin_or_door_class(f)).collect();
+    assert!(clear.is_empty(), "sent to node 4 in clear: {clear:02x?}");
+    assert!(!to_four.iter().any(|f| f.windows(5).any(|w| w == b"73194")));
+    assert_eq!(d.stats().await.unwrap().security_failures, 0);
+}
+
+/// A wrong PIN against zwave-js's joining node: the key exchange fails as `wrong PIN`; the
+/// node stays in the mock's network (it still answers, so RemoveFailedNode leaves it) and is
+/// marked. Nothing that carries a PIN or works the door goes to it in clear, not then and
+/// not after a restart, when it is probed under each key and answers none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s2_inclusion_with_a_wrong_pin_against_zwave_js() {
+    use zwlock::driver::{DriverError, ErrorClass, SecurityFailure};
+    let mock = Mock::start_with("include.config.cjs");
+    let pin = mock_pin(&mock);
+    let keys = zwlock::security::keys::NetworkKeys::generate();
+    let mut s = driver_with_keys(&mock, true, Some(keys.clone()));
+    s.wait_for("connected", |e| matches!(e, DriverEvent::Connected(_)))
+        .await;
+    let t0 = Instant::now();
+    let (result, seen) = include_mock_lock(&s.driver, pin ^ 0x0101).await;
+    let err = result.unwrap_err();
+    assert!(err.to_string().contains("wrong PIN"), "{err} {seen:?}");
+    eprintln!("interop: wrong PIN failed after {:?}", t0.elapsed());
+    let marked = |e: &DriverEvent| matches!(e, DriverEvent::NodeUpdated(i) if i.node_id == NodeId(4) && i.security_failure.is_some());
+    let DriverEvent::NodeUpdated(info) = s.wait_for("marked", marked).await else {
+        unreachable!()
+    };
+    assert_eq!(
+        info.security_failure,
+        Some(SecurityFailure::KeyExchangeFailed)
+    );
+    let port = zwlock::lock::zwave::lock_info(&info).expect("told of, for the device error");
+    assert_eq!(
+        port.security_failure.map(|f| f.to_string()).as_deref(),
+        Some("secure inclusion failed: exclude and include again")
+    );
+    let refused = |r: Result<(), DriverError>| {
+        let e = r.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DriverError::SecurityRequired {
+                    node: NodeId(4),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(e.class(), ErrorClass::Permanent);
+    };
+    let get1 = || Command::UserCode(U::Get { user_id: 1 });
+    refused(
+        s.driver
+            .get(NodeId(4), get1(), Priority::Normal)
+            .await
+            .map(|_| ()),
+    );
+    refused(
+        s.driver
+            .set(NodeId(4), set(5, "73194"), Priority::Normal)
+            .await
+            .map(|_| ()),
+    );
+    // RemoveFailedNode went, and the node, which still answers, stays.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(mock.control("/nodes")["nodes"], serde_json::json!([4]));
+    let four = s
+        .driver
+        .node(NodeId(4))
+        .await
+        .unwrap()
+        .expect("still listed");
+    assert_eq!(
+        four.security_failure,
+        Some(SecurityFailure::KeyExchangeFailed)
+    );
+
+    // The next start: in the stick's node table, probed, answers under none of our keys.
+    s.driver.shutdown().await;
+    let mut again = driver_with_keys(&mock, true, Some(keys));
+    let DriverEvent::NodeUpdated(info) = again.wait_for("marked after restart", marked).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(info.security_failure, Some(SecurityFailure::NoKey));
+    assert!(!info.interviewed);
+    refused(
+        again
+            .driver
+            .get(NodeId(4), get1(), Priority::Normal)
+            .await
+            .map(|_| ()),
+    );
+    for capture in [&s.capture, &again.capture] {
+        let to_four = sent_to(capture, 4);
+        assert!(to_four.iter().any(|f| f.first() == Some(&0x9F)));
+        let clear: Vec<_> = to_four.iter().filter(|f| pin_or_door_class(f)).collect();
+        assert!(clear.is_empty(), "sent to node 4 in clear: {clear:02x?}");
+    }
+    assert!(mock.control("/codes?node=4").get("5").is_none());
+}
+
+/// The simulator checked from the other side: zwave-js 15.29.0's Driver, pointed at `zwlock
+/// sim serve` over TCP on loopback (tests/interop/zwave-js-driver.cjs), starts, interviews
+/// every simulated lock model to the end (no device file of a real lock applies), reads the
+/// seeded codes (Get, the Extended Get walk, the checksum), sets and clears a code on each
+/// lock as the simulator then shows it, hears a keypad change from each lock that reports
+/// them (plain, S0 and S2), and includes the boxed S2 lock with the PIN printed on it.
+#[test]
+fn zwave_js_drives_the_simulator() {
+    use serde_json::Value;
+    use zwlock::cc::code::user_code_checksum;
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = tier2::root().join("tests/interop/sim-locks.toml");
+    let control = dir.path().join("sim.sock");
+    let (_sim, port) = common::sim_serve(&fixture, &control);
+    let mut node = tier2::node()
+        .arg("zwave-js-driver.cjs")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--network",
+            "zjs",
+            "--boxed",
+            "12",
+        ])
+        .arg("--control")
+        .arg(&control)
+        .arg("--cache")
+        .arg(dir.path().join("zwave-js"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node is needed for the interop tests");
+    let mut stdout = String::new();
+    node.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let status = node.wait().unwrap();
+    assert!(status.success(), "zwave-js-driver.cjs: {status}");
+    let out: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
+
+    // The stick: SDK 7.19.3, so the setup bitmask reads right and TX reports are on; the
+    // SUC and SIS, said consistently.
+    let c = &out["controller"];
+    assert_eq!(c["sdkVersion"], "7.19.3");
+    let setup: Vec<u64> = serde_json::from_value(c["setupCommands"].clone()).unwrap();
+    assert!(
+        setup.contains(&1) && setup.contains(&2) && setup.contains(&128),
+        "{setup:?}"
+    );
+    assert_eq!(
+        (&c["isSUC"], &c["isSIS"], &c["sucNodeId"]),
+        (&Value::Bool(true), &Value::Bool(true), &Value::from(1))
+    );
+    assert_eq!(c["nodes"], serde_json::json!([1, 5, 6, 7, 8, 9, 10, 11]));
+
+    // Every lock model interviewed, as the simulator describes it.
+    let models: [(u16, u64, u64, &str); 7] = [
+        (5, 2, 30, "None"),
+        (6, 1, 20, "None"),
+        (7, 2, 10, "None"),
+        (8, 1, 10, "None"),
+        (9, 2, 250, "None"),
+        (10, 2, 10, "S0_Legacy"),
+        (11, 2, 20, "S2_AccessControl"),
+    ];
+    for (id, uc, users, security) in models {
+        let n = &out["nodes"][id.to_string()];
+        assert_eq!(n["interviewComplete"], true, "node {id}: {n}");
+        assert_eq!(n["ready"], true, "node {id}");
+        assert_eq!(n["manufacturerId"], 0xFFFF, "node {id}");
+        assert!(
+            n["deviceConfig"].is_null(),
+            "node {id}: a device file applied"
+        );
+        assert_eq!(n["supportsZWavePlus"], true, "node {id}");
+        assert_eq!(n["supportsAssociation"], true, "node {id}");
+        assert_eq!(n["doorLockVersion"], 4, "node {id}");
+        assert_eq!(
+            (n["userCodeVersion"].as_u64(), n["usersCount"].as_u64()),
+            (Some(uc), Some(users)),
+            "node {id}"
+        );
+        assert_eq!(n["security"], security, "node {id}");
+        // Nothing zwave-js asked went unanswered, nothing the lock sent was unusable.
+        assert_eq!(
+            (&n["timeouts"], &n["droppedRX"]),
+            (&Value::from(0), &Value::from(0)),
+            "node {id}"
+        );
+    }
+    // The seeded codes, read one by one (the last of each list is a slot left empty).
+    let code = |id: u16, slot: u16| out["nodes"][id.to_string()]["codes"][slot.to_string()].clone();
+    let reading = |status: u64, code: &str| serde_json::json!({ "status": status, "code": code });
+    for (id, slot, status, pin) in [
+        (5, 1, 1, "1234"),
+        (5, 7, 2, "24680"),
+        (5, 4, 0, ""),
+        (6, 2, 1, "5678"),
+        (6, 3, 0, ""),
+        (7, 1, 1, "**********"),
+        (7, 3, 254, ""),
+        (9, 3, 1, "8642"),
+        (10, 1, 1, "2222"),
+        (11, 1, 1, "3333"),
+        (11, 3, 0, ""),
+    ] {
+        assert_eq!(
+            code(id, slot),
+            reading(status, pin),
+            "node {id} slot {slot}"
+        );
+    }
+    // The Extended Get walk finds the same, and the checksum is that of the lock's codes.
+    type Codes<'a> = &'a [(u16, UserIdStatus, &'a str)];
+    let seeded: [(u16, Codes); 5] = [
+        (
+            5,
+            &[
+                (1, UserIdStatus::Enabled, "1234"),
+                (7, UserIdStatus::Disabled, "24680"),
+            ],
+        ),
+        (7, &[(1, UserIdStatus::Enabled, "1111")]),
+        (9, &[(3, UserIdStatus::Enabled, "8642")]),
+        (10, &[(1, UserIdStatus::Enabled, "2222")]),
+        (11, &[(1, UserIdStatus::Enabled, "3333")]),
+    ];
+    for (id, codes) in seeded {
+        let n = &out["nodes"][id.to_string()];
+        let walk = n["extendedWalk"]
+            .as_array()
+            .unwrap_or_else(|| panic!("node {id}: {n}"));
+        assert_eq!(
+            walk.len() as u64,
+            n["usersCount"].as_u64().unwrap(),
+            "node {id}"
+        );
+        let occupied: Vec<u16> = walk
+            .iter()
+            .filter(|e| e["status"] == 1 || e["status"] == 2)
+            .map(|e| e["slot"].as_u64().unwrap() as u16)
+            .collect();
+        assert_eq!(
+            occupied,
+            codes.iter().map(|c| c.0).collect::<Vec<_>>(),
+            "node {id}"
+        );
+        let expected =
+            user_code_checksum(codes.iter().map(|(s, st, pin)| (*s, *st, pin.as_bytes())));
+        assert_eq!(n["checksum"], u64::from(expected), "node {id}");
+    }
+    // A code set, read back, shown by the simulator, cleared.
+    let sets = out["sets"].as_array().unwrap();
+    assert_eq!(sets.len(), 7);
+    for s in sets {
+        let id = s["node"].as_u64().unwrap();
+        let pin = s["pin"].as_str().unwrap();
+        assert!(s["error"].is_null(), "{s}");
+        match id {
+            // The forgetful lock keeps nothing, and says so when read.
+            8 => {
+                assert_eq!(s["readBack"]["status"], 0, "{s}");
+                assert!(s["simAfterSet"].is_null(), "{s}");
+            }
+            // The fussy lock hides what it holds.
+            7 => {
+                assert_eq!(s["readBack"], reading(1, "**********"), "{s}");
+                assert_eq!(s["simAfterSet"]["code"], pin, "{s}");
+                assert_eq!(s["afterClear"]["status"], 254, "{s}");
+            }
+            _ => {
+                assert_eq!(s["readBack"], reading(1, pin), "{s}");
+                assert_eq!(s["simAfterSet"]["code"], pin, "{s}");
+                assert_eq!(s["afterClear"], reading(0, ""), "{s}");
+            }
+        }
+        assert!(s["simAfterClear"].is_null(), "{s}");
+    }
+    // Keypad changes: Access Control "new user code added" (plain, S0, S2), or the legacy
+    // alarm type of a v1 lock.
+    let keypad = out["keypad"].as_array().unwrap();
+    let heard: Vec<(u64, Value)> = keypad
+        .iter()
+        .map(|k| (k["node"].as_u64().unwrap(), k["heard"].clone()))
+        .collect();
+    let added = serde_json::json!({ "type": 6, "event": 14 });
+    assert_eq!(
+        heard,
+        vec![
+            (5, added.clone()),
+            (6, serde_json::json!({ "alarmType": 0x70 })),
+            (7, added.clone()),
+            (9, added.clone()),
+            (10, added.clone()),
+            (11, added),
+        ]
+    );
+    // The boxed lock, included by zwave-js with its PIN, S2 Access Control, interviewed.
+    let inc = &out["included"];
+    assert_eq!(inc["node"], 12, "{inc}");
+    assert_eq!(inc["lowSecurity"], false, "{inc}");
+    assert_eq!(inc["security"], "S2_AccessControl", "{inc}");
+    assert_eq!(inc["interviewComplete"], true, "{inc}");
+    assert_eq!(inc["slot1"], reading(1, "4444"), "{inc}");
+    assert_eq!(inc["simIncluded"], true, "{inc}");
+}
+
+/// One stick transaction at a time, against the zwave-js mock: twenty locks on first start,
+/// each interviewed (RequestNodeInfo first) while those already interviewed have every slot
+/// read. The mock answers a SendData on top of its own transaction with "not accepted" and
+/// counts it; zwlock never causes one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_locks_first_start_against_zwave_js_never_overlaps() {
+    let mock = Mock::start_with("many-locks.config.cjs");
+    let s = driver_on(&mock, true);
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for n in 2u16..22 {
+        let d = s.driver.clone();
+        tasks.push(tokio::spawn(async move {
+            let node = NodeId(n);
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                if let Ok(Some(i)) = d.node(node).await {
+                    if i.interviewed {
+                        break;
+                    }
+                }
+                assert!(Instant::now() < deadline, "node {n} not interviewed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let mut codes = Vec::new();
+            for slot in 1..=30u8 {
+                let r = d
+                    .get(
+                        node,
+                        Command::UserCode(U::Get { user_id: slot }),
+                        Priority::Background,
+                    )
+                    .await
+                    .map_err(|e| format!("node {n} slot {slot}: {e}"))?;
+                if let Some((_, Some(pin))) = report_pin(&r) {
+                    codes.push((slot, pin));
+                }
+            }
+            Ok::<_, String>(codes)
+        }));
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    let refused = mock.control("/refusals")["refused"].as_u64().unwrap();
+    let stats = s.driver.stats().await.unwrap();
+    eprintln!(
+        "interop: 20 locks, first start, every slot read: {} SendData, {refused} not accepted, {:?}",
+        stats.send_data,
+        t0.elapsed()
+    );
+    assert_eq!(
+        refused, 0,
+        "the mock refused SendData on top of its own transaction"
+    );
+    for (i, r) in results.into_iter().enumerate() {
+        let n = i + 2;
+        assert_eq!(
+            r,
+            Ok(vec![
+                (1, "1234".to_string()),
+                (7, format!("2468{}", n % 10))
+            ]),
+            "node {n}"
+        );
+    }
 }

@@ -930,3 +930,51 @@ async fn a_request_the_stick_ignores_times_out_cleanly() {
     let id = h.request(HostRequest::GetControllerId).await.unwrap();
     assert!(id.response.is_some());
 }
+
+/// The stick's own transaction: a RequestNodeInfo holds it until the node information goes to
+/// the host, a SendData until its callback. Another SendData or RequestNodeInfo meanwhile is
+/// refused (`RES 13 00`, `RES 60 00`), as the zwave-js mock refuses a SendData while it is
+/// not idle, and counted; once the answer is out, the next one is taken.
+#[tokio::test(start_paused = true)]
+async fn requests_on_top_of_the_sticks_own_transaction_are_refused() {
+    let net = network();
+    let mut h = host(&net);
+    let ex = h
+        .request(HostRequest::RequestNodeInfo { node_id: NodeId(5) })
+        .await
+        .unwrap();
+    assert_eq!(
+        ex.response,
+        Some(StickResponse::RequestNodeInfo { success: true })
+    );
+    // The node information is not here yet (a FLiRS lock: beam and two radio frames).
+    assert_eq!(
+        h.send(6, &get(2)).await,
+        None,
+        "SendData during RequestNodeInfo"
+    );
+    let ex = h
+        .request(HostRequest::RequestNodeInfo { node_id: NodeId(6) })
+        .await
+        .unwrap();
+    assert_eq!(
+        ex.response,
+        Some(StickResponse::RequestNodeInfo { success: false })
+    );
+    assert_eq!(net.stats().await.unwrap().refused_busy, 2);
+    let mut nif = None;
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(3), h.events.recv()).await {
+        if let zwlock::serialapi::session::SessionEvent::Unsolicited(
+            StickRequest::ApplicationUpdate(u),
+        ) = ev
+        {
+            nif = u.node_info;
+            break;
+        }
+    }
+    assert!(nif.expect("node information").supports(0x63));
+    // Idle again: taken.
+    let cb = h.send(6, &get(2)).await.expect("accepted once idle");
+    assert_eq!(cb.transmit_status, TransmitStatus::Ok);
+    assert_eq!(net.stats().await.unwrap().refused_busy, 2);
+}

@@ -24,7 +24,7 @@ mod incoming;
 mod lifecycle;
 mod outgoing;
 
-use super::node::NodeInfo;
+use super::node::{NodeInfo, SecurityFailure};
 use super::recovery::{Ladder, LadderConfig};
 use super::secure::{Opened, Protection, Sealed, Secure};
 use super::startup::ControllerInfo;
@@ -462,6 +462,13 @@ impl State {
                 }
             }
             DriverCommand::InterviewDone(info, err) => self.on_interview_done(*info, err),
+            DriverCommand::InterviewProgress(info) => {
+                if let Some(st) = self.nodes.get_mut(&info.node_id) {
+                    if st.interviewing {
+                        st.info = Some(*info);
+                    }
+                }
+            }
             DriverCommand::Shutdown { reply } => self.stop = Some(reply),
             DriverCommand::Reinterview { node } => {
                 if let Some(st) = self.nodes.get_mut(&node) {
@@ -479,8 +486,13 @@ impl State {
                             battery_level: None,
                             door_locked: None,
                             interviewed: false,
-                            // The class granted at inclusion does not change.
+                            // The class granted at inclusion does not change, nor does a
+                            // failed key exchange.
                             security_class: old.security_class,
+                            secure_command_classes: None,
+                            security_failure: old
+                                .security_failure
+                                .filter(|f| *f == SecurityFailure::KeyExchangeFailed),
                         };
                         *old = fresh;
                     }
@@ -521,7 +533,10 @@ impl State {
         };
         st.interviewing = false;
         st.info = Some(info.clone());
-        if let Some(e) = err {
+        if let Some(e @ DriverError::SecurityRequired { .. }) = err {
+            // Asking again cannot help: nothing more goes to it until it is included again.
+            tracing::info!(%node, error = %e, "interview stopped");
+        } else if let Some(e) = err {
             // Resume later where it stopped.
             st.interview_retry_at = Some(Instant::now() + st.interview_backoff);
             tracing::info!(%node, error = %e, after = ?st.interview_backoff, "interview interrupted, will resume");

@@ -64,6 +64,11 @@ pub enum DriverError {
     NotAGet { command: &'static str },
     #[error("node {node}: security: {reason}")]
     Security { node: NodeId, reason: String },
+    /// The node must be reached securely (it advertises S0 or S2, or zwlock's inclusion
+    /// asked for security) and holds no key this hub can use: a command that carries PINs
+    /// or works the door was not sent. Retrying cannot help until the lock is included again.
+    #[error("node {node} must be reached securely and cannot be: {command} not sent (secure inclusion failed: exclude and include again)")]
+    SecurityRequired { node: NodeId, command: &'static str },
     #[error("the driver has stopped")]
     Stopped,
 }
@@ -93,6 +98,7 @@ impl DriverError {
             DriverError::Session { source, .. } => session_class(source),
             DriverError::UnknownNode { .. }
             | DriverError::NotAGet { .. }
+            | DriverError::SecurityRequired { .. }
             | DriverError::Stopped => ErrorClass::Permanent,
             DriverError::NoReport { .. }
             | DriverError::TransmitFailed { .. }
@@ -340,6 +346,10 @@ mod tests {
             DriverError::Stopped,
             DriverError::UnknownNode { node: NodeId(4) },
             DriverError::NotAGet { command: "Set" },
+            DriverError::SecurityRequired {
+                node: NodeId(4),
+                command: "User Code Set",
+            },
         ] {
             assert_eq!(e.class(), ErrorClass::Permanent);
             assert!(!e.is_retryable());

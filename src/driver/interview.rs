@@ -1,13 +1,16 @@
 //! The node interview: what a lock is and what it can do. Steps already done (fields already
 //! known) are skipped, so an interview cut short by a silent lock resumes where it stopped.
+//! Security comes first: the class the node was granted and its secure command list, so the
+//! rest of the interview reads the classes a secure lock lists only under security.
 
-use super::node::{Manufacturer, NodeInfo};
+use super::node::{Manufacturer, NodeInfo, SecurityFailure};
 use super::{DriverError, DriverHandle, Priority};
 use crate::cc::{
     battery, door_lock, manufacturer_specific, notification, schedule_entry_lock, security0,
     security2, supervision, time_parameters, user_code, version, wake_up, BatteryCommand, Command,
     DoorLockCommand, ManufacturerSpecificCommand, UserCodeCommand, VersionCommand,
 };
+use crate::security::SecurityClass;
 
 /// The classes whose version matters to zwlock.
 const INTERESTING: [u8; 12] = [
@@ -44,15 +47,7 @@ async fn steps(driver: &DriverHandle, info: &mut NodeInfo) -> Result<(), DriverE
         let nif = driver.request_node_info(node).await?;
         info.command_classes = Some(nif.supported());
     }
-    if info.security_class.is_none() && info.supports(security2::ID) {
-        probe_s2(driver, info).await?;
-    }
-    if info.security_class.is_none()
-        && info.supports(security0::ID)
-        && !driver.s2_classes().is_empty()
-    {
-        probe_s0(driver, info).await?;
-    }
+    security(driver, info).await?;
     let has_version = info.supports(version::ID);
     for cc in INTERESTING {
         if !info.supports(cc) || info.versions.contains_key(&cc) {
@@ -140,6 +135,70 @@ async fn steps(driver: &DriverHandle, info: &mut NodeInfo) -> Result<(), DriverE
     Ok(())
 }
 
+/// Which class the node was granted, and the command classes it lists only under it (a
+/// real S2 lock lists User Code and Door Lock only there): probed for a node included
+/// elsewhere, asked at the granted class for one zwlock included. A node that must be
+/// reached securely and answers under none of our keys stops here with
+/// [`DriverError::SecurityRequired`]: nothing more is asked of it, in clear or otherwise.
+async fn security(driver: &DriverHandle, info: &mut NodeInfo) -> Result<(), DriverError> {
+    if info.security_class.is_none() && info.supports(security2::ID) {
+        probe_s2(driver, info).await?;
+    }
+    if info.security_class.is_none()
+        && info.supports(security0::ID)
+        && !driver.s2_classes().is_empty()
+    {
+        probe_s0(driver, info).await?;
+    }
+    match info.security_class {
+        Some(class) => {
+            // From here on, the node's commands are sealed at its class.
+            driver.interview_progress(info).await?;
+            if info.secure_command_classes.is_none() {
+                secure_list(driver, info, class).await?;
+            }
+            info.security_failure = None;
+            driver.interview_progress(info).await
+        }
+        None if info.security_required() => {
+            let failure = *info.security_failure.get_or_insert(SecurityFailure::NoKey);
+            tracing::warn!(node = %info.node_id, ?failure, "a lock that must be reached securely holds none of our keys: nothing is sent to it; exclude it and include it again (or import the network keys it was included with)");
+            Err(DriverError::SecurityRequired {
+                node: info.node_id,
+                command: "the interview",
+            })
+        }
+        None => Ok(()),
+    }
+}
+
+/// The node's secure command classes, asked under the class it was granted.
+async fn secure_list(
+    driver: &DriverHandle,
+    info: &mut NodeInfo,
+    class: SecurityClass,
+) -> Result<(), DriverError> {
+    let node = info.node_id;
+    let p = Priority::Background;
+    if class == SecurityClass::S0Legacy {
+        let get = Command::Security(crate::cc::Security0Command::CommandsSupportedGet);
+        if let Command::Security(crate::cc::Security0Command::CommandsSupportedReport { raw }) =
+            driver.get(node, get, p).await?
+        {
+            merge_classes(info, raw.0.get(1..).unwrap_or_default());
+        }
+    } else {
+        let get = Command::Security2(crate::cc::Security2Command::CommandsSupportedGet);
+        if let Command::Security2(crate::cc::Security2Command::CommandsSupportedReport { raw }) =
+            driver.get(node, get, p).await?
+        {
+            merge_classes(info, &raw.0);
+        }
+    }
+    tracing::info!(%node, ?class, secure = ?info.secure_command_classes, "secure command classes");
+    Ok(())
+}
+
 /// Which S2 class the node was granted: the highest one under which it answers S2 Commands
 /// Supported Get (a node that cannot decrypt answers with a Nonce Report instead). Its
 /// secure command classes join the ones its node information frame lists.
@@ -167,17 +226,18 @@ async fn probe_s2(driver: &DriverHandle, info: &mut NodeInfo) -> Result<(), Driv
     Ok(())
 }
 
+/// Record the secure command classes of a Commands Supported Report and add them to the
+/// node's classes.
 fn merge_classes(info: &mut NodeInfo, raw: &[u8]) {
+    // Only command classes: the S0 report ends with a mark and the controlled classes.
+    let secure: Vec<u8> = raw.iter().copied().take_while(|cc| *cc != 0xEF).collect();
     let classes = info.command_classes.get_or_insert_with(Vec::new);
-    for cc in raw {
-        // Only command classes: the S0 report ends with a mark and the controlled classes.
-        if *cc == 0xEF {
-            break;
-        }
+    for cc in &secure {
         if !classes.contains(cc) {
             classes.push(*cc);
         }
     }
+    info.secure_command_classes = Some(secure);
 }
 
 /// Whether the node was included with S0: it answers Security Commands Supported Get under

@@ -2,6 +2,11 @@
 //! command with its report, the unsolicited report stream, reconnection, and the recovery
 //! ladder of a stick that jams ([`recovery`]: SendDataAbort, soft reset, reopening the port).
 //!
+//! No command that carries a PIN or works the door goes in clear to a lock that must be
+//! reached securely, and none is taken from it ([`guard`]); such a lock is marked
+//! ([`NodeInfo::security_failure`]) and its requests fail with
+//! [`DriverError::SecurityRequired`].
+//!
 //! [`Driver::spawn`] starts the actor and returns a [`DriverHandle`] (cloneable) and the
 //! stream of [`DriverEvent`]s. Errors keep their source and say what a caller can do about
 //! them ([`DriverError::class`]); [`DriverHandle::ping`] is a round trip to the stick, and
@@ -11,6 +16,7 @@
 mod actor;
 pub mod dump;
 mod error;
+pub mod guard;
 pub mod interview;
 pub mod node;
 pub mod recovery;
@@ -25,7 +31,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 pub use error::{DriverError, ErrorClass, LearnFailure, NotConnected};
-pub use node::{NodeInfo, Reachability, UserCodeSupport};
+pub use node::{NodeInfo, Reachability, SecurityFailure, UserCodeSupport};
 pub use recovery::feeds_watchdog;
 pub use startup::{ControllerInfo, StartupConfig};
 pub use transaction::{Expect, Priority, ReportMatcher};
@@ -196,6 +202,9 @@ pub struct DriverStats {
     pub reconnects: u64,
     /// S2 frames from nodes that did not authenticate (dropped, never dispatched).
     pub security_failures: u64,
+    /// User Code, Door Lock or Schedule Entry Lock commands from a node that must be heard
+    /// securely, arriving without its granted class (dropped, never dispatched).
+    pub insecure_dropped: u64,
     /// SendDataAbort sent for a SendData whose callback did not come (recovery step 1).
     pub stick_aborts: u64,
     /// Soft resets of a jammed stick (recovery step 2).
@@ -252,6 +261,9 @@ pub(crate) enum DriverCommand {
     },
     SeedNode(Box<NodeInfo>),
     InterviewDone(Box<NodeInfo>, Option<DriverError>),
+    /// What a running interview has learnt so far (the class a node was granted), so that
+    /// its next commands are sealed at it.
+    InterviewProgress(Box<NodeInfo>),
     Reinterview {
         node: NodeId,
     },
@@ -506,6 +518,13 @@ impl DriverHandle {
             Ok(r) => r?,
             Err(_) => Err(DriverError::PingTimeout { waited: within }),
         }
+    }
+
+    pub(crate) async fn interview_progress(&self, info: &NodeInfo) -> Result<(), DriverError> {
+        self.commands
+            .send(DriverCommand::InterviewProgress(Box::new(info.clone())))
+            .await
+            .map_err(|_| DriverError::Stopped)
     }
 
     pub(crate) async fn interview_done(&self, info: NodeInfo, error: Option<DriverError>) {

@@ -10,6 +10,9 @@ use crate::cc::{notification, supervision, user_code};
 use crate::serialapi::controller::{Flirs, NodeProtocolInfo};
 use crate::serialapi::NodeId;
 
+/// The generic device class of door locks and other entry control devices.
+pub const GENERIC_ENTRY_CONTROL: u8 = 0x40;
+
 /// How a node can be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -86,6 +89,30 @@ pub struct NodeInfo {
     /// The security class the node was granted (learnt by probing), if any.
     #[serde(default)]
     pub security_class: Option<crate::security::SecurityClass>,
+    /// The command classes the node lists only under security (its S2 or S0 Commands
+    /// Supported Report at the granted class), once asked. They are in `command_classes` too.
+    #[serde(default)]
+    pub secure_command_classes: Option<Vec<u8>>,
+    /// The node must be spoken to securely and cannot be: nothing of User Code, Door Lock or
+    /// Schedule Entry Lock goes to it or is taken from it ([`NodeInfo::security_required`]).
+    #[serde(default)]
+    pub security_failure: Option<SecurityFailure>,
+}
+
+/// Why a node that must be reached through security cannot be. Its codes would travel in
+/// clear, so none are: the lock shows a device error until it is excluded and included again
+/// (or, for [`SecurityFailure::NoKey`], the keys it was included with are imported).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
+pub enum SecurityFailure {
+    /// zwlock included it asking for security, the key exchange failed (a wrong PIN, a KEX
+    /// Fail, no answer in time), and it could not be removed afterwards.
+    #[error("secure inclusion failed: exclude and include again")]
+    KeyExchangeFailed,
+    /// It advertises Security 0 or Security 2 but answers under none of the keys this hub
+    /// holds (another controller's keys, or a key exchange that failed earlier).
+    #[error("secure inclusion failed: exclude and include again")]
+    NoKey,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,7 +138,23 @@ impl NodeInfo {
             door_locked: None,
             interviewed: false,
             security_class: None,
+            secure_command_classes: None,
+            security_failure: None,
         }
+    }
+
+    /// Whether the node must only be spoken to securely: it advertises Security 0 or 2 in
+    /// its node information, or zwlock's inclusion of it asked for security.
+    pub fn security_required(&self) -> bool {
+        self.supports(crate::cc::security0::ID)
+            || self.supports(crate::cc::security2::ID)
+            || self.security_failure.is_some()
+    }
+
+    /// Looks like a lock: it speaks User Code, or its device class is Entry Control (a
+    /// secure lock whose plain node information lists no User Code).
+    pub fn looks_like_lock(&self) -> bool {
+        self.is_lock() || self.generic_class == GENERIC_ENTRY_CONTROL
     }
 
     pub fn supports(&self, cc: u8) -> bool {

@@ -173,6 +173,12 @@ pub struct LockInfo {
     pub locked: Option<bool>,
     /// The security class the lock was granted (its codes travel inside it).
     pub security_class: Option<crate::security::SecurityClass>,
+    /// The lock must be reached securely and cannot be (its key exchange failed, or it was
+    /// included with keys this hub does not hold): nothing that carries a PIN or works the
+    /// door goes to it, and every such request fails with a permanent error. Show it as a
+    /// device error (the failure's text: "secure inclusion failed: exclude and include
+    /// again") and program no codes. Its caps may then be empty (slots 0).
+    pub security_failure: Option<crate::driver::SecurityFailure>,
     /// The driver's own record, to hand back at the next start (opaque to the engine).
     pub cache: Option<String>,
 }

@@ -371,10 +371,17 @@ impl LockPort for ZwavePort {
 
 /// What the port tells of a node the driver knows, when it is a keypad lock.
 pub fn lock_info(info: &NodeInfo) -> Option<LockInfo> {
-    if !info.is_lock() {
-        return None;
-    }
-    let uc = info.user_code.as_ref()?;
+    // A lock that must be reached securely and cannot be is told of as such, whatever its
+    // interview could learn (a secure lock lists User Code only under security).
+    let failure = info
+        .security_failure
+        .filter(|_| info.security_class.is_none() && info.looks_like_lock());
+    let unknown = crate::driver::UserCodeSupport::default();
+    let uc = match (&info.user_code, failure) {
+        (Some(uc), _) if info.is_lock() => uc,
+        (_, Some(_)) => &unknown,
+        _ => return None,
+    };
     let has = |cc: u8| info.versions.get(&cc).is_some_and(|v| *v > 0) || info.supports(cc);
     Some(LockInfo {
         node: info.node_id.0,
@@ -399,6 +406,7 @@ pub fn lock_info(info: &NodeInfo) -> Option<LockInfo> {
         battery_level: info.battery_level,
         locked: info.door_locked,
         security_class: info.security_class,
+        security_failure: failure,
         cache: serde_json::to_string(info).ok(),
     })
 }
@@ -540,6 +548,39 @@ mod tests {
         assert_eq!(r(UserIdStatus::Enabled, b"******"), SlotContent::Hidden);
         assert_eq!(r(UserIdStatus::Available, b""), SlotContent::Empty);
         assert_eq!(r(UserIdStatus::NotAvailable, b""), SlotContent::Unavailable);
+    }
+
+    #[test]
+    fn a_lock_that_cannot_be_reached_securely_is_told_of_with_its_failure() {
+        use crate::driver::SecurityFailure;
+        use crate::serialapi::controller::NodeProtocolInfo;
+        let protocol = NodeProtocolInfo {
+            capability: 0x53,
+            security: 0x5C,
+            reserved: 0x01,
+            basic: 0x04,
+            generic: crate::driver::node::GENERIC_ENTRY_CONTROL,
+            specific: 0x03,
+        };
+        // An S2 lock whose plain node information lists no User Code, nothing interviewed.
+        let mut info = NodeInfo::new(NodeId(7), &protocol);
+        info.command_classes = Some(vec![0x9F, 0x5E, 0x86]);
+        assert_eq!(lock_info(&info), None, "not known as a lock yet");
+        info.security_failure = Some(SecurityFailure::KeyExchangeFailed);
+        let l = lock_info(&info).expect("told of, to show the device error");
+        assert_eq!(l.security_failure, Some(SecurityFailure::KeyExchangeFailed));
+        assert_eq!(l.caps.slots, 0);
+        assert_eq!(
+            l.security_failure.unwrap().to_string(),
+            "secure inclusion failed: exclude and include again"
+        );
+        // Granted after all (keys imported, probed again): no failure.
+        info.security_failure = None;
+        info.security_class = Some(crate::security::SecurityClass::S2AccessControl);
+        info.command_classes = Some(vec![0x9F, 0x63]);
+        info.set_user_code(20, None);
+        let l = lock_info(&info).unwrap();
+        assert_eq!((l.security_failure, l.caps.slots), (None, 20));
     }
 
     #[test]

@@ -4,11 +4,12 @@
 //! returns the commands the lock sends back; keypad actions return the notifications the
 //! model sends. The stick decides when those reach the host.
 
+mod device;
 mod keypad;
 mod schedules;
 mod user_codes;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{NaiveDate, NaiveDateTime};
 
@@ -72,6 +73,9 @@ pub struct Lock {
     supervision_session: u8,
     /// S2 or S0, when the lock is secure.
     secure: Option<super::secure::Security>,
+    /// The nodes in the lock's association group 1 (the lifeline).
+    lifeline: BTreeSet<u8>,
+    door_config: crate::cc::door_lock::Configuration,
 }
 
 impl Lock {
@@ -131,6 +135,8 @@ impl Lock {
             supervision_reports_received: 0,
             supervision_session: 0,
             secure,
+            lifeline: BTreeSet::new(),
+            door_config: device::initial_configuration(),
         }
     }
 
@@ -186,10 +192,31 @@ impl Lock {
         self.door_mode == door_lock::mode::SECURED
     }
 
-    /// The command classes in the node information frame.
+    /// The command classes in the node information frame. A secure lock lists there only
+    /// the classes it answers in plain (its security class, Version); the others, User Code
+    /// and Door Lock among them, only in its S2 (or S0) Commands Supported Report, as real
+    /// S2 locks do.
     pub fn command_classes(&self) -> Vec<u8> {
+        let all = self.all_classes();
+        match &self.secure {
+            Some(link) => all
+                .into_iter()
+                .filter(|cc| *cc == link.cc() || link.answers_in_plain(*cc))
+                .collect(),
+            None => all,
+        }
+    }
+
+    /// Every command class the lock supports, at whatever security.
+    fn all_classes(&self) -> Vec<u8> {
         let m = &self.model;
-        let mut v = vec![version::ID, manufacturer_specific::ID, user_code::ID];
+        let mut v = vec![
+            device::ZWAVE_PLUS_INFO,
+            version::ID,
+            manufacturer_specific::ID,
+            user_code::ID,
+            device::ASSOCIATION,
+        ];
         if m.door_lock {
             v.push(door_lock::ID);
         }
@@ -218,6 +245,7 @@ impl Lock {
             user_code::ID => m.user_code_version,
             version::ID => 2,
             manufacturer_specific::ID => 2,
+            device::ZWAVE_PLUS_INFO | device::ASSOCIATION => 2,
             door_lock::ID if m.door_lock => 4,
             notification::ID => match m.notification {
                 NotificationKind::V8 => 8,
@@ -248,7 +276,7 @@ impl Lock {
         let verdict = link.from_controller(bytes);
         match verdict {
             super::secure::FromController::Command(inner) if bytes.first() == Some(&scheme) => {
-                let classes = self.command_classes();
+                let classes = self.all_classes();
                 let link = self.secure.as_mut().expect("secure");
                 let mut out = link.take_extra();
                 let answers = match link.commands_supported(&inner, &classes) {
@@ -311,6 +339,9 @@ impl Lock {
     fn apply(&mut self, cmd: &Command, now_secs: f64, out: &mut Vec<Vec<u8>>) -> Outcome {
         if self.class_version(cmd.class_id()) == 0 {
             return Outcome::Unsupported;
+        }
+        if let Some(outcome) = self.device(cmd, out) {
+            return outcome;
         }
         let mut send = |c: Command| out.push(c.encode());
         match cmd {

@@ -47,6 +47,24 @@ pub enum KeypadAction {
 }
 
 impl KeypadAction {
+    /// Why the action cannot be done on `lock` at all (a slot it does not have), naming the
+    /// field; nothing is changed then.
+    fn refusal(&self, lock: &Lock) -> Option<String> {
+        let slot = match self {
+            KeypadAction::Program { slot, .. }
+            | KeypadAction::Delete { slot }
+            | KeypadAction::ExternalWrite { slot, .. } => *slot,
+            _ => return None,
+        };
+        let slots = lock.model.slots;
+        (slot == 0 || slot > slots).then(|| {
+            format!(
+                "slot {slot} is not on lock {}: it has slots 1-{slots}",
+                lock.node_id()
+            )
+        })
+    }
+
     /// Apply to the lock: (unlocked?, frames the lock sends).
     fn apply(&self, lock: &mut Lock, now: f64) -> (bool, Vec<Vec<u8>>) {
         let (unlocked, frames) = self.apply_plain(lock, now);
@@ -125,6 +143,10 @@ pub struct StickStats {
     pub send_data_aborts: u64,
     /// SendData refused because the stick was jammed.
     pub send_data_refused_jammed: u64,
+    /// SendData or RequestNodeInfo refused ("not accepted") because the stick's own
+    /// transaction was still in flight: a SendData before its callback, a RequestNodeInfo
+    /// before the node information. A host that waits for each never causes one.
+    pub refused_busy: u64,
 }
 
 pub(crate) enum Control {

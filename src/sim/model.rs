@@ -253,14 +253,16 @@ fn default_max_len() -> u8 {
 fn default_battery() -> u8 {
     90
 }
+// Neutral ids by default: no real lock's, so no other controller's device database (and its
+// compatibility flags for that lock) applies to a simulated one. 0xFFFF is "not defined".
 fn default_manufacturer() -> u16 {
-    0x0129
+    0xFFFF
 }
 fn default_product_type() -> u16 {
-    0x8002
+    0x0001
 }
 fn default_product_id() -> u16 {
-    0x0600
+    0x0001
 }
 
 /// Faults to inject, each a probability from 0.0 to 1.0 unless said otherwise.

@@ -241,6 +241,14 @@ impl Security {
         }
     }
 
+    /// Whether the lock answers commands of class `cc` in plain.
+    pub fn answers_in_plain(&self, cc: u8) -> bool {
+        match self {
+            Security::S2(_) => PLAIN_CLASSES.contains(&cc),
+            Security::S0(_) => super::secure_s0::PLAIN_CLASSES.contains(&cc),
+        }
+    }
+
     /// Whether `cmd` asks which classes the lock supports securely, and the answer.
     pub fn commands_supported(&self, cmd: &[u8], classes: &[u8]) -> Option<Vec<u8>> {
         match (self, cmd) {

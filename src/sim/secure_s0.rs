@@ -13,7 +13,7 @@ use super::secure::FromController;
 const CONTROLLER: u8 = 1;
 
 /// Classes a secure lock answers in plain text.
-const PLAIN_CLASSES: [u8; 3] = [0x98, 0x5E, 0x86];
+pub(super) const PLAIN_CLASSES: [u8; 3] = [0x98, 0x5E, 0x86];
 
 #[derive(Debug, Clone)]
 pub struct S0Link {

@@ -48,10 +48,17 @@ const NO_ACK_MS: u64 = 1000;
 const RESTART_MS: u64 = 300;
 
 /// Functions the simulated stick advertises and answers.
-const FUNCTIONS: [u8; 19] = [
+const FUNCTIONS: [u8; 22] = [
     0x02, 0x05, 0x07, 0x08, 0x0B, 0x13, 0x15, 0x16, 0x20, 0x41, 0x4A, 0x4B, 0x60, 0x61, 0x62, 0x04,
-    0x49, 0x0A, 0x56,
+    0x49, 0x0A, 0x56, 0x09, 0x51, 0x55,
 ];
+
+/// The protocol version the stick reports (GetProtocolVersion): SDK 7.19.3, whose
+/// SerialApiSetup supported-commands bitmask has bit 0 for GetSupportedCommands.
+const PROTOCOL_VERSION: [u8; 3] = [7, 19, 3];
+/// Controller capabilities: it was the real primary, it is the SUC and so a SIS is present
+/// (GetSerialApiInitData says it is the SIS; GetSUCNodeId names it).
+const CONTROLLER_CAPABILITIES: u8 = 0x04 | 0x08 | 0x10;
 
 enum Due {
     /// Put a frame in the queue to the host.
@@ -64,6 +71,12 @@ enum Due {
     },
     /// A node's answer reaches the stick.
     FromNode { node: u8, command: Vec<u8> },
+    /// The answer to a RequestNodeInfo (its node information, or the failure) goes to the
+    /// host, and the stick's transaction ends.
+    NodeInfoDone(DataFrame),
+    /// The callback of an Assign/Delete SUC Return Route goes to the host, and the stick's
+    /// transaction ends.
+    RouteDone(DataFrame),
 }
 
 struct Timeline {
@@ -139,6 +152,9 @@ pub(super) struct Stick {
     tx_reports: bool,
     /// Callback id of the SendData on the radio, if any.
     busy: Option<u8>,
+    /// A RequestNodeInfo waits for the node's information frame (until it is sent to the
+    /// host, or the request failed). Like SendData, it is the stick's one transaction.
+    nif_pending: bool,
     /// A callback lost by fault injection: SendDataAbort brings it back as a failure.
     lost_callback: Option<u8>,
     /// Jammed: every SendData is answered "not accepted" until `faults.jam_cleared_by`.
@@ -172,6 +188,7 @@ impl Stick {
             node_id_type: NodeIdType::Bits8,
             tx_reports: false,
             busy: None,
+            nif_pending: false,
             lost_callback: None,
             plugged: true,
             stats: StickStats::default(),
@@ -239,6 +256,7 @@ impl Stick {
         self.queue.clear();
         self.inflight = None;
         self.busy = None;
+        self.nif_pending = false;
         self.lost_callback = None;
         if self.faults.jam_cleared_by == JamClearedBy::Reopen {
             self.jammed = false;
@@ -266,6 +284,10 @@ impl Stick {
                     let _ = reply.send(Err(format!("no lock with node id {node}")));
                     return;
                 };
+                if let Some(e) = action.refusal(lock) {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
                 let (result, frames) = action.apply(lock, now);
                 let delay = lock.model.quirks.slow_response_ms;
                 let reachable = lock.in_range && lock.battery_level > 0;
@@ -385,6 +407,13 @@ impl Stick {
         }
     }
 
+    /// The stick's own transaction is in flight: a SendData until its callback (or the
+    /// callback lost), a RequestNodeInfo until the node information. The zwave-js mock refuses
+    /// another callback-bearing request meanwhile; so does this stick.
+    fn communicating(&self) -> bool {
+        self.busy.is_some() || self.nif_pending || self.lost_callback.is_some()
+    }
+
     fn beam_ms(&self, node: u8) -> u64 {
         match self.locks.get(&node).map(|l| l.model.listening) {
             Some(Listening::Flirs1000) => 1000,
@@ -410,6 +439,14 @@ impl Stick {
         while let Some(due) = self.timeline.pop_due(now) {
             match due {
                 Due::ToHost(f) => self.queue.push_back(f),
+                Due::NodeInfoDone(f) => {
+                    self.nif_pending = false;
+                    self.queue.push_back(f);
+                }
+                Due::RouteDone(f) => {
+                    self.busy = None;
+                    self.queue.push_back(f);
+                }
                 Due::Transmit {
                     callback_id,
                     node,

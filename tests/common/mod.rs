@@ -206,3 +206,99 @@ pub fn tcp_config(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
     std::fs::write(&p, text).unwrap();
     p
 }
+
+/// A [`SimConnector`](zwlock::serial::transport::SimConnector) over a simulator that records
+/// every byte the host writes to the stick.
+pub struct Recording {
+    pub sim: zwlock::sim::Simulator,
+    pub sent: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Recording {
+    pub fn new(sim: zwlock::sim::Simulator) -> Self {
+        Recording {
+            sim,
+            sent: Default::default(),
+        }
+    }
+
+    /// The command of every SendData the host sent to `node`, in order.
+    pub fn send_data_to(&self, node: u8) -> Vec<Vec<u8>> {
+        use zwlock::serial::frame::{parse_head, Head};
+        let bytes = self.sent.lock().unwrap().clone();
+        let mut rest = &bytes[..];
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            match parse_head(rest) {
+                Ok((next, head)) => {
+                    // REQ SendData: node, length, command, tx options, callback id.
+                    if let Head::Data {
+                        body: [0x00, 0x13, n, len, cmd @ ..],
+                    } = head
+                    {
+                        if *n == node && cmd.len() >= usize::from(*len) {
+                            out.push(cmd[..usize::from(*len)].to_vec());
+                        }
+                    }
+                    rest = next;
+                }
+                Err(_) => rest = &rest[1..],
+            }
+        }
+        out
+    }
+}
+
+impl zwlock::serial::transport::SimConnector for Recording {
+    fn connect(
+        &self,
+        name: &str,
+    ) -> Result<BoxedStream, zwlock::serial::transport::TransportError> {
+        let inner = self.sim.connect(name)?;
+        Ok(Box::new(RecordingStream {
+            inner,
+            sent: self.sent.clone(),
+        }))
+    }
+}
+
+struct RecordingStream {
+    inner: BoxedStream,
+    sent: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl tokio::io::AsyncRead for RecordingStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for RecordingStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, data);
+        if let std::task::Poll::Ready(Ok(n)) = &r {
+            self.sent.lock().unwrap().extend_from_slice(&data[..*n]);
+        }
+        r
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -8,7 +8,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::{Job, Op, Protection, State};
-use crate::driver::{DriverError, DriverEvent, InclusionEvent, LearnFailure, NodeInfo, Priority};
+use crate::driver::{
+    DriverError, DriverEvent, InclusionEvent, LearnFailure, NodeInfo, Priority, SecurityFailure,
+};
 use crate::security::s2::bootstrap::{BootstrapError, Including};
 use crate::security::SecurityClass;
 use crate::serialapi::application::NodeInformation;
@@ -81,6 +83,12 @@ impl HostJob {
             },
             HostJob::Ping => HostRequest::GetControllerId,
         }
+    }
+
+    /// Whether the stick transmits to a node for it (and so refuses it on top of another
+    /// transaction): removing a failed node does (it checks the node first).
+    pub(super) fn uses_radio(&self) -> bool {
+        matches!(self, HostJob::RemoveFailed { .. })
     }
 
     pub(super) fn name(&self) -> &'static str {
@@ -199,12 +207,13 @@ impl State {
             return;
         };
         match &l.phase {
-            Phase::Bootstrapping(node, _) => {
+            Phase::Bootstrapping(node, _) | Phase::S0Keys(node, _) => {
                 let node = *node;
                 self.end_learning(Err(DriverError::Security {
                     node,
                     reason: "the lock stopped answering during key exchange (not in time); exclude it and include it again".into(),
                 }));
+                self.secure_inclusion_failed(node);
             }
             Phase::Open | Phase::Joining(..) => {
                 self.stop_learn_mode();
@@ -247,11 +256,13 @@ impl State {
                 let started = matches!(response, Some(StickResponse::RemoveFailedNode { start_flags }) if start_flags == remove_failed_start::STARTED);
                 let removed = matches!(callback, Some(StickRequest::RemoveFailedNodeStatus(s)) if s.status == remove_failed_status::REMOVED);
                 if started && removed {
+                    tracing::info!(%node, "failed node removed");
                     self.nodes.remove(&node);
                     self.secure.forget(node);
                     self.emit(DriverEvent::NodeRemoved { node });
                     let _ = reply.send(Ok(node));
                 } else {
+                    tracing::info!(%node, "node not removed: it still answers, or the stick refused");
                     let _ = reply.send(Err(learn(LearnFailure::NotRemoved { node })));
                 }
             }
@@ -361,10 +372,13 @@ impl State {
                         next(self, S0Step::Verify);
                         self.send_plain(node, f);
                     }
-                    _ => self.end_learning(Err(DriverError::Security {
-                        node,
-                        reason: "S0 key exchange: no nonce from the lock".into(),
-                    })),
+                    _ => {
+                        self.end_learning(Err(DriverError::Security {
+                            node,
+                            reason: "S0 key exchange: no nonce from the lock".into(),
+                        }));
+                        self.secure_inclusion_failed(node);
+                    }
                 }
             }
             (_, [s0::CC, s0::NONCE_GET]) => {
@@ -390,10 +404,14 @@ impl State {
                         self.end_learning(Ok(node));
                         self.start_interview(node);
                     }
-                    _ => self.end_learning(Err(DriverError::Security {
-                        node,
-                        reason: "S0 key exchange: the lock did not verify the network key".into(),
-                    })),
+                    _ => {
+                        self.end_learning(Err(DriverError::Security {
+                            node,
+                            reason: "S0 key exchange: the lock did not verify the network key"
+                                .into(),
+                        }));
+                        self.secure_inclusion_failed(node);
+                    }
                 }
             }
             _ => {}
@@ -513,8 +531,27 @@ impl State {
                         format!("key exchange failed: {reason}")
                     },
                 }));
+                self.secure_inclusion_failed(node);
             }
         }
         true
+    }
+
+    /// A key exchange zwlock started did not end with a key: the node joined the network but
+    /// must never be spoken to in clear. It is marked so (nothing of User Code, Door Lock or
+    /// Schedule Entry Lock goes to it, and the lock shows why), and removed if it no longer
+    /// answers (RemoveFailedNode; a lock that gave up on the network leaves it). One that
+    /// still answers stays, marked, until it is excluded.
+    fn secure_inclusion_failed(&mut self, node: NodeId) {
+        if let Some(info) = self.nodes.get_mut(&node).and_then(|s| s.info.as_mut()) {
+            info.security_class = None;
+            info.security_failure = Some(SecurityFailure::KeyExchangeFailed);
+            let info = info.clone();
+            self.emit(DriverEvent::NodeUpdated(info));
+        }
+        tracing::warn!(%node, "secure inclusion failed: removing the node if it no longer answers; otherwise exclude it and include it again");
+        // Nobody waits for this removal; its outcome is logged and, if done, announced.
+        let (reply, _) = oneshot::channel();
+        self.remove_failed(node, reply);
     }
 }

@@ -31,7 +31,7 @@ impl State {
                     return;
                 }
                 match Command::parse(bytes) {
-                    Ok(cmd) => self.on_node_command(node, cmd),
+                    Ok(cmd) => self.on_node_command(node, cmd, None),
                     Err(e) => {
                         tracing::debug!(%node, error = %e, "unparsable command from node dropped")
                     }
@@ -102,7 +102,11 @@ impl State {
             (None, None) => self.handle.s2_classes(),
         };
         match self.secure.open(node, frame, &classes) {
-            Opened::Command { command, reply, .. } => {
+            Opened::Command {
+                command,
+                reply,
+                class,
+            } => {
                 if let Some(reply) = reply {
                     let job = Job::new(
                         Op::Raw { bytes: reply },
@@ -113,7 +117,7 @@ impl State {
                     self.enqueue(node, job);
                 }
                 match Command::parse(&command) {
-                    Ok(cmd) => self.on_node_command(node, cmd),
+                    Ok(cmd) => self.on_node_command(node, cmd, class),
                     Err(e) => {
                         tracing::debug!(%node, error = %e, "unparsable secure command dropped")
                     }
@@ -162,7 +166,13 @@ impl State {
         }
     }
 
-    pub(super) fn on_node_command(&mut self, node: NodeId, cmd: Command) {
+    /// A command from `node`, plain (`via` None) or opened under `via`.
+    pub(super) fn on_node_command(
+        &mut self,
+        node: NodeId,
+        cmd: Command,
+        via: Option<crate::security::SecurityClass>,
+    ) {
         let now_utc = chrono::Utc::now();
         // A lock that wraps its report in Supervision waits for our Supervision Report.
         if let Command::Supervision(SupervisionCommand::Get {
@@ -190,9 +200,15 @@ impl State {
             );
             self.enqueue(node, job);
             match Command::parse(&encapsulated.0) {
-                Ok(inner) => return self.on_node_command(node, inner),
+                Ok(inner) => return self.on_node_command(node, inner, via),
                 Err(_) => return,
             }
+        }
+        let info = self.nodes.get(&node).and_then(|s| s.info.as_ref());
+        if !crate::driver::guard::may_accept(info, &cmd, via) {
+            self.stats.insecure_dropped += 1;
+            tracing::warn!(%node, class = cmd.class_name(), command = cmd.command_name(), security = ?via, "dropped: the lock must be heard through the security it was granted");
+            return;
         }
         let Some(st) = self.nodes.get_mut(&node) else {
             tracing::debug!(%node, "command from an unknown node dropped");

@@ -1,12 +1,15 @@
 //! Putting jobs on the stick, one at a time, and what their outcome means for the node:
 //! stick requests of an inclusion first, then node traffic by priority and round robin;
-//! commands sealed at the node's security class just before they go.
+//! commands sealed at the node's security class just before they go. A stick transaction
+//! whose answer comes later (a SendData's callback, a RequestNodeInfo's node information)
+//! holds the stick until that answer or its timeout: nothing else that uses the radio goes
+//! on top of it.
 
 use tokio::time::Instant;
 
 use super::incoming::{complete, Completion};
 use super::*;
-use crate::driver::recovery;
+use crate::driver::{guard, recovery};
 
 impl State {
     /// Start the next job on the stick, if it is free.
@@ -17,7 +20,16 @@ impl State {
         if conn.stick.is_some() {
             return;
         }
-        if let Some(hj) = self.host_jobs.pop_front() {
+        // A RequestNodeInfo holds the stick until the node information (or its failure)
+        // arrives: the stick refuses a SendData meanwhile. Only requests that stay on the
+        // serial line (a ping, protocol info, learn mode) may go.
+        let nif_waiting = conn.nif_wait.is_some();
+        let host_job_may_go = self
+            .host_jobs
+            .front()
+            .is_some_and(|hj| !nif_waiting || !hj.uses_radio());
+        if host_job_may_go {
+            let hj = self.host_jobs.pop_front().expect("checked");
             let session = conn.session.clone();
             let req = hj.request();
             self.stats.transactions += 1;
@@ -32,6 +44,9 @@ impl State {
                 aborts_before,
                 fut,
             });
+            return;
+        }
+        if nif_waiting {
             return;
         }
         let now = Instant::now();
@@ -53,13 +68,6 @@ impl State {
                 }
                 let in_backoff = st.backoff_until.is_some_and(|t| t > now);
                 if in_backoff && prio != Priority::High {
-                    continue;
-                }
-                let is_nif = matches!(
-                    st.queues[prio as usize].front().map(|j| &j.op),
-                    Some(Op::NodeInfo)
-                );
-                if is_nif && conn.nif_wait.is_some() {
                     continue;
                 }
                 let job = st.queues[prio as usize].pop_front().expect("non-empty");
@@ -309,6 +317,15 @@ fn start_job(
                 Protection::Class(c) => Some(c),
                 Protection::Plain => None,
             };
+            if !guard::may_send(st.info.as_ref(), command.class_id(), class) {
+                let name = command.command_name();
+                tracing::warn!(%node, class = command.class_name(), command = name, "not sent: the lock must be reached securely and holds none of our keys");
+                job.finish(Err(DriverError::SecurityRequired {
+                    node,
+                    command: name,
+                }));
+                return false;
+            }
             let (bytes, expect, sealed) = match secure.seal(node, class, bytes) {
                 Ok(Sealed::Send(b)) => (b, expect, class.is_some()),
                 Ok(Sealed::NonceFirst(get)) => {

@@ -4,8 +4,14 @@ use super::*;
 
 impl Lock {
     pub(super) fn report(&self, user_id: u16) -> (UserIdStatus, Vec<u8>) {
+        // Version 1 has no empty code field: a slot without a code reports four 0x00 bytes.
+        let none = if self.model.user_code_version == 1 {
+            vec![0; 4]
+        } else {
+            Vec::new()
+        };
         if user_id == 0 || user_id > self.max_slots() {
-            return (UserIdStatus::NotAvailable, Vec::new());
+            return (UserIdStatus::NotAvailable, none);
         }
         match self.slots.get(&user_id) {
             Some(s) => {
@@ -20,8 +26,8 @@ impl Lock {
                 };
                 (s.status, code)
             }
-            None if self.model.quirks.empty_status_fe => (UserIdStatus::NotAvailable, Vec::new()),
-            None => (UserIdStatus::Available, Vec::new()),
+            None if self.model.quirks.empty_status_fe => (UserIdStatus::NotAvailable, none),
+            None => (UserIdStatus::Available, none),
         }
     }
 

@@ -45,7 +45,9 @@ impl Stick {
                 }))
             }
             HostRequest::GetControllerCapabilities => {
-                self.respond(StickResponse::GetControllerCapabilities { flags: 0x08 })
+                self.respond(StickResponse::GetControllerCapabilities {
+                    flags: CONTROLLER_CAPABILITIES,
+                })
             }
             HostRequest::GetSerialApiInitData => {
                 let mut nodes: Vec<NodeId> = vec![NodeId::from(m.controller_node_id)];
@@ -99,6 +101,7 @@ impl Stick {
                 self.node_id_type = NodeIdType::Bits8;
                 self.tx_reports = false;
                 self.busy = None;
+                self.nif_pending = false;
                 self.lost_callback = None;
                 self.queue.clear();
                 self.timeline.clear();
@@ -120,7 +123,14 @@ impl Stick {
                 self.respond(StickResponse::GetNodeProtocolInfo(info));
             }
             HostRequest::RequestNodeInfo { node_id } => {
+                if self.communicating() {
+                    // Not on top of the stick's own transaction.
+                    self.stats.refused_busy += 1;
+                    self.respond(StickResponse::RequestNodeInfo { success: false });
+                    return;
+                }
                 self.respond(StickResponse::RequestNodeInfo { success: true });
+                self.nif_pending = true;
                 let node = u8::try_from(node_id.0).unwrap_or(0);
                 let beam = self.beam_ms(node);
                 let update = match self.locks.get(&node) {
@@ -143,7 +153,10 @@ impl Stick {
                     },
                 };
                 let radio = self.model.radio_ms;
-                self.later(radio * 2 + beam, StickRequest::ApplicationUpdate(update));
+                if let Ok(f) = StickRequest::ApplicationUpdate(update).encode(self.node_id_type) {
+                    let when = Instant::now() + Duration::from_millis(radio * 2 + beam);
+                    self.timeline.at(when, Due::NodeInfoDone(f));
+                }
             }
             HostRequest::SendData(sd) => {
                 if self.jammed {
@@ -151,10 +164,13 @@ impl Stick {
                     self.respond(StickResponse::SendData { accepted: false });
                     return;
                 }
-                if self.busy.is_some()
-                    || self.lost_callback.is_some()
-                    || self.rng.chance(self.faults.busy_send_data)
-                {
+                if self.busy.is_some() || self.nif_pending {
+                    // RES 13 00, as the zwave-js mock answers a SendData while it is not idle.
+                    self.stats.refused_busy += 1;
+                    self.respond(StickResponse::SendData { accepted: false });
+                    return;
+                }
+                if self.lost_callback.is_some() || self.rng.chance(self.faults.busy_send_data) {
                     self.respond(StickResponse::SendData { accepted: false });
                     return;
                 }
@@ -269,6 +285,65 @@ impl Stick {
                     StickRequest::RemoveNodeStatus(s)
                 };
                 self.later(10, msg);
+            }
+            HostRequest::Other { function, payload } => self.on_other(function, &payload),
+            _ => {} // not answered, like a real stick with a function it lacks
+        }
+    }
+
+    /// Functions the message types do not model: GetProtocolVersion, GetSUCNodeId, and the
+    /// SUC return routes (a transaction with the node, like a SendData).
+    fn on_other(&mut self, function: u8, payload: &[u8]) {
+        let respond = |stick: &mut Stick, payload: Vec<u8>| {
+            stick.respond(StickResponse::Other { function, payload })
+        };
+        match function {
+            0x09 => {
+                // Z-Wave protocol, the version, no application framework build, no git hash.
+                let [major, minor, patch] = PROTOCOL_VERSION;
+                respond(self, vec![0x00, major, minor, patch, 0x00, 0x00]);
+            }
+            0x56 => {
+                let mut p = Vec::new();
+                crate::serialapi::node_id::put_node_id(
+                    &mut p,
+                    self.node_id_type,
+                    NodeId::from(self.model.controller_node_id),
+                );
+                respond(self, p);
+            }
+            0x51 | 0x55 => {
+                // Node id, callback id; the stick tells the node its route to the SUC.
+                let width = match self.node_id_type {
+                    NodeIdType::Bits8 => 1,
+                    NodeIdType::Bits16 => 2,
+                };
+                let (Some(&node), Some(&callback_id)) =
+                    (payload.get(width - 1), payload.get(width))
+                else {
+                    return; // malformed: a real stick stays silent
+                };
+                if self.communicating() {
+                    self.stats.refused_busy += 1;
+                    respond(self, vec![0x00]);
+                    return;
+                }
+                respond(self, vec![0x01]);
+                let reachable = self
+                    .locks
+                    .get(&node)
+                    .is_some_and(|l| l.in_range && l.battery_level > 0);
+                let (status, ms) = if reachable {
+                    (TransmitStatus::Ok, self.model.radio_ms + self.beam_ms(node))
+                } else {
+                    (TransmitStatus::NoAck, NO_ACK_MS)
+                };
+                let callback = DataFrame::request(function, vec![callback_id, status.to_byte()]);
+                if callback_id != 0 {
+                    self.busy = Some(callback_id);
+                    let when = Instant::now() + Duration::from_millis(ms);
+                    self.timeline.at(when, Due::RouteDone(callback));
+                }
             }
             _ => {} // not answered, like a real stick with a function it lacks
         }
