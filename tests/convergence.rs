@@ -526,3 +526,54 @@ async fn a_length_the_lock_refuses_is_not_offered_again() {
         .unwrap();
     assert_ne!(g.code.as_deref().map(str::len), Some(6));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_lock_that_must_be_secure_and_cannot_be_gets_no_code() {
+    const SECURE: &str = r#"
+[[network]]
+name = "t"
+radio_ms = 20
+
+[[network.lock]]
+node_id = 5
+name = "front"
+slots = 10
+security = "s2_access_control"
+network_key = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+"#;
+    // This hub holds other keys than the ones the lock was included with.
+    let mut ground = Ground::new(SECURE);
+    let (keys, _) = zwlock::security::keys::NetworkKeys::import(
+        "S2_AccessControl = 00112233445566778899aabbccddeeff",
+    )
+    .unwrap();
+    ground.keys = Some(keys);
+    let w = World::start(ground, quiet_config(), 1).await;
+    let dev = w.device(5);
+    w.until("the device says why", Duration::from_secs(120), |w| {
+        let d = w.engine.device_row(&dev).unwrap();
+        w.engine.device_json(&d)["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["error_code"] == "secure_inclusion_failed")
+    })
+    .await;
+    let n = w.commands_received(5).await;
+    let id = w.create(5, "4821");
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let c = w.engine.get(&id).unwrap();
+    assert_ne!(c.status, "set");
+    assert!(
+        c.errors
+            .iter()
+            .any(|e| e.error_code == "secure_inclusion_failed"),
+        "{:?}",
+        c.errors
+    );
+    assert_eq!(
+        w.commands_received(5).await,
+        n,
+        "nothing went to the lock, in clear or otherwise"
+    );
+}

@@ -208,6 +208,12 @@ fn on_lock(ctx: &Ctx, info: &LockInfo, now: &chrono::DateTime<Utc>) -> Result<Ef
                 crate::lock::Notifications::None => Notifications::None,
             },
             security_class: info.security_class,
+            security_failure: info.security_failure.map(|f| match f {
+                crate::driver::SecurityFailure::KeyExchangeFailed => {
+                    crate::store::SecurityProblem::KeyExchangeFailed
+                }
+                crate::driver::SecurityFailure::NoKey => crate::store::SecurityProblem::NoKey,
+            }),
         },
         slot_count: info.caps.slots,
         min_code_length: 4,

@@ -23,6 +23,8 @@ pub mod error_code {
     /// Device-level, copied onto codes.
     pub const DEVICE_DISCONNECTED: &str = "device_disconnected";
     pub const HUB_DISCONNECTED: &str = "hub_disconnected";
+    /// Device-level: the lock must be reached securely and cannot be (no code goes to it).
+    pub const SECURE_INCLUSION_FAILED: &str = "secure_inclusion_failed";
 }
 
 /// Warning codes on access codes.
@@ -139,12 +141,24 @@ pub struct DeviceCondition {
     pub hub_connected: bool,
     pub device_online: bool,
     pub since: Option<DateTime<Utc>>,
+    /// The lock must be reached securely and cannot be: nothing goes to it.
+    pub secure_inclusion_failed: bool,
 }
 
 impl DeviceCondition {
     pub fn errors(&self) -> Vec<CodeError> {
         let at = rfc3339(&self.since.unwrap_or_else(Utc::now));
         let mut v = Vec::new();
+        if self.secure_inclusion_failed {
+            v.push(CodeError {
+                error_code: error_code::SECURE_INCLUSION_FAILED.into(),
+                message: "secure inclusion failed: exclude and include again".into(),
+                created_at: at.clone(),
+                is_access_code_error: None,
+                is_device_error: Some(true),
+                details: Default::default(),
+            });
+        }
         if !self.hub_connected {
             v.push(CodeError {
                 error_code: error_code::HUB_DISCONNECTED.into(),

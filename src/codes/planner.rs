@@ -346,7 +346,9 @@ pub fn plan(view: &LockView<'_>) -> Plan {
         });
     }
     plan.changes = changes;
-    if view.hub && view.device.slot_count > 0 {
+    // A lock that must be reached securely and cannot be gets nothing, in clear or otherwise.
+    let reachable = view.device.facts.security_failure.is_none();
+    if view.hub && reachable && view.device.slot_count > 0 {
         plan.action = removals.into_iter().next().or(first_set);
     }
     plan

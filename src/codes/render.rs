@@ -15,6 +15,7 @@ pub(crate) fn condition(ctx: &Ctx, device: &DeviceRow) -> DeviceCondition {
         hub_connected: ctx.hub_connected(),
         device_online: device.online,
         since: Some(device.updated_at),
+        secure_inclusion_failed: device.facts.security_failure.is_some(),
     }
 }
 

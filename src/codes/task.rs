@@ -275,8 +275,9 @@ impl Task {
             self.start_write(&device, action);
             return Ok(());
         }
-        // Nothing to write: watch the lock, when the stick is up and the lock is known.
-        if !hub || device.slot_count == 0 {
+        // Nothing to write: watch the lock, when the stick is up and the lock is known (and can
+        // be reached as it must be).
+        if !hub || device.slot_count == 0 || device.facts.security_failure.is_some() {
             return Ok(());
         }
         let config = ctx

@@ -44,6 +44,35 @@ impl Notifications {
     }
 }
 
+/// Why a lock that must be reached securely cannot be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityProblem {
+    /// Its key exchange failed (a wrong PIN, no answer) and it could not be removed.
+    KeyExchangeFailed,
+    /// It is secure, but under none of the keys this hub holds.
+    NoKey,
+}
+
+impl SecurityProblem {
+    fn as_str(self) -> &'static str {
+        match self {
+            SecurityProblem::KeyExchangeFailed => "key_exchange_failed",
+            SecurityProblem::NoKey => "no_key",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "key_exchange_failed" => Ok(SecurityProblem::KeyExchangeFailed),
+            "no_key" => Ok(SecurityProblem::NoKey),
+            other => Err(StoreError::Corrupt {
+                what: "devices.security_failure",
+                value: other.to_string(),
+            }),
+        }
+    }
+}
+
 /// What the engine knows of a lock's abilities (from its interview).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LockFacts {
@@ -61,6 +90,8 @@ pub struct LockFacts {
     pub notifications: Notifications,
     /// The security class the lock was granted, if any.
     pub security_class: Option<SecurityClass>,
+    /// The lock must be reached securely and cannot be: no code goes to it.
+    pub security_failure: Option<SecurityProblem>,
 }
 
 fn class_name(c: SecurityClass) -> &'static str {
@@ -116,7 +147,7 @@ const COLUMNS: &str = "device_id, node_id, name, info_json, slot_count, min_code
     code_characters, online, battery_level, locked, last_contact_at, reserved_slots, backup_pool_size, \
     created_at, updated_at, manufacturer_id, product_type, product_id, user_code_version, \
     supports_checksum, supports_bulk_reports, supports_schedule, notifications, code_capacity, \
-    security_class, refused_code_lengths";
+    security_class, refused_code_lengths, security_failure";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<DeviceRow, StoreError>> {
     let id: String = r.get(0)?;
@@ -136,10 +167,12 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<DeviceRow, StoreError>> {
         supports_schedule: r.get::<_, i64>(22)? != 0,
         notifications: Notifications::None,
         security_class: None,
+        security_failure: None,
     };
     let code_capacity = id16(24)?;
     let security: Option<String> = r.get(25)?;
     let refused: String = r.get(26)?;
+    let failure: Option<String> = r.get(27)?;
     Ok((|| {
         Ok(DeviceRow {
             device_id: parse_uuid("devices.device_id", &id)?,
@@ -149,6 +182,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<DeviceRow, StoreError>> {
             facts: LockFacts {
                 notifications: Notifications::parse(&notifications)?,
                 security_class: security.as_deref().map(parse_class).transpose()?,
+                security_failure: failure.as_deref().map(SecurityProblem::parse).transpose()?,
                 ..facts
             },
             code_capacity,
@@ -251,7 +285,8 @@ impl Store {
         conn.execute(
             "UPDATE devices SET manufacturer_id = ?2, product_type = ?3, product_id = ?4, \
              user_code_version = ?5, supports_checksum = ?6, supports_bulk_reports = ?7, \
-             supports_schedule = ?8, notifications = ?9, security_class = ?10 WHERE node_id = ?1",
+             supports_schedule = ?8, notifications = ?9, security_class = ?10, \
+             security_failure = ?11 WHERE node_id = ?1",
             params![
                 facts.node_id,
                 f.manufacturer_id,
@@ -263,6 +298,7 @@ impl Store {
                 f.supports_schedule,
                 f.notifications.as_str(),
                 f.security_class.map(class_name),
+                f.security_failure.map(SecurityProblem::as_str),
             ],
         )?;
         Store::device_by_node(conn, facts.node_id)?.ok_or(StoreError::Corrupt {

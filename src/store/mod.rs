@@ -22,7 +22,7 @@ pub use attempts::AttemptRow;
 pub use codes::{
     CodeFilter, CodeRow, CodeStatus, Desired, IssueKind, IssueRow, Mutation, MutationKind,
 };
-pub use devices::{DeviceFacts, DeviceRow, LockFacts, Notifications};
+pub use devices::{DeviceFacts, DeviceRow, LockFacts, Notifications, SecurityProblem};
 pub use events::{EventFilter, EventRow};
 pub use repo::{Repo, Tx};
 pub use schema::SCHEMA_VERSION;

@@ -125,6 +125,8 @@ const MIGRATIONS: &[&str] = &[
         CHECK (notifications IN ('access_control', 'legacy_alarm', 'none'));
     ALTER TABLE devices ADD COLUMN code_capacity INTEGER;
     ALTER TABLE devices ADD COLUMN refused_code_lengths TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE devices ADD COLUMN security_failure TEXT
+        CHECK (security_failure IN ('key_exchange_failed', 'no_key'));
     ALTER TABLE devices ADD COLUMN security_class TEXT
         CHECK (security_class IN ('s2_access_control', 's2_authenticated', 's2_unauthenticated', 's0_legacy'));
     UPDATE devices SET
