@@ -142,6 +142,13 @@ pub fn changes(
         let Some(mut c) = tx.code(&id)? else { continue };
         match change {
             Change::Forget { ended, .. } => {
+                // Planned from a snapshot: forget only what is still deleted or ended, and
+                // never a code that may be on the lock.
+                let gone = c.desired == crate::store::Desired::Deleted
+                    || c.ends_at.is_some_and(|e| *now >= e);
+                if !gone || (super::planner::maybe_on_lock(&c) && c.slot.is_some()) {
+                    continue;
+                }
                 c.deleted_at = Some(*now);
                 c.slot = None;
                 c.updated_at = *now;
@@ -221,6 +228,25 @@ pub fn changes(
         }
     }
     Ok(events)
+}
+
+/// Whether an action planned from a snapshot still fits the code as it is now (an update or
+/// a delete may have been committed since): a set only for a code still wanted with that PIN,
+/// a clear only of the slot it still holds.
+pub fn still_planned(tx: &Tx<'_>, action: &super::planner::SlotAction) -> Result<bool, StoreError> {
+    use super::planner::SlotAction;
+    let Some(c) = tx.code(&action.code())? else {
+        return Ok(false);
+    };
+    Ok(match action {
+        SlotAction::Set { slot, pin, .. } => {
+            c.desired == crate::store::Desired::Active
+                && c.code == *pin
+                && c.slot.is_none_or(|s| s == *slot)
+        }
+        SlotAction::Probe { .. } => c.desired == crate::store::Desired::Active && c.slot.is_none(),
+        SlotAction::Clear { slot, .. } => c.slot == Some(*slot),
+    })
 }
 
 /// Record that work on a code began (`Setting` or `Removing`), before anything goes out,

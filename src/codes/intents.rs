@@ -103,10 +103,11 @@ pub(super) fn check_pin_free(
     except: Option<&Uuid>,
     same_key: Option<&str>,
 ) -> Result<(), EngineError> {
-    let (codes, unmanaged) = pins_in_use(tx, device_id)?;
+    // By index: a lock with thousands of codes costs no more than an empty one.
+    let codes = tx.codes_with_pin(device_id, pin)?;
     if let Some(c) = codes.iter().find(|c| {
         c.desired != Desired::Deleted
-            && c.code == pin
+            && !c.removing_unmanaged
             && Some(&c.access_code_id) != except
             && !(same_key.is_some() && c.common_code_key.as_deref() == same_key)
     }) {
@@ -116,8 +117,9 @@ pub(super) fn check_pin_free(
             other_id: Some(c.access_code_id),
         });
     }
-    if let Some(s) = unmanaged.iter().find(|s| s.code.as_deref() == Some(pin)) {
-        return Err(EngineError::Conflict {
+    for s in tx.slots_with_pin(device_id, pin)? {
+        if s.state.holds_code() && !tx.slot_held(device_id, s.slot)? {
+            return Err(EngineError::Conflict {
                 kind: error_code::CONFLICTING_UNMANAGED_ACCESS_CODE_ID,
                 message: format!(
                     "an unmanaged code with this PIN is on the lock in slot {} (unmanaged access code {})",
@@ -125,8 +127,35 @@ pub(super) fn check_pin_free(
                 ),
                 other_id: Some(s.unmanaged_id),
             });
+        }
     }
     Ok(())
+}
+
+/// A random PIN free on the lock: tried by index first, the whole lock read only when the
+/// lock is so full that random tries keep hitting taken PINs.
+fn free_pin(
+    tx: &Tx<'_>,
+    device_id: &Uuid,
+    len: u8,
+    rules: &CodeRules,
+) -> Result<Option<String>, EngineError> {
+    let none = BTreeSet::new();
+    for _ in 0..32 {
+        let Some(pin) = validate::generate_pin(len, &rules.characters, &none) else {
+            return Ok(None);
+        };
+        if check_pin_free(tx, device_id, &pin, None, None).is_ok() {
+            return Ok(Some(pin));
+        }
+    }
+    let (codes, unmanaged) = pins_in_use(tx, device_id)?;
+    let taken: BTreeSet<String> = codes
+        .iter()
+        .map(|c| c.code.clone())
+        .chain(unmanaged.iter().filter_map(|s| s.code.clone()))
+        .collect();
+    Ok(validate::generate_pin(len, &rules.characters, &taken))
 }
 
 /// Create an access code. Returns it and the (already successful) action attempt.
@@ -209,12 +238,6 @@ pub(super) fn create(ctx: &Ctx, req: CreateRequest) -> Result<(AccessCode, Value
                 c.clone()
             }
             (None, None) => {
-                let (codes, unmanaged) = pins_in_use(tx, &device.device_id)?;
-                let taken: BTreeSet<String> = codes
-                    .iter()
-                    .map(|c| c.code.clone())
-                    .chain(unmanaged.iter().filter_map(|s| s.code.clone()))
-                    .collect();
                 let len = rules
                     .length_for(req.preferred_code_length)
                     .ok_or_else(|| {
@@ -223,7 +246,7 @@ pub(super) fn create(ctx: &Ctx, req: CreateRequest) -> Result<(AccessCode, Value
                             "the lock takes no PIN length zwlock can offer",
                         )
                     })?;
-                validate::generate_pin(len, &rules.characters, &taken)
+                free_pin(tx, &device.device_id, len, &rules)?
                     .ok_or_else(|| EngineError::invalid("code", "no free PIN of that length"))?
             }
         };

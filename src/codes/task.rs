@@ -210,54 +210,84 @@ impl Task {
         let hub = ctx.hub_connected();
         let synced = ctx.clock.is_synchronized();
         let reserved = ctx.config.reserved_slots.clone();
-        let planned = ctx.repo.write(|tx| {
+        // Housekeeping first, in its own short transaction.
+        let exists = ctx.repo.write(|tx| {
             let Some(device) = tx.device(id)? else {
-                return Ok(None);
+                return Ok::<_, StoreError>(false);
             };
             if super::backup::refill(tx, &device, &now)? > 0 {
                 tracing::info!(node = device.node_id, "backup code pool refilled");
             }
             tx.drop_expired_issues(id, &now)?;
-            let codes = tx.device_codes(id)?;
-            let slots = tx.slots(id)?;
-            let scheduled = schedule::scheduled_slots(tx, id)?;
-            let mut plan = planner::plan(&LockView {
-                device: &device,
-                codes: &codes,
-                slots: &slots,
-                scheduled: &scheduled,
-                reserved: &reserved,
-                now,
-                synced,
-                hub,
-            });
-            let events = apply::changes(tx, id, &plan.changes, &now)?;
-            settle_changes(&ctx, tx, &plan.changes, &now)?;
-            // The intent is durable before anything goes out.
-            if let Some(action) = &plan.action {
-                let phase = match action {
-                    SlotAction::Clear { .. } => CodeStatus::Removing,
-                    _ => CodeStatus::Setting,
-                };
-                if !apply::begin(tx, &action.code(), phase, &now)? {
-                    plan.action = None;
-                } else if let SlotAction::Set {
-                    slot,
-                    native: Some(_),
-                    ..
-                } = action
-                {
-                    schedule::mark_slot(tx, id, *slot, true)?;
-                }
-            }
-            let managed: Vec<u16> = codes
-                .iter()
-                .filter(|c| c.programmed_code.is_some())
-                .filter_map(|c| c.slot)
-                .collect();
-            let full_read_done = tx.state(&full_read_key(id))?.is_some();
-            Ok::<_, StoreError>(Some((device, plan, events, managed, full_read_done)))
+            Ok(true)
         })?;
+        // Plan from a snapshot, holding no lock the API needs.
+        let planned = if exists {
+            ctx.repo.snapshot(|tx| {
+                let Some(device) = tx.device(id)? else {
+                    return Ok::<_, StoreError>(None);
+                };
+                let codes = tx.device_codes(id)?;
+                let slots = tx.slots(id)?;
+                let scheduled = schedule::scheduled_slots(tx, id)?;
+                let plan = planner::plan(&LockView {
+                    device: &device,
+                    codes: &codes,
+                    slots: &slots,
+                    scheduled: &scheduled,
+                    reserved: &reserved,
+                    now,
+                    synced,
+                    hub,
+                });
+                let managed: Vec<u16> = codes
+                    .iter()
+                    .filter(|c| c.programmed_code.is_some())
+                    .filter_map(|c| c.slot)
+                    .collect();
+                let full_read_done = tx.state(&full_read_key(id))?.is_some();
+                Ok(Some((device, plan, managed, full_read_done)))
+            })?
+        } else {
+            None
+        };
+        // Commit the plan's bookkeeping and the intent of its action, the action only if the
+        // code is still as planned (an intent may have come in since the snapshot).
+        let planned = match planned {
+            None => None,
+            Some((device, mut plan, managed, full_read_done)) => {
+                let events = ctx.repo.write(|tx| {
+                    let events = apply::changes(tx, id, &plan.changes, &now)?;
+                    settle_changes(&ctx, tx, &plan.changes, &now)?;
+                    if let Some(action) = &plan.action {
+                        let phase = match action {
+                            SlotAction::Clear { .. } => CodeStatus::Removing,
+                            _ => CodeStatus::Setting,
+                        };
+                        if !apply::still_planned(tx, action)?
+                            || !apply::begin(tx, &action.code(), phase, &now)?
+                        {
+                            plan.action = None;
+                        } else if let SlotAction::Set {
+                            slot,
+                            native: Some(_),
+                            ..
+                        } = action
+                        {
+                            schedule::mark_slot(tx, id, *slot, true)?;
+                        }
+                    }
+                    Ok::<_, StoreError>(events)
+                })?;
+                if plan.action.is_none() && !plan.changes.is_empty() {
+                    // Look again: what was planned may have changed under it.
+                    if let Some(rt) = self.locks.get_mut(id) {
+                        rt.dirty = true;
+                    }
+                }
+                Some((device, plan, events, managed, full_read_done))
+            }
+        };
         let Some((device, plan, events, managed, full_read_done)) = planned else {
             self.locks.remove(id);
             return Ok(());
@@ -839,6 +869,8 @@ fn settle_changes(
     use planner::Change;
     for change in changes {
         match change {
+            // (Only when the bookkeeping went through: a code is forgotten only if still gone.)
+            Change::Forget { code, .. } if tx.code(code)?.is_some() => {}
             Change::Forget { code, ended: false } => {
                 attempts::succeed(tx, code, &[attempts::DELETE], &json!({}), now)?;
             }

@@ -431,6 +431,30 @@ impl Store {
         rows.map(|r| r?).collect()
     }
 
+    /// The codes of a device that have `pin` (not forgotten), by index: no scan of the lock.
+    pub fn codes_with_pin(
+        conn: &Connection,
+        device_id: &Uuid,
+        pin: &str,
+    ) -> Result<Vec<CodeRow>, StoreError> {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM access_codes WHERE device_id = ?1 AND code = ?2 AND deleted_at IS NULL"
+        ))?;
+        let rows = stmt.query_map(params![device_id.to_string(), pin], from_row)?;
+        rows.map(|r| r?).collect()
+    }
+
+    /// Whether a code (not forgotten) holds `slot` of the device.
+    pub fn slot_held(conn: &Connection, device_id: &Uuid, slot: u16) -> Result<bool, StoreError> {
+        Ok(conn
+            .prepare_cached(
+                "SELECT 1 FROM access_codes WHERE device_id = ?1 AND slot = ?2 AND deleted_at IS NULL",
+            )?
+            .query_row(params![device_id.to_string(), slot], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
     /// Codes matching `filter`, oldest first, at most `limit`.
     pub fn list_codes(conn: &Connection, filter: &CodeFilter) -> Result<Vec<CodeRow>, StoreError> {
         let mut sql = format!(

@@ -18,6 +18,10 @@ use super::{
 pub struct Repo {
     writer: Mutex<Store>,
     reader: Mutex<Store>,
+    /// The engine task's own read-only connection: it plans from a snapshot without holding
+    /// the writer (so creates do not wait behind a plan of a lock with thousands of codes)
+    /// or the API's reader.
+    planner: Mutex<Store>,
 }
 
 impl std::fmt::Debug for Repo {
@@ -34,9 +38,11 @@ impl Repo {
     /// The repository over an open store (a read-only connection to the same file is opened).
     pub fn new(store: Store) -> Result<Repo, StoreError> {
         let reader = Store::open_read_only(store.path())?;
+        let planner = Store::open_read_only(store.path())?;
         Ok(Repo {
             writer: Mutex::new(store),
             reader: Mutex::new(reader),
+            planner: Mutex::new(planner),
         })
     }
 
@@ -62,6 +68,22 @@ impl Repo {
     ) -> Result<T, E> {
         let store = guard(&self.reader);
         f(&Tx { conn: store.conn() })
+    }
+
+    /// Run `f` on a consistent snapshot (one read transaction) of the engine task's own
+    /// read-only connection.
+    pub fn snapshot<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut store = guard(&self.planner);
+        let tx = store
+            .conn_mut()
+            .transaction()
+            .map_err(|e| E::from(e.into()))?;
+        let v = f(&Tx { conn: &tx })?;
+        drop(tx);
+        Ok(v)
     }
 
     /// Whether the writer is free within `within` (a wedged store stops the watchdog).
@@ -106,6 +128,15 @@ impl Tx<'_> {
     }
     pub fn device_codes(&self, device: &Uuid) -> Result<Vec<CodeRow>, StoreError> {
         Store::device_codes(self.conn, device)
+    }
+    pub fn codes_with_pin(&self, device: &Uuid, pin: &str) -> Result<Vec<CodeRow>, StoreError> {
+        Store::codes_with_pin(self.conn, device, pin)
+    }
+    pub fn slot_held(&self, device: &Uuid, slot: u16) -> Result<bool, StoreError> {
+        Store::slot_held(self.conn, device, slot)
+    }
+    pub fn slots_with_pin(&self, device: &Uuid, pin: &str) -> Result<Vec<SlotRow>, StoreError> {
+        Store::slots_with_pin(self.conn, device, pin)
     }
     pub fn list_codes(&self, filter: &CodeFilter) -> Result<Vec<CodeRow>, StoreError> {
         Store::list_codes(self.conn, filter)

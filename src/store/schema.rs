@@ -158,6 +158,8 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE action_attempts ADD COLUMN access_code_id TEXT;
     CREATE INDEX action_attempts_code ON action_attempts(access_code_id) WHERE status = 'pending';
     ALTER TABLE slots ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX access_codes_pin ON access_codes(device_id, code) WHERE deleted_at IS NULL;
+    CREATE INDEX slots_pin ON slots(device_id, code) WHERE code IS NOT NULL;
     ALTER TABLE access_code_issues ADD COLUMN details TEXT;
     ALTER TABLE access_code_issues ADD COLUMN expires_at TEXT;
     "#,

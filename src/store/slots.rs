@@ -152,6 +152,19 @@ impl Store {
         rows.map(|r| r?).collect()
     }
 
+    /// The slots of a device that read `pin`, by index.
+    pub fn slots_with_pin(
+        conn: &Connection,
+        device_id: &Uuid,
+        pin: &str,
+    ) -> Result<Vec<SlotRow>, StoreError> {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM slots WHERE device_id = ?1 AND code = ?2"
+        ))?;
+        let rows = stmt.query_map(params![device_id.to_string(), pin], from_row)?;
+        rows.map(|r| r?).collect()
+    }
+
     pub fn slot_by_unmanaged_id(
         conn: &Connection,
         id: &Uuid,
