@@ -158,16 +158,20 @@ fn free_pin(
     Ok(validate::generate_pin(len, &rules.characters, &taken))
 }
 
+/// Offline codes (algorithmic PINs) are for other kinds of locks.
+fn offline(requested: Option<bool>) -> Option<FieldError> {
+    (requested == Some(true)).then(|| {
+        FieldError::new(
+            "is_offline_access_code",
+            "Z-Wave locks do not support offline access codes",
+        )
+    })
+}
+
 /// Create an access code. Returns it and the (already successful) action attempt.
 pub(super) fn create(ctx: &Ctx, req: CreateRequest) -> Result<(AccessCode, Value), EngineError> {
     let now = ctx.now();
-    let mut errors = Vec::new();
-    if req.is_offline_access_code == Some(true) {
-        errors.push(FieldError::new(
-            "is_offline_access_code",
-            "Z-Wave locks do not support offline access codes",
-        ));
-    }
+    let mut errors: Vec<FieldError> = offline(req.is_offline_access_code).into_iter().collect();
     if let Some(n) = &req.name {
         if let Err(e) = validate::check_name(n) {
             errors.push(e);
@@ -305,13 +309,8 @@ pub(super) fn update(ctx: &Ctx, req: UpdateRequest) -> Result<(AccessCode, Value
                 id: row.device_id.to_string(),
             })?;
         let before = row.clone();
-        let mut errors = Vec::new();
-        if req.is_offline_access_code == Some(true) {
-            errors.push(FieldError::new(
-                "is_offline_access_code",
-                "Z-Wave locks do not support offline access codes",
-            ));
-        }
+        let mut errors: Vec<FieldError> =
+            offline(req.is_offline_access_code).into_iter().collect();
         if let Some(n) = &req.name {
             if let Some(n) = n {
                 if let Err(e) = validate::check_name(n) {

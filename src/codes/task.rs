@@ -833,29 +833,31 @@ fn settle(
         attempts::succeed(tx, code, &[attempts::DELETE], &json!({}), now)?;
         return Ok(());
     };
-    match action {
-        SlotAction::Set { .. } => {
-            row.settle(&[MutationKind::UpdatingCode, MutationKind::UpdatingTimeFrame]);
-            tx.put_code(&row)?;
-            let result = json!({ "access_code": super::render::render(ctx, tx, &row)? });
-            attempts::succeed(
-                tx,
-                code,
-                &[attempts::CREATE, attempts::UPDATE],
-                &result,
-                now,
-            )?;
-        }
-        SlotAction::Clear { .. } => {
-            // Off the lock and waiting (a window moved later, a one-time code used).
-            row.settle(&[MutationKind::UpdatingCode, MutationKind::UpdatingTimeFrame]);
-            tx.put_code(&row)?;
-            let result = json!({ "access_code": super::render::render(ctx, tx, &row)? });
-            attempts::succeed(tx, code, &[attempts::UPDATE], &result, now)?;
-            attempts::succeed(tx, code, &[attempts::DELETE], &json!({}), now)?;
-        }
-        SlotAction::Probe { .. } => {}
+    let types: &[&str] = match action {
+        SlotAction::Set { .. } => &[attempts::CREATE, attempts::UPDATE],
+        // Off the lock and waiting (a window moved later, a one-time code used).
+        SlotAction::Clear { .. } => &[attempts::UPDATE],
+        SlotAction::Probe { .. } => return Ok(()),
+    };
+    row.settle(&[MutationKind::UpdatingCode, MutationKind::UpdatingTimeFrame]);
+    tx.put_code(&row)?;
+    succeed_with_code(ctx, tx, &row, types, now)?;
+    if matches!(action, SlotAction::Clear { .. }) {
+        attempts::succeed(tx, code, &[attempts::DELETE], &json!({}), now)?;
     }
+    Ok(())
+}
+
+/// The code's pending attempts of `types` succeed, with the code as it now is.
+fn succeed_with_code(
+    ctx: &Ctx,
+    tx: &crate::store::Tx<'_>,
+    row: &crate::store::CodeRow,
+    types: &[&str],
+    now: &chrono::DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let result = json!({ "access_code": super::render::render(ctx, tx, row)? });
+    attempts::succeed(tx, &row.access_code_id, types, &result, now)?;
     Ok(())
 }
 
@@ -885,14 +887,7 @@ fn settle_changes(
             }
             Change::Unslot { code } | Change::OpenedOnLock { code } => {
                 if let Some(row) = tx.code(code)? {
-                    let result = json!({ "access_code": super::render::render(ctx, tx, &row)? });
-                    attempts::succeed(
-                        tx,
-                        code,
-                        &[attempts::CREATE, attempts::UPDATE],
-                        &result,
-                        now,
-                    )?;
+                    succeed_with_code(ctx, tx, &row, &[attempts::CREATE, attempts::UPDATE], now)?;
                 }
             }
             Change::NoSpace { code, slots } => {
