@@ -31,6 +31,9 @@ use uuid::Uuid;
 use crate::cc::code::user_code_checksum;
 use crate::store::{SlotRow, SlotState};
 
+/// Slots read in one go (between two of them the engine may write to the lock).
+const READ_BATCH: usize = 4;
+
 /// How much radio watching may spend.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WatchConfig {
@@ -114,6 +117,16 @@ impl WatchState {
         self.pending.extend(slots);
     }
 
+    /// The next few pending slots: reads go in small batches, so that a write asked for
+    /// meanwhile waits for a batch at most, not for a whole verification.
+    fn take_pending(&mut self) -> Vec<u16> {
+        let batch: Vec<u16> = self.pending.iter().take(READ_BATCH).copied().collect();
+        for s in &batch {
+            self.pending.remove(s);
+        }
+        batch
+    }
+
     /// Read `slots` at `at`, unless the lock reports them before.
     pub fn want_after(&mut self, slots: impl IntoIterator<Item = u16>, at: Instant) {
         for s in slots {
@@ -163,8 +176,7 @@ impl WatchState {
             self.pending.insert(slot);
         }
         if !self.pending.is_empty() {
-            let slots: Vec<u16> = std::mem::take(&mut self.pending).into_iter().collect();
-            return (Some(Read::Slots(slots)), None);
+            return (Some(Read::Slots(self.take_pending())), None);
         }
         if let Some(t) = self.deferred.values().min().copied() {
             return (None, Some(t));
@@ -184,11 +196,12 @@ impl WatchState {
             }
             self.verify = Verify::Done;
             let budget = config.startup_verify_reads as usize;
-            let slots: Vec<u16> = input.managed.iter().take(budget).copied().collect();
+            self.pending
+                .extend(input.managed.iter().take(budget).copied());
             // The round robin goes on where verification stopped.
             self.round_robin = budget.min(input.managed.len());
-            if !slots.is_empty() {
-                return (Some(Read::Slots(slots)), None);
+            if !self.pending.is_empty() {
+                return (Some(Read::Slots(self.take_pending())), None);
             }
         }
         let interval = if input.checksum {
@@ -294,6 +307,13 @@ mod tests {
         let now = Instant::now();
         let (r, _) = w.next(input(&[3, 5, 9], false), &config, now);
         assert_eq!(r, Some(Read::Slots(vec![3, 5])));
+        // (A long verification goes in batches.)
+        let mut many = WatchState::default();
+        let managed: Vec<u16> = (1..=10).collect();
+        let (r, _) = many.next(input(&managed, false), &WatchConfig::default(), now);
+        assert_eq!(r, Some(Read::Slots(vec![1, 2, 3, 4])));
+        let (r, _) = many.next(input(&managed, false), &WatchConfig::default(), now);
+        assert_eq!(r, Some(Read::Slots(vec![5, 6, 7, 8])));
         // Then nothing until the round robin, which goes on with slot 9.
         let (r, due) = w.next(input(&[3, 5, 9], false), &config, now);
         assert_eq!(r, None);
