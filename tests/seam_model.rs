@@ -513,3 +513,52 @@ initial_codes = [{ slot = 1, code = "1111" }, { slot = 2, code = "2222", disable
         "disabled on the lock: there, but it does not open"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_keypad_change_told_with_its_report_costs_no_read() {
+    use zwlock::sim::KeypadAction;
+    const NET: &str = r#"
+[[network]]
+name = "t"
+radio_ms = 20
+
+[[network.lock]]
+node_id = 5
+name = "front"
+user_code_version = 2
+slots = 10
+[network.lock.quirks]
+report_after_notification = true
+"#;
+    let w = World::start(Ground::new(NET), quiet_config(), 1).await;
+    let dev = w.device(5);
+    let id = w.create(5, "4821");
+    w.until("set", Duration::from_secs(60), |w| w.status(&id) == "set")
+        .await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let before = w.commands_received(5).await;
+    w.net
+        .keypad(
+            5,
+            KeypadAction::Program {
+                slot: 7,
+                pin: "7070".into(),
+            },
+        )
+        .await
+        .unwrap();
+    w.until("learnt", Duration::from_secs(60), |w| {
+        w.engine
+            .unmanaged(&dev)
+            .unwrap()
+            .iter()
+            .any(|u| u.slot == 7 && u.code.as_deref() == Some("7070"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(
+        w.commands_received(5).await,
+        before,
+        "the notification and the report said it all: no read"
+    );
+}

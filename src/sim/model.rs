@@ -173,6 +173,10 @@ pub struct Quirks {
     /// Send notifications inside Supervision Get (and expect a Supervision Report back).
     #[serde(default)]
     pub supervised_notifications: bool,
+    /// After the notification of a code added or deleted at the keypad, also send the User
+    /// Code Report of the slot (as many locks do).
+    #[serde(default)]
+    pub report_after_notification: bool,
 }
 
 /// A simulated keypad lock.

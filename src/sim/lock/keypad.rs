@@ -37,8 +37,25 @@ impl Lock {
         self.model.quirks.set_reads_back_available = saved;
         if outcome == Outcome::Accepted {
             out.extend(self.event(access_control::NEW_USER_CODE_ADDED, alarm::CODE_ADDED, slot));
+            out.extend(self.report_after_notification(slot));
         }
         out
+    }
+
+    /// The User Code Report some locks send after a keypad change's notification.
+    fn report_after_notification(&self, slot: u16) -> Option<Vec<u8>> {
+        if !self.model.quirks.report_after_notification {
+            return None;
+        }
+        let (status, code) = self.report(slot);
+        Some(
+            Command::UserCode(UserCodeCommand::Report {
+                user_id: slot.min(255) as u8,
+                user_id_status: status,
+                user_code: CodeBytes::new(code),
+            })
+            .encode(),
+        )
     }
 
     /// Someone deletes the code in `slot` at the keypad.
@@ -52,6 +69,7 @@ impl Lock {
             slot,
         )
         .into_iter()
+        .chain(self.report_after_notification(slot))
         .collect()
     }
 
