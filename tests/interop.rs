@@ -167,11 +167,13 @@ impl AsyncWrite for Tap {
     }
 }
 
-/// Connects to the mock over TCP, through a [`Tap`] (only the first connection is recorded).
+/// Connects to the mock over TCP, through a [`Tap`] (only the first connection is recorded,
+/// unless `record_all`: then a reconnection is recorded too).
 struct TappedTcp {
     url: String,
     log: Capture,
     used: Mutex<bool>,
+    record_all: bool,
 }
 
 impl SimConnector for TappedTcp {
@@ -189,7 +191,7 @@ impl SimConnector for TappedTcp {
             source: e,
         })?;
         let mut used = self.used.lock().unwrap();
-        if *used {
+        if *used && !self.record_all {
             return Ok(Box::new(tcp));
         }
         *used = true;
@@ -215,12 +217,24 @@ fn driver_with_keys(
     interview: bool,
     keys: Option<zwlock::security::keys::NetworkKeys>,
 ) -> Session {
+    driver_tapped(mock, interview, keys, false)
+}
+
+/// A driver on the mock whose every connection is recorded (one started right after another
+/// driver stopped may have to connect twice while the mock lets the old client go).
+fn driver_tapped(
+    mock: &Mock,
+    interview: bool,
+    keys: Option<zwlock::security::keys::NetworkKeys>,
+    record_all: bool,
+) -> Session {
     let capture: Capture = Arc::default();
     let mut config = DriverConfig::new("sim://mock".parse().unwrap());
     config.simulator = Some(Arc::new(TappedTcp {
         url: mock.url(),
         log: capture.clone(),
         used: Mutex::new(false),
+        record_all,
     }));
     config.interview = interview;
     config.keys = keys;
@@ -829,6 +843,12 @@ async fn s2_inclusion_with_the_pin_against_zwave_js() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s2_inclusion_with_a_wrong_pin_against_zwave_js() {
     use zwlock::driver::{DriverError, ErrorClass, SecurityFailure};
+    if let Ok(level) = std::env::var("ZWLOCK_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+            .with_test_writer()
+            .try_init();
+    }
     let mock = Mock::start_with("include.config.cjs");
     let pin = mock_pin(&mock);
     let keys = zwlock::security::keys::NetworkKeys::generate();
@@ -896,7 +916,7 @@ async fn s2_inclusion_with_a_wrong_pin_against_zwave_js() {
 
     // The next start: in the stick's node table, probed, answers under none of our keys.
     s.driver.shutdown().await;
-    let mut again = driver_with_keys(&mock, true, Some(keys));
+    let mut again = driver_tapped(&mock, true, Some(keys), true);
     let DriverEvent::NodeUpdated(info) = again.wait_for("marked after restart", marked).await
     else {
         unreachable!()
@@ -910,9 +930,14 @@ async fn s2_inclusion_with_a_wrong_pin_against_zwave_js() {
             .await
             .map(|_| ()),
     );
-    for capture in [&s.capture, &again.capture] {
+    for (which, capture) in [("inclusion", &s.capture), ("restart", &again.capture)] {
         let to_four = sent_to(capture, 4);
-        assert!(to_four.iter().any(|f| f.first() == Some(&0x9F)));
+        assert!(
+            to_four.iter().any(|f| f.first() == Some(&0x9F)),
+            "{which}: no S2 frame to node 4 among {} frames: {:02x?}",
+            to_four.len(),
+            to_four.iter().map(|f| f.first()).collect::<Vec<_>>()
+        );
         let clear: Vec<_> = to_four.iter().filter(|f| pin_or_door_class(f)).collect();
         assert!(clear.is_empty(), "sent to node 4 in clear: {clear:02x?}");
     }
