@@ -275,14 +275,27 @@ pub fn expected_checksum(slots: &[SlotRow], full_read_done: bool) -> Option<u16>
     if !full_read_done || slots.iter().any(|s| s.state == SlotState::Hidden) {
         return None;
     }
-    let codes: Vec<(u16, Vec<u8>)> = slots
+    use crate::cc::UserIdStatus;
+    // Each code with the status the lock reported (a disabled code counts as disabled).
+    let codes: Vec<(u16, UserIdStatus, Vec<u8>)> = slots
         .iter()
         .filter(|s| s.state == SlotState::Occupied)
-        .filter_map(|s| s.code.as_ref().map(|c| (s.slot, c.as_bytes().to_vec())))
+        .filter_map(|s| {
+            let status = if s.disabled {
+                UserIdStatus::Disabled
+            } else {
+                UserIdStatus::Enabled
+            };
+            s.code
+                .as_ref()
+                .map(|c| (s.slot, status, c.as_bytes().to_vec()))
+        })
         .collect();
-    Some(user_code_checksum(codes.iter().map(|(slot, code)| {
-        (*slot, crate::cc::UserIdStatus::Enabled, code.as_slice())
-    })))
+    Some(user_code_checksum(
+        codes
+            .iter()
+            .map(|(slot, st, code)| (*slot, *st, code.as_slice())),
+    ))
 }
 
 #[cfg(test)]
@@ -342,6 +355,29 @@ mod tests {
         // A later poll with the same answer and no table: unchanged.
         assert!(!w.on_checksum(0x1234, None));
         assert!(w.on_checksum(0x9999, None));
+    }
+
+    #[test]
+    fn a_disabled_code_counts_as_disabled_in_the_checksum() {
+        use crate::cc::UserIdStatus;
+        let row = |slot: u16, code: &str, disabled: bool| SlotRow {
+            device_id: Uuid::nil(),
+            slot,
+            state: SlotState::Occupied,
+            code: Some(code.into()),
+            unmanaged_id: Uuid::nil(),
+            reported_at: chrono::Utc::now(),
+            disabled,
+        };
+        let slots = [row(1, "1234", false), row(7, "24680", true)];
+        let lock = user_code_checksum(
+            [
+                (1, UserIdStatus::Enabled, &b"1234"[..]),
+                (7, UserIdStatus::Disabled, &b"24680"[..]),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(expected_checksum(&slots, true), Some(lock));
     }
 
     #[test]
