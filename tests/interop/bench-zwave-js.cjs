@@ -97,7 +97,14 @@ async function main() {
 		mark("get:end", { ok: !!g });
 		await sleep(1000);
 
-		// A keypad change told by a notification and the slot's report.
+		// A keypad change told by a notification and the slot's report (not under S2: the
+		// mock tells it in clear).
+		if (process.env.ZJS_KEYPAD === "0") {
+			mark("destroy");
+			await driver.destroy();
+			process.disconnect?.();
+			return;
+		}
 		events.length = 0;
 		mark("keypad:start");
 		await get(`http://127.0.0.1:${process.env.ZJS_CONTROL}/keypad-set?node=2&user=14&code=5791&status=1&notify=both`);
