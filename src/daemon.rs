@@ -1,5 +1,6 @@
 //! `zwlock daemon`: the store, the driver, the engine and the API, and one loop over signals
-//! and status reports to systemd, beside a task that feeds systemd's watchdog.
+//! and status reports to systemd, beside a task that feeds systemd's watchdog. The driver's
+//! lock-model cache is the store's `lock_models` table ([`StoreModels`]).
 //!
 //! The watchdog rule: it is fed only after the engine answered (its store is not wedged, the
 //! driver actor replies) and a ping went from the engine through the driver to the stick and
@@ -22,11 +23,13 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::api::{Api, ListenConfig};
 use crate::codes::{Engine, SystemClock};
 use crate::config::Config;
+use crate::driver::node::{NotificationSupport, UserCodeSupport};
 use crate::driver::{Driver, DriverConfig};
+use crate::driver::{ModelCache, ModelFacts, ModelKey};
 use crate::logging::LogLevel;
 use crate::service::Notifier;
 use crate::sim::Simulator;
-use crate::store::Store;
+use crate::store::{ModelKeyRow, ModelRow, Notifications, Store};
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +115,9 @@ pub async fn run(config: Config, config_path: PathBuf, log: LogLevel) -> Result<
         tracing::info!(path = %keys_path.display(), "new network keys generated");
     }
     driver_config.keys = Some(keys);
+    // Its own connection to the same file (WAL): the driver's interviews read and write lock
+    // models beside the engine's transactions.
+    driver_config.model_cache = Some(Arc::new(StoreModels::open(&config.store.path)?));
     let tcp = match (&config.api.tcp_listen, &config.api.token_file) {
         (Some(addr), Some(token)) => Some((
             addr.parse()
@@ -244,6 +250,78 @@ async fn feed_watchdog(engine: Engine, notifier: Notifier, interval: Duration) {
             }
         }
         tokio::time::sleep(pause).await;
+    }
+}
+
+/// The driver's lock-model cache ([`crate::driver::model`]), kept in the store's
+/// `lock_models` table. A store error is logged and taken as a miss (the interview then asks
+/// the lock) or as nothing kept (the next lock of the model asks again).
+pub struct StoreModels(std::sync::Mutex<Store>);
+
+impl StoreModels {
+    pub fn open(path: &std::path::Path) -> Result<StoreModels, crate::store::StoreError> {
+        Ok(StoreModels(std::sync::Mutex::new(Store::open(path)?)))
+    }
+
+    fn row_key(key: &ModelKey) -> ModelKeyRow {
+        ModelKeyRow {
+            manufacturer_id: key.manufacturer_id,
+            product_type: key.product_type,
+            product_id: key.product_id,
+            firmware: key.firmware.clone(),
+            command_classes: key.command_classes.clone(),
+        }
+    }
+}
+
+impl ModelCache for StoreModels {
+    fn get(&self, key: &ModelKey) -> Option<ModelFacts> {
+        let store = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match Store::lock_model(store.conn(), &StoreModels::row_key(key)) {
+            Ok(row) => row.map(|r| ModelFacts {
+                versions: r.versions,
+                user_code: UserCodeSupport {
+                    version: r.user_code_version,
+                    slots: r.slots,
+                    checksum: r.supports_checksum,
+                    bulk_reports: r.supports_bulk_reports,
+                    characters: r.code_characters,
+                    admin_code: r.supports_admin_code,
+                },
+                notification: match r.notifications {
+                    Notifications::AccessControl => NotificationSupport::AccessControl,
+                    Notifications::LegacyAlarm => NotificationSupport::LegacyAlarm,
+                    Notifications::None => NotificationSupport::None,
+                },
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "lock models: cannot read; the lock is asked");
+                None
+            }
+        }
+    }
+
+    fn put(&self, key: ModelKey, facts: ModelFacts) {
+        let row = ModelRow {
+            key: StoreModels::row_key(&key),
+            user_code_version: facts.user_code.version,
+            slots: facts.user_code.slots,
+            supports_checksum: facts.user_code.checksum,
+            supports_bulk_reports: facts.user_code.bulk_reports,
+            code_characters: facts.user_code.characters,
+            supports_admin_code: facts.user_code.admin_code,
+            notifications: match facts.notification {
+                NotificationSupport::AccessControl => Notifications::AccessControl,
+                NotificationSupport::LegacyAlarm => Notifications::LegacyAlarm,
+                NotificationSupport::None => Notifications::None,
+            },
+            versions: facts.versions,
+            learnt_at: chrono::Utc::now(),
+        };
+        let store = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = Store::put_lock_model(store.conn(), &row) {
+            tracing::warn!(error = %e, "lock models: cannot keep what the interview learnt");
+        }
     }
 }
 

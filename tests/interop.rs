@@ -217,7 +217,7 @@ fn driver_with_keys(
     interview: bool,
     keys: Option<zwlock::security::keys::NetworkKeys>,
 ) -> Session {
-    driver_tapped(mock, interview, keys, false)
+    driver_with(mock, interview, keys, None, false)
 }
 
 /// A driver on the mock whose every connection is recorded (one started right after another
@@ -226,6 +226,16 @@ fn driver_tapped(
     mock: &Mock,
     interview: bool,
     keys: Option<zwlock::security::keys::NetworkKeys>,
+    record_all: bool,
+) -> Session {
+    driver_with(mock, interview, keys, None, record_all)
+}
+
+fn driver_with(
+    mock: &Mock,
+    interview: bool,
+    keys: Option<zwlock::security::keys::NetworkKeys>,
+    models: Option<Arc<dyn zwlock::driver::ModelCache>>,
     record_all: bool,
 ) -> Session {
     let capture: Capture = Arc::default();
@@ -238,6 +248,7 @@ fn driver_tapped(
     }));
     config.interview = interview;
     config.keys = keys;
+    config.model_cache = models;
     let (driver, events) = Driver::spawn(config);
     Session {
         driver,
@@ -1220,4 +1231,59 @@ async fn twenty_locks_first_start_against_zwave_js_never_overlaps() {
             "node {n}"
         );
     }
+}
+
+/// The first interview against the zwave-js mock asks what zwlock uses, and a lock model once:
+/// of twenty locks of one model (Version, Manufacturer Specific, User Code v1), one is asked
+/// Manufacturer Specific, the User Code version and Users Number, the nineteen others only
+/// Manufacturer Specific. The model is kept in the store (the daemon's cache), and a driver
+/// started again on it asks every lock only that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_locks_of_one_model_are_asked_it_once_against_zwave_js() {
+    let mock = Mock::start_with("many-locks.config.cjs");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("zwlock.db");
+    let interviewed = |s: &Session| {
+        let d = s.driver.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                let nodes = d.nodes().await.unwrap();
+                let done: Vec<&NodeInfo> = nodes.iter().filter(|i| i.interviewed).collect();
+                if done.len() == 20 {
+                    for i in &done {
+                        let uc = i.user_code.as_ref().expect("User Code learnt");
+                        assert_eq!((uc.version, uc.slots), (1, 30), "node {}", i.node_id);
+                    }
+                    return d.stats().await.unwrap().send_data;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{} of 20 interviewed",
+                    done.len()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let cache = || -> Arc<dyn zwlock::driver::ModelCache> {
+        Arc::new(zwlock::daemon::StoreModels::open(&db).unwrap())
+    };
+    let s = driver_with(&mock, true, None, Some(cache()), false);
+    assert_eq!(
+        interviewed(&s).await,
+        3 + 19,
+        "SendData of twenty interviews"
+    );
+    s.driver.shutdown().await;
+    // Started again with nothing of the nodes, only the models.
+    let s = driver_with(&mock, true, None, Some(cache()), false);
+    assert_eq!(
+        interviewed(&s).await,
+        20,
+        "one Manufacturer Specific Get each"
+    );
+    s.driver.shutdown().await;
+    let refused = mock.control("/refusals")["refused"].as_u64().unwrap();
+    assert_eq!(refused, 0);
 }

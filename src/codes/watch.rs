@@ -370,13 +370,10 @@ mod tests {
             disabled,
         };
         let slots = [row(1, "1234", false), row(7, "24680", true)];
-        let lock = user_code_checksum(
-            [
-                (1, UserIdStatus::Enabled, &b"1234"[..]),
-                (7, UserIdStatus::Disabled, &b"24680"[..]),
-            ]
-            .into_iter(),
-        );
+        let lock = user_code_checksum([
+            (1, UserIdStatus::Enabled, &b"1234"[..]),
+            (7, UserIdStatus::Disabled, &b"24680"[..]),
+        ]);
         assert_eq!(expected_checksum(&slots, true), Some(lock));
     }
 

@@ -2,31 +2,25 @@
 //! known) are skipped, so an interview cut short by a silent lock resumes where it stopped.
 //! Security comes first: the class the node was granted and its secure command list, so the
 //! rest of the interview reads the classes a secure lock lists only under security.
+//!
+//! Then the manufacturer and product ids, which name the lock's model: what a model can do
+//! (versions, User Code capabilities, notifications) comes from the [`model`] cache when an
+//! earlier lock of it was interviewed, and is learnt and kept otherwise. Only the versions
+//! zwlock uses are asked ([`model::version_wanted`]: User Code and Notification); the lock's
+//! battery and bolt are asked of every lock. A v1 lock takes six Gets (Manufacturer
+//! Specific, two Version Command Class Gets, Users Number, Battery, Door Lock Operation), a v2
+//! lock one more (User Code Capabilities), and a lock whose model is known three
+//! (Manufacturer Specific, Battery, Door Lock Operation).
 
+use super::model;
 use super::node::{Manufacturer, NodeInfo, SecurityFailure};
 use super::{DriverError, DriverHandle, Priority};
 use crate::cc::{
-    battery, door_lock, manufacturer_specific, notification, schedule_entry_lock, security0,
-    security2, supervision, time_parameters, user_code, version, wake_up, BatteryCommand, Command,
-    DoorLockCommand, ManufacturerSpecificCommand, UserCodeCommand, VersionCommand,
+    battery, door_lock, manufacturer_specific, security0, security2, user_code, version,
+    BatteryCommand, Command, DoorLockCommand, ManufacturerSpecificCommand, UserCodeCommand,
+    VersionCommand,
 };
 use crate::security::SecurityClass;
-
-/// The classes whose version matters to zwlock.
-const INTERESTING: [u8; 12] = [
-    user_code::ID,
-    notification::ID,
-    door_lock::ID,
-    battery::ID,
-    version::ID,
-    manufacturer_specific::ID,
-    supervision::ID,
-    schedule_entry_lock::ID,
-    time_parameters::ID,
-    wake_up::ID,
-    security0::ID,
-    security2::ID,
-];
 
 /// Interview `info.node_id`, continuing from what `info` already holds. Returns what is known
 /// afterwards and, when a step failed, why.
@@ -48,30 +42,6 @@ async fn steps(driver: &DriverHandle, info: &mut NodeInfo) -> Result<(), DriverE
         info.command_classes = Some(nif.supported());
     }
     security(driver, info).await?;
-    let has_version = info.supports(version::ID);
-    for cc in INTERESTING {
-        if !info.supports(cc) || info.versions.contains_key(&cc) {
-            continue;
-        }
-        let v = if has_version {
-            match driver
-                .get(
-                    node,
-                    Command::Version(VersionCommand::CommandClassGet {
-                        requested_class: cc,
-                    }),
-                    p,
-                )
-                .await?
-            {
-                Command::Version(VersionCommand::CommandClassReport { version, .. }) => version,
-                _ => 1,
-            }
-        } else {
-            1
-        };
-        info.versions.insert(cc, v);
-    }
     if info.manufacturer.is_none() && info.supports(manufacturer_specific::ID) {
         if let Command::ManufacturerSpecific(ManufacturerSpecificCommand::Report {
             manufacturer_id,
@@ -91,6 +61,48 @@ async fn steps(driver: &DriverHandle, info: &mut NodeInfo) -> Result<(), DriverE
                 product_id,
             });
         }
+    }
+    // What the lock's model can do: from an earlier lock of it, or learnt here and kept for
+    // the next (an interview cut short drops `learning`, and the next lock learns it).
+    let mut learning = None;
+    if let (Some(models), Some(key)) = (driver.models(), model::key_of(info)) {
+        if model::facts_of(info).is_none() {
+            match models.lookup(&key).await {
+                model::Lookup::Known(facts) => {
+                    tracing::debug!(%node, ?key, "model known: its versions and capabilities are not asked");
+                    model::apply(info, &facts);
+                }
+                model::Lookup::Learn(l) => learning = Some(l),
+            }
+        }
+    }
+    let has_version = info.supports(version::ID);
+    let wanted: Vec<u8> = info
+        .command_classes
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|cc| model::version_wanted(*cc) && !info.versions.contains_key(cc))
+        .collect();
+    for cc in wanted {
+        let v = if has_version {
+            match driver
+                .get(
+                    node,
+                    Command::Version(VersionCommand::CommandClassGet {
+                        requested_class: cc,
+                    }),
+                    p,
+                )
+                .await?
+            {
+                Command::Version(VersionCommand::CommandClassReport { version, .. }) => version,
+                _ => 1,
+            }
+        } else {
+            1
+        };
+        info.versions.insert(cc, v);
     }
     if info.user_code.is_none() && info.supports(user_code::ID) {
         let users = driver
@@ -116,6 +128,11 @@ async fn steps(driver: &DriverHandle, info: &mut NodeInfo) -> Result<(), DriverE
     if info.notification.is_none() {
         info.derive_notification();
     }
+    if let (Some(l), Some(facts)) = (learning, model::facts_of(info)) {
+        tracing::debug!(%node, "model learnt");
+        l.done(facts);
+    }
+    // The lock's own state, asked of every lock.
     if info.battery_level.is_none() && info.supports(battery::ID) {
         if let Command::Battery(b) = driver
             .get(node, Command::Battery(BatteryCommand::Get), p)

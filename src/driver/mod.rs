@@ -18,6 +18,7 @@ pub mod dump;
 mod error;
 pub mod guard;
 pub mod interview;
+pub mod model;
 pub mod node;
 pub mod recovery;
 mod secure;
@@ -31,6 +32,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 pub use error::{DriverError, ErrorClass, LearnFailure, NotConnected};
+pub use model::{ModelCache, ModelFacts, ModelKey};
 pub use node::{NodeInfo, Reachability, SecurityFailure, UserCodeSupport};
 pub use recovery::feeds_watchdog;
 pub use startup::{ControllerInfo, StartupConfig};
@@ -81,6 +83,9 @@ pub struct DriverConfig {
     pub reopen_attempts: u32,
     /// The network keys (S0, S2); without them secure nodes cannot be spoken to.
     pub keys: Option<crate::security::keys::NetworkKeys>,
+    /// What lock models can do, learnt by earlier interviews ([`model`]): the interview of a
+    /// lock whose model is in it asks only what is the lock's own.
+    pub model_cache: Option<Arc<dyn ModelCache>>,
 }
 
 impl DriverConfig {
@@ -109,6 +114,7 @@ impl DriverConfig {
             stuck_after: 5,
             reopen_attempts: 3,
             keys: None,
+            model_cache: None,
         }
     }
 }
@@ -299,6 +305,7 @@ pub(crate) enum Kind {
 pub struct DriverHandle {
     commands: mpsc::Sender<DriverCommand>,
     s2_classes: Vec<crate::security::SecurityClass>,
+    models: Option<Arc<model::Models>>,
 }
 
 impl std::fmt::Debug for DriverHandle {
@@ -404,6 +411,11 @@ impl DriverHandle {
     pub async fn remove_failed(&self, node: NodeId) -> Result<NodeId, DriverError> {
         self.ask(|reply| DriverCommand::RemoveFailed { node, reply })
             .await?
+    }
+
+    /// The model cache and the models being learnt, when the driver has a cache.
+    pub(crate) fn models(&self) -> Option<&Arc<model::Models>> {
+        self.models.as_ref()
     }
 
     /// The S2 classes the driver holds keys for, highest first (empty without keys).
@@ -546,6 +558,7 @@ impl Driver {
         let handle = DriverHandle {
             commands: cmd_tx,
             s2_classes,
+            models: config.model_cache.clone().map(model::Models::new),
         };
         tokio::spawn(actor::run(config, handle.clone(), cmd_rx, ev_tx));
         (handle, ev_rx)

@@ -14,6 +14,7 @@
 //! that turn a lock's notifications into events.
 
 pub mod alarms;
+pub mod proof;
 pub mod schedule;
 pub mod zwave;
 

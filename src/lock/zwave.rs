@@ -5,7 +5,8 @@
 //! * a slot above 255 is written and read with the Extended User Code commands (v2), others
 //!   with plain Set / Get;
 //! * a whole-lock read pages Extended User Code Get with "report more" on locks that send
-//!   several codes per report, and reads slot by slot elsewhere;
+//!   several codes per report, and reads slot by slot elsewhere; on a lock with a checksum it
+//!   asks the checksum first and stops once the codes read explain it ([`super::proof`]);
 //! * a write the lock supervises is confirmed by its Supervision Report; one it cannot
 //!   supervise is read back: the same PIN is confirmed, an occupied slot whose code the lock
 //!   hides is done-but-unverified, anything else is a refusal of a kind;
@@ -20,6 +21,7 @@ use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 
 use super::alarms::{self, LockEvent};
+use super::proof::{ChecksumRead, Step};
 use super::schedule;
 use super::{
     LockCaps, LockInfo, LockPort, Notifications, Outcome, Page, PortError, PortEvent, Refusal,
@@ -38,6 +40,8 @@ use crate::serialapi::NodeId;
 /// The port over a running driver.
 pub struct ZwavePort {
     driver: DriverHandle,
+    /// Whole-lock reads under way that the checksum may cut short, by node.
+    proofs: Mutex<HashMap<u16, ChecksumRead>>,
 }
 
 impl ZwavePort {
@@ -48,7 +52,13 @@ impl ZwavePort {
     ) -> (Arc<ZwavePort>, mpsc::Receiver<PortEvent>) {
         let (tx, rx) = mpsc::channel(1024);
         tokio::spawn(translate(events, tx));
-        (Arc::new(ZwavePort { driver }), rx)
+        (
+            Arc::new(ZwavePort {
+                driver,
+                proofs: Mutex::new(HashMap::new()),
+            }),
+            rx,
+        )
     }
 
     /// The driver behind the port (network management and the watchdog's round trip).
@@ -115,6 +125,33 @@ fn content(status: UserIdStatus, code: &CodeBytes) -> SlotContent {
     }
 }
 
+/// Every slot a User Code report tells of, as the lock put it (for the checksum).
+fn entries(report: &Command) -> Vec<(u16, UserIdStatus, &CodeBytes)> {
+    match report {
+        Command::UserCode(UserCodeCommand::Report {
+            user_id,
+            user_id_status,
+            user_code,
+        }) => vec![(u16::from(*user_id), *user_id_status, user_code)],
+        Command::UserCode(UserCodeCommand::ExtendedUserCodeReport { entries, .. }) => entries
+            .iter()
+            .map(|e| (e.user_id, e.user_id_status, &e.user_code))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Slots `from..=last`, empty.
+fn empty_from(from: u16, last: u16) -> Vec<SlotReading> {
+    (from..=last)
+        .map(|slot| SlotReading {
+            slot,
+            content: SlotContent::Empty,
+            disabled: false,
+        })
+        .collect()
+}
+
 /// Every slot a User Code report tells of.
 pub fn readings(report: &Command) -> Vec<SlotReading> {
     match report {
@@ -147,6 +184,42 @@ fn refusal(s: SupervisionStatus) -> Refusal {
 }
 
 impl ZwavePort {
+    /// The lock's User Code checksum (`None` when it has none).
+    async fn lock_checksum(&self, lock: &LockCaps) -> Result<Option<u16>, PortError> {
+        if !(lock.checksum && lock.user_code_version >= 2) {
+            return Ok(None);
+        }
+        match self
+            .driver
+            .get(
+                NodeId(lock.node),
+                Command::UserCode(UserCodeCommand::UserCodeChecksumGet),
+                Priority::Background,
+            )
+            .await
+        {
+            Ok(Command::UserCode(UserCodeCommand::UserCodeChecksumReport { checksum })) => {
+                Ok(Some(checksum))
+            }
+            Ok(_) => Ok(None),
+            Err(e) => Err(PortError::new("reading the checksum", e)),
+        }
+    }
+
+    fn set_proof(&self, node: u16, proof: Option<ChecksumRead>) {
+        let mut proofs = self.proofs.lock().unwrap_or_else(|e| e.into_inner());
+        match proof {
+            Some(p) => proofs.insert(node, p),
+            None => proofs.remove(&node),
+        };
+    }
+
+    /// The read under way on `node`, when the page at `from` goes on with it.
+    fn take_proof(&self, node: u16, from: u16) -> Option<ChecksumRead> {
+        let mut proofs = self.proofs.lock().unwrap_or_else(|e| e.into_inner());
+        proofs.remove(&node).filter(|p| p.continues_at(from))
+    }
+
     async fn read(&self, lock: &LockCaps, slot: u16) -> Result<SlotReading, PortError> {
         let report = self
             .driver
@@ -273,6 +346,24 @@ impl LockPort for ZwavePort {
         from: u16,
     ) -> BoxFuture<'a, Result<Page, PortError>> {
         Box::pin(async move {
+            // A whole-lock read of a lock with a checksum asks for it first ([`super::proof`]).
+            let provable = lock.checksum && lock.user_code_version >= 2;
+            if provable && from == 1 {
+                let proof = match self.lock_checksum(lock).await? {
+                    Some(cs) => match ChecksumRead::start(cs) {
+                        Some(p) => Some(p),
+                        None => {
+                            tracing::debug!(node = lock.node, "checksum 0: every slot is empty");
+                            return Ok(Page {
+                                readings: empty_from(1, lock.slots),
+                                next: None,
+                            });
+                        }
+                    },
+                    None => None,
+                };
+                self.set_proof(lock.node, proof);
+            }
             let bulk = lock.user_code_version >= 2 && lock.bulk_reports;
             let cmd = if bulk {
                 Command::UserCode(UserCodeCommand::ExtendedUserCodeGet {
@@ -295,34 +386,38 @@ impl LockPort for ZwavePort {
             };
             let count = lock.slots.max(1);
             let done = next == 0 || next > count || next <= from;
-            Ok(Page {
-                readings: readings(&report),
-                next: (!done).then_some(next),
-            })
+            let next = (!done).then_some(next);
+            let mut readings = readings(&report);
+            let step = self.take_proof(lock.node, from).map(|mut proof| {
+                let step = proof.page(&entries(&report), next);
+                (proof, step)
+            });
+            match step {
+                Some((proof, Step::Continue(n))) => {
+                    if n.is_some() {
+                        self.set_proof(lock.node, Some(proof));
+                    }
+                    Ok(Page { readings, next })
+                }
+                Some((_, Step::RestEmpty { from: rest })) => {
+                    tracing::debug!(
+                        node = lock.node,
+                        from = rest,
+                        "the codes read explain the checksum: the other slots are empty"
+                    );
+                    readings.extend(empty_from(rest, lock.slots));
+                    Ok(Page {
+                        readings,
+                        next: None,
+                    })
+                }
+                Some((_, Step::GiveUp(_))) | None => Ok(Page { readings, next }),
+            }
         })
     }
 
     fn checksum<'a>(&'a self, lock: &'a LockCaps) -> BoxFuture<'a, Result<Option<u16>, PortError>> {
-        Box::pin(async move {
-            if !(lock.checksum && lock.user_code_version >= 2) {
-                return Ok(None);
-            }
-            match self
-                .driver
-                .get(
-                    NodeId(lock.node),
-                    Command::UserCode(UserCodeCommand::UserCodeChecksumGet),
-                    Priority::Background,
-                )
-                .await
-            {
-                Ok(Command::UserCode(UserCodeCommand::UserCodeChecksumReport { checksum })) => {
-                    Ok(Some(checksum))
-                }
-                Ok(_) => Ok(None),
-                Err(e) => Err(PortError::new("reading the checksum", e)),
-            }
-        })
+        Box::pin(self.lock_checksum(lock))
     }
 
     fn set_bolt<'a>(&'a self, lock: &'a LockCaps, locked: bool) -> BoxFuture<'a, Outcome<Written>> {

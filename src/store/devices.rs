@@ -21,7 +21,7 @@ pub enum Notifications {
 }
 
 impl Notifications {
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Notifications::AccessControl => "access_control",
             Notifications::LegacyAlarm => "legacy_alarm",
@@ -29,7 +29,7 @@ impl Notifications {
         }
     }
 
-    fn parse(s: &str) -> Result<Self, StoreError> {
+    pub(super) fn parse(s: &str) -> Result<Self, StoreError> {
         Ok(match s {
             "access_control" => Notifications::AccessControl,
             "legacy_alarm" => Notifications::LegacyAlarm,

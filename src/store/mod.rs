@@ -1,5 +1,5 @@
-//! The SQLite store: devices, slots, access codes, their errors and warnings, events and
-//! action attempts. Knows nothing of the radio.
+//! The SQLite store: devices, slots, access codes, their errors and warnings, events, action
+//! attempts, and what each lock model can do ([`ModelRow`]). Knows nothing of the radio.
 //!
 //! One file, WAL mode, `synchronous=FULL` (a committed transition survives power loss),
 //! foreign keys on, mode 0600, a versioned schema migrated at open. A schema newer than this
@@ -9,6 +9,7 @@ mod attempts;
 mod codes;
 mod devices;
 mod events;
+mod models;
 mod repo;
 mod schema;
 mod slots;
@@ -24,6 +25,7 @@ pub use codes::{
 };
 pub use devices::{DeviceFacts, DeviceRow, LockFacts, Notifications, SecurityProblem};
 pub use events::{EventFilter, EventRow};
+pub use models::{ModelKeyRow, ModelRow};
 pub use repo::{Repo, Tx};
 pub use schema::SCHEMA_VERSION;
 pub use slots::{SlotRow, SlotState};

@@ -163,6 +163,30 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE access_code_issues ADD COLUMN details TEXT;
     ALTER TABLE access_code_issues ADD COLUMN expires_at TEXT;
     "#,
+    // 3: what a lock model can do (command class versions, User Code capabilities,
+    // notifications), learnt once per model and reused by the interview of every other lock
+    // of the same model. Keyed by the model's ids, its firmware when known ('' otherwise) and
+    // the command classes it lists.
+    r#"
+    CREATE TABLE lock_models (
+        manufacturer_id    INTEGER NOT NULL,
+        product_type       INTEGER NOT NULL,
+        product_id         INTEGER NOT NULL,
+        firmware           TEXT NOT NULL DEFAULT '',
+        command_classes    TEXT NOT NULL,
+        user_code_version  INTEGER NOT NULL CHECK (user_code_version BETWEEN 1 AND 255),
+        slots              INTEGER NOT NULL CHECK (slots BETWEEN 0 AND 65535),
+        supports_checksum  INTEGER NOT NULL DEFAULT 0,
+        supports_bulk_reports INTEGER NOT NULL DEFAULT 0,
+        code_characters    TEXT NOT NULL,
+        supports_admin_code INTEGER NOT NULL DEFAULT 0,
+        notifications      TEXT NOT NULL
+            CHECK (notifications IN ('access_control', 'legacy_alarm', 'none')),
+        versions           TEXT NOT NULL DEFAULT '{}',
+        learnt_at          TEXT NOT NULL,
+        PRIMARY KEY (manufacturer_id, product_type, product_id, firmware, command_classes)
+    );
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -93,6 +93,16 @@ pub struct World {
 impl World {
     /// Start engine and driver on `ground`; returns once `locks` locks are known.
     pub async fn start(ground: Ground, config: EngineConfig, locks: usize) -> World {
+        World::start_with(ground, config, locks, |_| {}).await
+    }
+
+    /// [`World::start`], with the driver's configuration changed by `tweak` first.
+    pub async fn start_with(
+        ground: Ground,
+        config: EngineConfig,
+        locks: usize,
+        tweak: impl FnOnce(&mut DriverConfig),
+    ) -> World {
         let Ground {
             sim,
             net,
@@ -104,6 +114,7 @@ impl World {
         let mut dc = DriverConfig::new("sim://t".parse().unwrap());
         dc.simulator = Some(Arc::new(sim.clone()));
         dc.keys = keys.clone();
+        tweak(&mut dc);
         let (driver, driver_events) = Driver::spawn(dc);
         let engine = Engine::start(
             store,
@@ -166,6 +177,11 @@ impl World {
             dir,
             keys,
         }
+    }
+
+    /// The database file the engine works on.
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("zwlock.db")
     }
 
     pub fn device(&self, node: u16) -> Uuid {
