@@ -3,10 +3,12 @@
 //! The socket file belongs to the daemon: created with the configured mode, a stale one (no
 //! process answers on it) replaced, and removed at shutdown. An optional loopback TCP listener
 //! serves clients that cannot reach a Unix socket; it requires `Authorization: Bearer <token>`.
-//! Each request is logged with the peer's uid and gid (never with its parameters: they may
-//! hold a PIN).
+//! Each request is logged with the peer's uid and gid and its `seam-request-id` (a UUID,
+//! also sent back on every response), never with its parameters: they may hold a PIN.
 
 pub mod error;
+pub mod fields;
+pub mod paging;
 pub mod params;
 mod routes;
 mod stream;
@@ -22,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 pub use error::ApiError;
 
@@ -30,6 +32,9 @@ use crate::codes::Engine;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
+
+/// The response header that names each request (as Seam's API sends it).
+pub const REQUEST_ID: &str = "seam-request-id";
 
 /// The OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -41,17 +46,15 @@ pub struct Request {
     pub query: Option<String>,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The parameters (query string or JSON body, by method), checked against the route's
+    /// list ([`fields`]).
+    pub params: Map<String, Value>,
 }
 
 impl Request {
-    /// The request's parameters (query string or JSON body, by method).
+    /// The request's parameters as `T`.
     pub fn params<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        params::parse(
-            &self.method,
-            self.query.as_deref(),
-            &self.headers,
-            &self.body,
-        )
+        params::from_object(self.params.clone())
     }
 }
 
@@ -183,8 +186,14 @@ async fn dispatch(
 ) -> Response {
     let path = uri.path().to_string();
     let started = std::time::Instant::now();
-    let response = answer(&state, method.clone(), &uri, headers, body).await;
+    // Seam's API names every answer with a request id; clients put it in their errors.
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let mut response = answer(&state, method.clone(), &uri, headers, body).await;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, v);
+    }
     tracing::info!(
+        %request_id,
         peer = %peer.0,
         %method,
         %path,
@@ -248,12 +257,24 @@ async fn answer(
             .into_response()
         }
     };
+    let mut params = match params::to_object(&method, uri.query(), &headers, &body) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = fields::check(
+        fields::params_of(path),
+        &mut params,
+        params::in_query(&method),
+    ) {
+        return e.into_response();
+    }
     let req = Request {
         method,
         path: path.to_string(),
         query: uri.query().map(str::to_string),
         headers,
         body,
+        params,
     };
     let engine = state.engine.clone();
     // Handlers touch SQLite: run them off the async workers, and never let one take the daemon down.
