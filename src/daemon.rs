@@ -129,6 +129,7 @@ pub async fn run(config: Config, config_path: PathBuf, log: LogLevel) -> Result<
         socket: config.api.socket.clone(),
         socket_mode: config.socket_mode().unwrap_or(0o660),
         tcp,
+        limits: Default::default(),
     })
     .await?;
 

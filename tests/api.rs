@@ -77,6 +77,7 @@ impl Daemon {
                     socket: sock,
                     socket_mode: 0o660,
                     tcp: None,
+                    limits: Default::default(),
                 };
                 tweak(&mut lc);
                 let api = Api::bind(&lc).await.unwrap();
@@ -668,6 +669,7 @@ fn socket_mode_stale_socket_and_strangers() {
             socket: stale.clone(),
             socket_mode: 0o600,
             tcp: None,
+            limits: Default::default(),
         };
         let api = Api::bind(&cfg).await.unwrap();
         // A second daemon on a live socket is refused.
@@ -681,6 +683,7 @@ fn socket_mode_stale_socket_and_strangers() {
             socket: file.clone(),
             socket_mode: 0o600,
             tcp: None,
+            limits: Default::default(),
         })
         .await
         .err()
@@ -692,6 +695,7 @@ fn socket_mode_stale_socket_and_strangers() {
             socket: dir.join("x.sock"),
             socket_mode: 0o600,
             tcp: Some(("0.0.0.0:0".parse().unwrap(), "t".repeat(20))),
+            limits: Default::default(),
         })
         .await
         .err()
@@ -882,12 +886,6 @@ fn strict_input_names_every_field_and_creates_nothing() {
         .as_str()
         .unwrap()
         .to_string();
-    let r = d.call(
-        "DELETE",
-        &format!("/access_codes/delete?access_code_id={id}&sync=false&_strict=true"),
-        None,
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
     // update: device_id must be the code's own lock.
     let r = d.call(
         "PATCH",
@@ -895,6 +893,12 @@ fn strict_input_names_every_field_and_creates_nothing() {
         Some(json!({ "access_code_id": id, "device_id": d.device(6), "name": "x" })),
     );
     assert_eq!(invalid_fields(&r), ["device_id"]);
+    let r = d.call(
+        "DELETE",
+        &format!("/access_codes/delete?access_code_id={id}&sync=false&_strict=true"),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
 }
 
 #[test]
@@ -1101,4 +1105,111 @@ fn every_answer_carries_a_seam_request_id() {
         uuid::Uuid::parse_str(id).unwrap();
         assert!(ids.insert(id.to_string()), "request id {id} used twice");
     }
+}
+
+fn post_with_key(socket: &std::path::Path, key: &str, body: &Value) -> String {
+    let body = body.to_string();
+    raw_http(
+        socket,
+        &format!(
+            "POST /access_codes/create HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nIdempotency-Key: {key}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+fn body_of(answer: &str) -> Value {
+    serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap()
+}
+
+#[test]
+fn a_retried_create_with_an_idempotency_key_gets_the_first_answer() {
+    let d = Daemon::start();
+    let dev = d.device(5);
+    let req = json!({ "device_id": dev, "name": "Guest 7" });
+    let first = post_with_key(&d.socket, "retry-7f3a", &req);
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    let code = body_of(&first)["access_code"].clone();
+    // The reply was lost; the client sends the same request again.
+    let again = post_with_key(&d.socket, "retry-7f3a", &req);
+    assert!(again.starts_with("HTTP/1.1 200"), "{again}");
+    assert_eq!(header(&again, "idempotent-replayed"), Some("true"));
+    assert_eq!(body_of(&again)["access_code"], code);
+    assert_ne!(
+        header(&again, "seam-request-id"),
+        header(&first, "seam-request-id")
+    );
+    let listed = |d: &Daemon| {
+        d.get(&format!("/access_codes/list?device_id={dev}")).body["access_codes"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(listed(&d), 1, "the retry created a second code");
+    // The same key for another request is refused, naming the header.
+    let other = post_with_key(
+        &d.socket,
+        "retry-7f3a",
+        &json!({ "device_id": dev, "name": "Guest 8" }),
+    );
+    assert!(other.starts_with("HTTP/1.1 422"), "{other}");
+    let e = body_of(&other);
+    assert_eq!(e["error"]["type"], "idempotency_key_reused");
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Idempotency-Key"));
+    let bad = post_with_key(&d.socket, "two words", &req);
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+    assert!(body_of(&bad)["error"]["validation_errors"]["Idempotency-Key"].is_object());
+    // A new key is a new code; no key is a new code every time.
+    assert!(post_with_key(&d.socket, "retry-0001", &req).starts_with("HTTP/1.1 200"));
+    assert_eq!(d.post("/access_codes/create", req.clone()).status, 200);
+    assert_eq!(listed(&d), 3);
+}
+
+#[test]
+fn slow_and_idle_clients_are_cut_off() {
+    use std::io::{Read, Write};
+    let d = Daemon::start_with(|c| {
+        c.limits = zwlock::api::Limits {
+            header_timeout: Duration::from_millis(500),
+            body_timeout: Duration::from_millis(500),
+            ..Default::default()
+        }
+    });
+    let connect = || {
+        let s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s
+    };
+    // Half a head: the connection is closed (the read ends; it does not wait 30 s).
+    let mut s = connect();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)
+        .expect("closed by the daemon, not by the read timeout");
+    // Idle after an answer: closed too.
+    let mut s = connect();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)
+        .expect("closed by the daemon, not by the read timeout");
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    // A body that does not come: 408.
+    let mut s = connect();
+    s.write_all(
+        b"POST /access_codes/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"device",
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("request_timeout"), "{text}");
+    assert!(text.contains("seam-request-id"), "{text}");
+    // The others are served all along.
+    assert_eq!(d.get("/health").status, 200);
 }

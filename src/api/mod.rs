@@ -8,9 +8,11 @@
 
 pub mod error;
 pub mod fields;
+pub mod idempotency;
 pub mod paging;
 pub mod params;
 mod routes;
+pub mod server;
 mod stream;
 
 use std::net::SocketAddr;
@@ -27,6 +29,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 pub use error::ApiError;
+pub use server::Limits;
+use server::Peer;
 
 use crate::codes::Engine;
 
@@ -148,33 +152,13 @@ struct AppState {
     engine: Engine,
     /// Bearer token required on the TCP listener (None on the Unix socket).
     token: Option<Arc<String>>,
+    limits: Limits,
+    /// Answers kept for `Idempotency-Key` (shared by both listeners).
+    idempotent: idempotency::Store,
 }
 
-/// Who is on the other end of a connection.
-#[derive(Clone, Debug)]
-struct Peer(String);
-
-impl
-    axum::extract::connect_info::Connected<
-        axum::serve::IncomingStream<'_, tokio::net::UnixListener>,
-    > for Peer
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::UnixListener>) -> Self {
-        match stream.io().peer_cred() {
-            Ok(c) => Peer(format!("uid={} gid={}", c.uid(), c.gid())),
-            Err(_) => Peer("uid=? gid=?".into()),
-        }
-    }
-}
-
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
-    for Peer
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        Peer(format!("tcp {}", stream.remote_addr()))
-    }
-}
+/// Routes where `Idempotency-Key` is honoured: the ones that create.
+const IDEMPOTENT: &[&str] = &["/access_codes/create", "/access_codes/create_multiple"];
 
 async fn dispatch(
     State(state): State<AppState>,
@@ -246,13 +230,29 @@ async fn answer(
     if !methods.contains(&method.as_str()) {
         return ApiError::method_not_allowed(methods).into_response();
     }
-    let body = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(b) => b,
-        Err(_) => {
+    let body = match tokio::time::timeout(
+        state.limits.body_timeout,
+        axum::body::to_bytes(body, MAX_BODY),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
             return ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 format!("the body is larger than {MAX_BODY} bytes"),
+            )
+            .into_response()
+        }
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "the body did not arrive within {} s",
+                    state.limits.body_timeout.as_secs()
+                ),
             )
             .into_response()
         }
@@ -268,6 +268,35 @@ async fn answer(
     ) {
         return e.into_response();
     }
+    // A create with an Idempotency-Key answered before gets that answer again.
+    let ticket = if IDEMPOTENT.contains(&path) {
+        let key = match idempotency::key(&headers) {
+            Ok(k) => k,
+            Err(e) => return e.into_response(),
+        };
+        match key.map(|k| {
+            state.idempotent.claim(
+                path,
+                &k,
+                idempotency::fingerprint(&params),
+                std::time::Instant::now(),
+            )
+        }) {
+            None => None,
+            Some(Ok(idempotency::Claim::New(t))) => Some(t),
+            Some(Ok(idempotency::Claim::Replay(status, body))) => {
+                let mut r = json_response(status, body);
+                r.headers_mut().insert(
+                    "idempotent-replayed",
+                    axum::http::HeaderValue::from_static("true"),
+                );
+                return r;
+            }
+            Some(Err(e)) => return e.into_response(),
+        }
+    } else {
+        None
+    };
     let req = Request {
         method,
         path: path.to_string(),
@@ -282,18 +311,32 @@ async fn answer(
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&engine, &req)))
     })
     .await;
-    match result {
-        Ok(Ok(Ok(value))) => ok(value),
-        Ok(Ok(Err(e))) => e.into_response(),
-        _ => ApiError::internal("the request failed inside the daemon").into_response(),
+    let (status, body) = match result {
+        Ok(Ok(Ok(value))) => (StatusCode::OK, ok_body(value)),
+        Ok(Ok(Err(e))) => return e.into_response(),
+        _ => return ApiError::internal("the request failed inside the daemon").into_response(),
+    };
+    if let Some(t) = ticket {
+        state.idempotent.finish(t, status, &body);
     }
+    json_response(status, body)
 }
 
-fn ok(mut value: Value) -> Response {
+/// A handler's object with `"ok": true`, as JSON text.
+fn ok_body(mut value: Value) -> Bytes {
     if let Some(o) = value.as_object_mut() {
         o.insert("ok".into(), Value::Bool(true));
     }
-    (StatusCode::OK, axum::Json(value)).into_response()
+    Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> Response {
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -320,6 +363,8 @@ pub struct ListenConfig {
     pub socket_mode: u32,
     /// Loopback TCP address and the Bearer token it requires.
     pub tcp: Option<(SocketAddr, String)>,
+    /// Timeouts and the connection limit.
+    pub limits: Limits,
 }
 
 /// A bound listener set; [`Api::serve`] runs it.
@@ -327,6 +372,7 @@ pub struct Api {
     unix: tokio::net::UnixListener,
     tcp: Option<(tokio::net::TcpListener, String)>,
     socket: PathBuf,
+    limits: Limits,
 }
 
 impl Api {
@@ -355,6 +401,7 @@ impl Api {
             unix,
             tcp,
             socket: config.socket.clone(),
+            limits: config.limits,
         })
     }
 
@@ -365,41 +412,36 @@ impl Api {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let unix_state = AppState {
+        let conns = Arc::new(server::Connections::default());
+        let idempotent = idempotency::Store::default();
+        let state = |token: Option<Arc<String>>| AppState {
             engine: engine.clone(),
-            token: None,
+            token,
+            limits: self.limits,
+            idempotent: idempotent.clone(),
         };
-        let mut rx1 = stop_rx.clone();
-        let unix = axum::serve(
-            self.unix,
-            router(unix_state).into_make_service_with_connect_info::<Peer>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = rx1.wait_for(|s| *s).await;
-        });
         let tcp = self.tcp.map(|(l, token)| {
-            let state = AppState {
-                engine,
-                token: Some(Arc::new(token)),
-            };
-            let mut rx2 = stop_rx.clone();
-            axum::serve(
-                l,
-                router(state).into_make_service_with_connect_info::<Peer>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = rx2.wait_for(|s| *s).await;
-            })
+            tokio::spawn(server::serve(
+                server::Listener::Tcp(l),
+                router(state(Some(Arc::new(token)))),
+                self.limits,
+                conns.clone(),
+                stop_rx.clone(),
+            ))
         });
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
-        let tcp_task = tcp.map(|t| tokio::spawn(async move { t.await }));
-        if let Err(e) = unix.await {
-            tracing::error!(error = %e, "API socket failed");
-        }
-        if let Some(t) = tcp_task {
+        server::serve(
+            server::Listener::Unix(self.unix),
+            router(state(None)),
+            self.limits,
+            conns,
+            stop_rx,
+        )
+        .await;
+        if let Some(t) = tcp {
             let _ = t.await;
         }
         let _ = std::fs::remove_file(&self.socket);
