@@ -1213,3 +1213,98 @@ fn slow_and_idle_clients_are_cut_off() {
     // The others are served all along.
     assert_eq!(d.get("/health").status, 200);
 }
+
+/// src/api/openapi.json documents exactly the parameters each route takes (src/api/fields.rs):
+/// names, which are required, and their kinds. Parameters refused whatever their value are
+/// left out; those refused for one value document the others.
+#[test]
+fn the_openapi_document_has_each_routes_parameters() {
+    use zwlock::api::fields::{params_of, Kind, Rule};
+    let doc: Value = serde_json::from_str(zwlock::api::OPENAPI).unwrap();
+    let uuid = json!({ "type": "string", "format": "uuid" });
+    for (path, methods, _) in zwlock::api::ROUTES {
+        let params: Vec<_> = params_of(path)
+            .iter()
+            .filter(|p| !matches!(p.rule, Rule::Refused(_)))
+            .collect();
+        for m in *methods {
+            let op = &doc["paths"][path][m.to_lowercase()];
+            let mut documented: Vec<(String, bool, Value)> = Vec::new();
+            if let Some(query) = op["parameters"].as_array() {
+                for q in query {
+                    if q["in"] == "header" || q["name"] == "_strict" {
+                        continue;
+                    }
+                    documented.push((
+                        q["name"].as_str().unwrap().into(),
+                        q["required"] == true,
+                        q["schema"].clone(),
+                    ));
+                }
+            }
+            if let Some(body) =
+                op["requestBody"]["content"]["application/json"]["schema"].as_object()
+            {
+                assert_eq!(body["additionalProperties"], false, "{m} {path}");
+                let required: Vec<&str> = body
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .map(|r| r.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                for (name, schema) in body["properties"].as_object().unwrap() {
+                    documented.push((
+                        name.clone(),
+                        required.contains(&name.as_str()),
+                        schema.clone(),
+                    ));
+                }
+            }
+            let mut names: Vec<&str> = documented.iter().map(|(n, _, _)| n.as_str()).collect();
+            names.sort();
+            let mut want: Vec<&str> = params.iter().map(|p| p.name).collect();
+            want.sort();
+            assert_eq!(names, want, "{m} {path}: documented parameters");
+            for p in &params {
+                let (_, required, schema) =
+                    documented.iter().find(|(n, _, _)| n == p.name).unwrap();
+                assert_eq!(*required, p.required, "{m} {path} {}: required", p.name);
+                assert_eq!(
+                    schema["nullable"] == true,
+                    p.nullable,
+                    "{m} {path} {}: nullable",
+                    p.name
+                );
+                let t = &schema["type"];
+                let ok = match p.kind {
+                    Kind::Uuid => schema["format"] == uuid["format"] && *t == "string",
+                    Kind::Time => schema["format"] == "date-time",
+                    Kind::Bool => *t == "boolean",
+                    Kind::Int => *t == "integer",
+                    Kind::Str => *t == "string",
+                    Kind::Enum(values) => schema["enum"] == json!(values),
+                    Kind::UuidList => *t == "array" && schema["items"]["format"] == "uuid",
+                    Kind::TimeList => *t == "array" && schema["items"]["format"] == "date-time",
+                    Kind::StrList => *t == "array" && schema["items"]["type"] == "string",
+                    Kind::IntList => *t == "array" && schema["items"]["type"] == "integer",
+                };
+                assert!(
+                    ok,
+                    "{m} {path} {}: {:?} documented as {schema}",
+                    p.name, p.kind
+                );
+                if let Rule::RefusedValue(v, _) = p.rule {
+                    assert_eq!(schema["enum"], json!([!v]), "{m} {path} {}", p.name);
+                }
+            }
+        }
+    }
+    // The page size the document states is the one the server applies.
+    let limit = &doc["paths"]["/access_codes/list"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap()["schema"];
+    assert_eq!(limit["default"], zwlock::api::paging::DEFAULT_PAGE);
+    assert_eq!(limit["maximum"], zwlock::api::paging::MAX_PAGE);
+}

@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -83,8 +84,10 @@ def main():
     ap.add_argument("--codes", type=int, default=3000)
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--dir", help="keep the database here, and reuse the codes already in it")
     a = ap.parse_args()
-    d = tempfile.mkdtemp(prefix="zwlock-load-")
+    d = a.dir or tempfile.mkdtemp(prefix="zwlock-load-")
+    os.makedirs(d, exist_ok=True)
     cfg = os.path.join(d, "zwlock.toml")
     open(cfg, "w").write(config(d))
     sock = os.path.join(d, "api.sock")
@@ -102,8 +105,21 @@ def main():
                 time.sleep(0.2)
         assert device, "the lock never came online"
 
+        # Codes already there (--dir), counted page by page.
+        have, cursor = 0, None
+        while True:
+            q = f"/access_codes/list?device_id={device}&limit=500" + (f"&page_cursor={urllib.parse.quote(cursor)}" if cursor else "")
+            st, body = call(sock, "GET", q)
+            if st != 200:  # a server without limits: one page is everything
+                st, body = call(sock, "GET", f"/access_codes/list?device_id={device}")
+                have = len(body["access_codes"])
+                break
+            have += len(body["access_codes"])
+            cursor = body["pagination"]["next_page_cursor"]
+            if not cursor:
+                break
         # Creates, four at a time.
-        counter = iter(range(a.codes))
+        counter = iter(range(have, a.codes))
         lock = threading.Lock()
 
         def creator():
@@ -114,6 +130,8 @@ def main():
                     return
                 st, body = call(sock, "POST", "/access_codes/create",
                                 {"device_id": device, "code": f"{100000 + n:06}", "name": f"guest {n}"})
+                if st == 409:  # already there from an earlier run
+                    continue
                 assert st == 200, (st, body)
 
         ts = [threading.Thread(target=creator) for _ in range(4)]
@@ -155,8 +173,7 @@ def main():
         creates = []
         for n in range(100):
             t = time.monotonic()
-            st, _ = call(sock, "POST", "/access_codes/create",
-                         {"device_id": device, "code": f"{200000 + n:06}"})
+            st, _ = call(sock, "POST", "/access_codes/create", {"device_id": device})
             creates.append(time.monotonic() - t)
             assert st == 200
         ms = lambda s: f"{s * 1000:.1f} ms"

@@ -87,6 +87,9 @@ pub struct Param {
     pub kind: Kind,
     pub required: bool,
     pub rule: Rule,
+    /// Whether `null` means something here ("unset it", "no cursor"); elsewhere a null is
+    /// refused like any other value of the wrong kind.
+    pub nullable: bool,
 }
 
 const fn p(name: &'static str, kind: Kind) -> Param {
@@ -95,6 +98,7 @@ const fn p(name: &'static str, kind: Kind) -> Param {
         kind,
         required: false,
         rule: Rule::Accepted,
+        nullable: false,
     }
 }
 
@@ -104,6 +108,7 @@ const fn req(name: &'static str, kind: Kind) -> Param {
         kind,
         required: true,
         rule: Rule::Accepted,
+        nullable: false,
     }
 }
 
@@ -113,6 +118,7 @@ const fn refused(name: &'static str, kind: Kind, why: &'static str) -> Param {
         kind,
         required: false,
         rule: Rule::Refused(why),
+        nullable: false,
     }
 }
 
@@ -122,6 +128,18 @@ const fn refused_if(name: &'static str, value: bool, why: &'static str) -> Param
         kind: Kind::Bool,
         required: false,
         rule: Rule::RefusedValue(value, why),
+        nullable: false,
+    }
+}
+
+/// An optional parameter where `null` means "unset it" or "none".
+const fn null_ok(name: &'static str, kind: Kind) -> Param {
+    Param {
+        name,
+        kind,
+        required: false,
+        rule: Rule::Accepted,
+        nullable: true,
     }
 }
 
@@ -222,7 +240,7 @@ const LIST: &[Param] = &[
     p("access_code_ids", UuidList),
     p("search", Str),
     p("limit", Int),
-    p("page_cursor", Str),
+    null_ok("page_cursor", Str),
     refused("access_grant_id", Uuid, NO_GRANTS),
     refused("access_grant_key", Str, NO_GRANTS),
     refused("access_method_id", Uuid, NO_GRANTS),
@@ -236,7 +254,7 @@ const UPDATE: &[Param] = &[
     p("attempt_for_offline_device", Bool),
     p("code", Str),
     p("device_id", Uuid),
-    p("ends_at", Time),
+    null_ok("ends_at", Time),
     p("is_external_modification_allowed", Bool),
     p("is_managed", Bool),
     refused_if("is_offline_access_code", true, NO_OFFLINE),
@@ -246,10 +264,10 @@ const UPDATE: &[Param] = &[
         Enum(&["1hour", "1day", "1h", "1d"]),
         NO_ROUNDING,
     ),
-    p("name", Str),
+    null_ok("name", Str),
     p("prefer_native_scheduling", Bool),
     refused("preferred_code_length", Int, NO_PIN_LENGTH_ON_UPDATE),
-    p("starts_at", Time),
+    null_ok("starts_at", Time),
     p("type", Enum(&["ongoing", "time_bound"])),
     refused("use_backup_access_code_pool", Bool, NO_BACKUP_ON_UPDATE),
     refused_if("use_offline_access_code", true, NO_OFFLINE),
@@ -258,9 +276,9 @@ const UPDATE: &[Param] = &[
 
 const UPDATE_MULTIPLE: &[Param] = &[
     req("common_code_key", Str),
-    p("ends_at", Time),
-    p("name", Str),
-    p("starts_at", Time),
+    null_ok("ends_at", Time),
+    null_ok("name", Str),
+    null_ok("starts_at", Time),
 ];
 
 const DELETE: &[Param] = &[
@@ -276,7 +294,7 @@ const UNMANAGED_LIST: &[Param] = &[
     req("device_id", Uuid),
     p("search", Str),
     p("limit", Int),
-    p("page_cursor", Str),
+    null_ok("page_cursor", Str),
     refused("user_identifier_key", Str, NO_USERS),
 ];
 
@@ -301,7 +319,7 @@ const DEVICES_LIST: &[Param] = &[
     p("device_type", Str),
     p("device_types", StrList),
     p("limit", Int),
-    p("page_cursor", Str),
+    null_ok("page_cursor", Str),
     refused("connect_webview_id", Uuid, NO_ACCOUNTS),
     refused("connected_account_id", Uuid, NO_ACCOUNTS),
     refused("connected_account_ids", UuidList, NO_ACCOUNTS),
@@ -424,6 +442,14 @@ pub fn check(
         if value.is_null() {
             if param.required {
                 errors.push((param.name.into(), "is required".into()));
+            } else if !param.nullable {
+                errors.push((
+                    param.name.into(),
+                    format!(
+                        "{}; leave it out rather than send null",
+                        param.kind.expected()
+                    ),
+                ));
             }
             continue;
         }
@@ -757,6 +783,20 @@ mod tests {
         assert_eq!(fields(&e), ["device_id"]);
         let e = run("/access_codes/create", json!({ "device_id": null }), false).unwrap_err();
         assert_eq!(fields(&e), ["device_id"]);
+        // null where it means nothing is refused; where it means "none", accepted.
+        let e = run(
+            "/access_codes/create",
+            json!({ "device_id": DEV, "name": null, "sync": null }),
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(fields(&e), ["name", "sync"]);
+        run(
+            "/access_codes/list",
+            json!({ "device_id": DEV, "page_cursor": null }),
+            false,
+        )
+        .unwrap();
         // null unsets an optional field (update's name, ends_at).
         run(
             "/access_codes/update",

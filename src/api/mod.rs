@@ -155,7 +155,23 @@ struct AppState {
     limits: Limits,
     /// Answers kept for `Idempotency-Key` (shared by both listeners).
     idempotent: idempotency::Store,
+    /// Turns for the [`HEAVY`] routes (shared by both listeners).
+    heavy: Arc<tokio::sync::Semaphore>,
 }
+
+/// Routes whose answers can be large (a page of up to 1,000 codes is about 1.5 MB of JSON,
+/// several times that while it is built): at most [`HEAVY_AT_ONCE`] are built and sent at a
+/// time, so 50 clients listing a big lock at once do not hold 50 pages in memory. The others
+/// wait their turn, at most [`HEAVY_WAIT`] (then a 503).
+const HEAVY: &[&str] = &[
+    "/access_codes/list",
+    "/access_codes/unmanaged/list",
+    "/devices/list",
+    "/locks/list",
+    "/events/list",
+];
+pub const HEAVY_AT_ONCE: usize = 2;
+pub const HEAVY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Routes where `Idempotency-Key` is honoured: the ones that create.
 const IDEMPOTENT: &[&str] = &["/access_codes/create", "/access_codes/create_multiple"];
@@ -211,6 +227,15 @@ async fn answer(
         }
     }
     let path = uri.path();
+    let get_only = ["/openapi.json", "/events/stream", "/metrics"];
+    if get_only.contains(&path) && method != Method::GET {
+        let mut r = ApiError::method_not_allowed(&["GET"]).into_response();
+        r.headers_mut().insert(
+            axum::http::header::ALLOW,
+            axum::http::HeaderValue::from_static("GET"),
+        );
+        return r;
+    }
     if path == "/openapi.json" {
         return (
             [(axum::http::header::CONTENT_TYPE, "application/json")],
@@ -228,7 +253,11 @@ async fn answer(
         return ApiError::not_found("not_found", format!("no route {path}")).into_response();
     };
     if !methods.contains(&method.as_str()) {
-        return ApiError::method_not_allowed(methods).into_response();
+        let mut r = ApiError::method_not_allowed(methods).into_response();
+        if let Ok(v) = axum::http::HeaderValue::from_str(&methods.join(", ")) {
+            r.headers_mut().insert(axum::http::header::ALLOW, v);
+        }
+        return r;
     }
     let body = match tokio::time::timeout(
         state.limits.body_timeout,
@@ -297,6 +326,21 @@ async fn answer(
     } else {
         None
     };
+    let turn = if HEAVY.contains(&path) {
+        match tokio::time::timeout(HEAVY_WAIT, state.heavy.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Some(permit),
+            _ => {
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "too many large lists are being answered; try again shortly",
+                )
+                .into_response()
+            }
+        }
+    } else {
+        None
+    };
     let req = Request {
         method,
         path: path.to_string(),
@@ -319,7 +363,17 @@ async fn answer(
     if let Some(t) = ticket {
         state.idempotent.finish(t, status, &body);
     }
-    json_response(status, body)
+    let response = json_response(status, body);
+    match turn {
+        None => response,
+        // The turn ends when the answer has been sent.
+        Some(permit) => response.map(|b| {
+            axum::body::Body::new(http_body_util::BodyExt::map_frame(b, move |f| {
+                let _ = &permit;
+                f
+            }))
+        }),
+    }
 }
 
 /// A handler's object with `"ok": true`, as JSON text.
@@ -414,11 +468,13 @@ impl Api {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let conns = Arc::new(server::Connections::default());
         let idempotent = idempotency::Store::default();
+        let heavy = Arc::new(tokio::sync::Semaphore::new(HEAVY_AT_ONCE));
         let state = |token: Option<Arc<String>>| AppState {
             engine: engine.clone(),
             token,
             limits: self.limits,
             idempotent: idempotent.clone(),
+            heavy: heavy.clone(),
         };
         let tcp = self.tcp.map(|(l, token)| {
             tokio::spawn(server::serve(

@@ -80,6 +80,9 @@ struct CreateMultiple {
 
 pub fn create_multiple(e: &Engine, r: &Request) -> Answer {
     let req: CreateMultiple = r.params()?;
+    for d in &req.device_ids {
+        e.device_row(d)?;
+    }
     refuse_if_offline(e, r, &req.device_ids)?;
     let mut base = match req.base {
         Value::Object(o) => o,

@@ -169,3 +169,30 @@ pub fn seam_node() -> Command {
     c.env("NODE_PATH", dir);
     c
 }
+
+/// schemathesis's `st`, from the virtualenv tools/tier2 creates with
+/// tests/openapi/requirements.txt.
+pub fn schemathesis() -> PathBuf {
+    let venv = target_dir().join("schemathesis-venv");
+    let st = venv.join("bin/st");
+    let requirements = std::fs::read(root().join("tests/openapi/requirements.txt")).unwrap();
+    if !st.exists() {
+        missing(
+            "the schemathesis virtualenv",
+            &format!(
+                "{} does not exist; tools/tier2 creates it (needs python3 >= 3.9 with venv)",
+                venv.display()
+            ),
+        );
+    }
+    if std::fs::read(venv.join("requirements.txt")).ok() != Some(requirements) {
+        missing(
+            "the pinned schemathesis",
+            &format!(
+                "{} was made from another tests/openapi/requirements.txt; run tools/tier2 --setup-only",
+                venv.display()
+            ),
+        );
+    }
+    st
+}
