@@ -108,6 +108,15 @@ fn daemon_runs_on_the_simulator_and_stops_on_sigterm() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"unlocked\":true"));
     wait_for("lock.unlocked", &mut log);
+    // Each API request is logged with the seam-request-id its answer carries.
+    let answer = health_over(&dir.path().join("api.sock"));
+    let id = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("seam-request-id: "))
+        .expect("a seam-request-id header")
+        .trim()
+        .to_string();
+    wait_for(&format!("request_id={id}"), &mut log);
     // A wrong action is refused with a message and a failing exit code.
     let out = Command::new(BIN)
         .args(["sim", "control", "--socket"])

@@ -9,7 +9,8 @@
 //! does not have) is a 400 saying why, never silence or a larger result. Values from a query
 //! string are strings; they are turned into the JSON kinds here (`"true"` → `true`, `"5"` →
 //! `5`, one value → a list of one), so handlers see the same object from a query or a body.
-//! A JSON body must use JSON's kinds (`"limit": "5"` is refused).
+//! A JSON body must use JSON's kinds (`"limit": "5"` is refused). `null` is accepted only where
+//! it means something (unsetting a name or a time on update, no cursor on a first page).
 //!
 //! The lists follow Seam's API (the parameters its SDKs send), plus zwlock's own (`sync`,
 //! `name` on `devices/get`, the `zwave/*` routes). `tests/api.rs` checks that
