@@ -426,9 +426,20 @@ pub fn check(
 ) -> Result<(), ApiError> {
     let mut errors: Vec<(String, String)> = Vec::new();
     for name in params.keys() {
-        if !route.iter().any(|p| p.name == name) {
-            errors.push((name.clone(), unknown(name, route)));
+        if route.iter().any(|p| p.name == name) {
+            continue;
         }
+        // The SDKs send an object's keys as `name.key=value` in a query string.
+        let base = name.split('.').next().unwrap_or(name);
+        let message = match route.iter().find(|p| p.name == base && base != name) {
+            Some(Param {
+                rule: Rule::Refused(why),
+                ..
+            }) => format!("not supported: {why}"),
+            Some(p) => format!("{} (not an object)", p.kind.expected()),
+            None => unknown(name, route),
+        };
+        errors.push((name.clone(), message));
     }
     for param in route {
         let Some(value) = params.get_mut(param.name) else {
@@ -776,6 +787,22 @@ mod tests {
             false,
         )
         .unwrap();
+    }
+
+    #[test]
+    fn an_objects_keys_in_a_query_string_get_the_reason_of_their_parameter() {
+        let e = run(
+            "/devices/list",
+            json!({ "custom_metadata_has.floor": "2" }),
+            true,
+        )
+        .unwrap_err();
+        assert_eq!(fields(&e), ["custom_metadata_has.floor"]);
+        assert!(
+            e.validation[0].1.contains("not supported"),
+            "{:?}",
+            e.validation
+        );
     }
 
     #[test]
