@@ -138,6 +138,7 @@ fn main() {
             socket: socket.clone(),
             socket_mode: 0o600,
             tcp: None,
+            limits: Default::default(),
         })
         .await
         .unwrap();

@@ -90,6 +90,21 @@ fn read_token(path: &PathBuf) -> Result<String, DaemonError> {
     Ok(token)
 }
 
+/// Keep glibc's malloc to two arenas (unless MALLOC_ARENA_MAX says otherwise). By default it
+/// grows one per thread that contends for memory, and each keeps what it freed: the API
+/// answers on a pool of blocking threads, so 50 clients listing a lock with 3,000 codes left
+/// the daemon at 58 MB (64 MB at the peak) with the default, 30 MB (37 MB) with two
+/// (tools/bench-api-load.py, release build). Call before any thread starts.
+pub fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets an allocator parameter; no thread has started yet.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
 /// Run until SIGTERM or SIGINT. `config_path` is read again on SIGHUP.
 pub async fn run(config: Config, config_path: PathBuf, log: LogLevel) -> Result<(), DaemonError> {
     let notifier = Notifier::from_env();
@@ -135,6 +150,7 @@ pub async fn run(config: Config, config_path: PathBuf, log: LogLevel) -> Result<
         socket: config.api.socket.clone(),
         socket_mode: config.socket_mode().unwrap_or(0o660),
         tcp,
+        limits: Default::default(),
     })
     .await?;
 

@@ -261,6 +261,7 @@ fn main() -> ExitCode {
                 eprintln!("zwlock: {e}; or start the service: systemctl start zwlock");
                 return ExitCode::from(exit::FAILED);
             }
+            daemon::limit_malloc_arenas();
             let log = zwlock::logging::init(&config.log.level);
             let rt = match runtime() {
                 Ok(rt) => rt,

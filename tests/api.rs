@@ -29,6 +29,7 @@ listening = "always"
 user_code_version = 1
 supervision = false
 slots = 10
+initial_codes = [{ slot = 8, code = "1357" }, { slot = 9, code = "2468" }, { slot = 10, code = "9753" }]
 "#;
 
 /// The daemon's pieces in a background runtime.
@@ -38,6 +39,7 @@ struct Daemon {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     pub client: Client,
+    sim: Simulator,
 }
 
 impl Daemon {
@@ -61,7 +63,7 @@ impl Daemon {
             rt.block_on(async move {
                 let sim = Simulator::new(SimConfig::from_toml(NET).unwrap());
                 let mut dc = DriverConfig::new("sim://api".parse().unwrap());
-                dc.simulator = Some(Arc::new(sim));
+                dc.simulator = Some(Arc::new(sim.clone()));
                 let (driver, events) = Driver::spawn(dc);
                 let store = Store::open(&db).unwrap();
                 let config = EngineConfig {
@@ -75,18 +77,20 @@ impl Daemon {
                     socket: sock,
                     socket_mode: 0o660,
                     tcp: None,
+                    limits: Default::default(),
                 };
                 tweak(&mut lc);
                 let api = Api::bind(&lc).await.unwrap();
-                ready_tx.send(()).unwrap();
+                ready_tx.send(sim).unwrap();
                 api.serve(engine, async move {
                     let _ = stop_rx.await;
                 })
                 .await;
             });
         });
-        ready_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        let sim = ready_rx.recv_timeout(Duration::from_secs(30)).unwrap();
         let d = Daemon {
+            sim,
             client: Client::new(&socket),
             _dir: dir,
             socket,
@@ -137,6 +141,15 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("{what}: not within {max:?}");
+    }
+
+    /// Take a simulated lock out of radio range, or bring it back.
+    fn set_in_range(&self, node: u8, in_range: bool) {
+        let net = self.sim.network("api").unwrap();
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(net.set_in_range(node, in_range))
+            .unwrap();
     }
 
     fn code_status(&self, id: &str) -> String {
@@ -656,6 +669,7 @@ fn socket_mode_stale_socket_and_strangers() {
             socket: stale.clone(),
             socket_mode: 0o600,
             tcp: None,
+            limits: Default::default(),
         };
         let api = Api::bind(&cfg).await.unwrap();
         // A second daemon on a live socket is refused.
@@ -669,6 +683,7 @@ fn socket_mode_stale_socket_and_strangers() {
             socket: file.clone(),
             socket_mode: 0o600,
             tcp: None,
+            limits: Default::default(),
         })
         .await
         .err()
@@ -680,6 +695,7 @@ fn socket_mode_stale_socket_and_strangers() {
             socket: dir.join("x.sock"),
             socket_mode: 0o600,
             tcp: Some(("0.0.0.0:0".parse().unwrap(), "t".repeat(20))),
+            limits: Default::default(),
         })
         .await
         .err()
@@ -760,4 +776,535 @@ fn events_stream_as_they_happen() {
         kinds,
         vec!["access_code.created", "access_code.set_on_device"]
     );
+}
+
+/// The validation error messages of a reply, by field.
+fn invalid_fields(r: &Reply) -> Vec<String> {
+    assert_error(r, 400, "invalid_input");
+    let mut f: Vec<String> = r.body["error"]["validation_errors"]
+        .as_object()
+        .map(|o| o.keys().filter(|k| *k != "_errors").cloned().collect())
+        .unwrap_or_default();
+    f.sort();
+    f
+}
+
+fn field_message(r: &Reply, field: &str) -> String {
+    r.body["error"]["validation_errors"][field]["_errors"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("no message for {field}: {}", r.body))
+        .to_string()
+}
+
+#[test]
+fn strict_input_names_every_field_and_creates_nothing() {
+    let d = Daemon::start();
+    let dev = d.device(5);
+    let create = |body: Value| d.post("/access_codes/create", body);
+    // A typo never becomes a code with a generated PIN.
+    let r = create(json!({ "device_id": dev, "nmae": "Guest" }));
+    assert_eq!(invalid_fields(&r), ["nmae"]);
+    assert!(field_message(&r, "nmae").contains("did you mean name?"));
+    let r = create(json!({ "device_id": dev, "pin": "4817" }));
+    assert_eq!(invalid_fields(&r), ["pin"]);
+    assert!(!r.body.to_string().contains("4817"), "{}", r.body);
+    // Each bad value is filed under its own field, never repeated.
+    let r = create(json!({ "device_id": "n" }));
+    assert_eq!(invalid_fields(&r), ["device_id"]);
+    let r = create(json!({ "device_id": dev, "code": 4817, "preferred_code_length": "six" }));
+    assert_eq!(invalid_fields(&r), ["code", "preferred_code_length"]);
+    assert!(!r.body.to_string().contains("4817"), "{}", r.body);
+    // Times say which instant they are.
+    let r = create(
+        json!({ "device_id": dev, "starts_at": "2030-01-01", "ends_at": "2030-01-02T10:00:00" }),
+    );
+    assert_eq!(invalid_fields(&r), ["ends_at", "starts_at"]);
+    assert!(field_message(&r, "starts_at").contains("date without a time"));
+    assert!(field_message(&r, "ends_at").contains("UTC offset"));
+    assert!(field_message(&r, "ends_at").contains("2030-01-01T09:00:00Z"));
+    // What zwlock cannot honour is refused, saying why.
+    for (body, field) in [
+        (
+            json!({ "device_id": dev, "max_time_rounding": "1d" }),
+            "max_time_rounding",
+        ),
+        (
+            json!({ "device_id": dev, "use_offline_access_code": true }),
+            "use_offline_access_code",
+        ),
+        (
+            json!({ "device_id": dev, "is_offline_access_code": true }),
+            "is_offline_access_code",
+        ),
+    ] {
+        let r = create(body);
+        assert_eq!(invalid_fields(&r), [field]);
+        assert!(
+            field_message(&r, field).contains("not supported"),
+            "{}",
+            r.body
+        );
+    }
+    // A query string on a POST would be ignored: it is refused.
+    let r = d.call(
+        "POST",
+        "/access_codes/create?name=x",
+        Some(json!({ "device_id": dev })),
+    );
+    assert_eq!(invalid_fields(&r), ["name"]);
+    // Lists: unknown and unsupported filters are refused, never a larger result.
+    for q in [
+        "access_method_id=8f8e3f0e-0000-4000-8000-000000000000",
+        "access_grant_id=8f8e3f0e-0000-4000-8000-000000000000",
+        "user_identifier_key=u1",
+        "customer_key=c1",
+        "devcie_id=x",
+    ] {
+        let r = d.get(&format!(
+            "/access_codes/list?device_id={dev}&{q}&_strict=true"
+        ));
+        let field = q.split('=').next().unwrap();
+        assert_eq!(invalid_fields(&r), [field], "{q}");
+    }
+    let r = d.get(&format!(
+        "/access_codes/list?access_code_ids={dev}&access_code_ids=nope"
+    ));
+    assert_eq!(invalid_fields(&r), ["access_code_ids"]);
+    assert!(field_message(&r, "access_code_ids").contains("item 1"));
+    let r = d.get(&format!("/access_codes/list?device_id={dev}&limit=100000"));
+    assert_eq!(invalid_fields(&r), ["limit"]);
+    // Nothing was created by any of it.
+    let r = d.get(&format!("/access_codes/list?device_id={dev}"));
+    assert_eq!(r.body["access_codes"], json!([]), "{}", r.body);
+    // A whole number sent as a float (Python's 6.0) is a number; GET parameters get kinds.
+    let r = create(
+        json!({ "device_id": dev, "preferred_code_length": 6.0, "attempt_for_offline_device": false }),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["access_code"]["code"].as_str().unwrap().len(), 6);
+    let id = r.body["access_code"]["access_code_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // update: device_id must be the code's own lock.
+    let r = d.call(
+        "PATCH",
+        "/access_codes/update",
+        Some(json!({ "access_code_id": id, "device_id": d.device(6), "name": "x" })),
+    );
+    assert_eq!(invalid_fields(&r), ["device_id"]);
+    let r = d.call(
+        "DELETE",
+        &format!("/access_codes/delete?access_code_id={id}&sync=false&_strict=true"),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
+fn an_offline_lock_refuses_attempt_for_offline_device_false() {
+    let d = Daemon::start();
+    let dev = d.device(6);
+    d.set_in_range(6, false);
+    // The engine learns the lock is gone when it next talks to it.
+    let _ = d.post("/locks/sync_access_codes", json!({ "device_id": dev }));
+    d.until("offline", Duration::from_secs(60), |d| {
+        d.get(&format!("/devices/get?device_id={dev}")).body["device"]["properties"]["online"]
+            == false
+    });
+    let r = d.post(
+        "/access_codes/create",
+        json!({ "device_id": dev, "code": "3141", "attempt_for_offline_device": false }),
+    );
+    assert_eq!(invalid_fields(&r), ["attempt_for_offline_device"]);
+    assert!(field_message(&r, "attempt_for_offline_device").contains("offline"));
+    let r = d.call(
+        "PUT",
+        "/access_codes/create_multiple",
+        Some(json!({ "device_ids": [d.device(5), dev], "attempt_for_offline_device": false })),
+    );
+    assert_eq!(invalid_fields(&r), ["attempt_for_offline_device"]);
+    assert_eq!(
+        d.get(&format!("/access_codes/list?device_id={dev}")).body["access_codes"],
+        json!([])
+    );
+    // Without it, the code is kept for when the lock is back.
+    let r = d.post(
+        "/access_codes/create",
+        json!({ "device_id": dev, "code": "3141" }),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
+fn list_filters_limits_and_pages_keep_their_filters() {
+    let d = Daemon::start();
+    let (a, b) = (d.device(5), d.device(6));
+    // devices/list: device_ids, device_type(s), limit, page_cursor.
+    let ids = |r: &Reply| -> Vec<String> {
+        r.body["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["device_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids(&d.get(&format!("/devices/list?device_ids={b}"))),
+        [b.as_str()]
+    );
+    assert_eq!(
+        ids(&d.post("/devices/list", json!({ "device_ids": [a, b] }))).len(),
+        2
+    );
+    assert_eq!(ids(&d.get("/locks/list?device_type=zwave_lock")).len(), 2);
+    assert!(ids(&d.get("/devices/list?device_types=august_lock")).is_empty());
+    let r = d.get("/devices/list?device_type=zwave_lock&limit=1");
+    assert_eq!(ids(&r), [a.as_str()]);
+    assert_eq!(r.body["pagination"]["has_next_page"], true);
+    let next = r.body["pagination"]["next_page_url"].as_str().unwrap();
+    assert!(next.contains("device_type=zwave_lock"), "{next}");
+    let r = d.get(next.strip_prefix("http://localhost").unwrap());
+    assert_eq!(ids(&r), [b.as_str()]);
+    assert_eq!(r.body["pagination"]["has_next_page"], false);
+    assert_eq!(
+        invalid_fields(&d.get("/devices/list?manufacturer=yale")),
+        ["manufacturer"]
+    );
+    // unmanaged/list: search, limit, page_cursor (lock 6 has three keypad codes).
+    let r = d.post("/locks/sync_access_codes", json!({ "device_id": b }));
+    let attempt = r.body["action_attempt"]["action_attempt_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    d.until("synced", Duration::from_secs(30), |d| {
+        d.get(&format!("/action_attempts/get?action_attempt_id={attempt}"))
+            .body["action_attempt"]["status"]
+            == "success"
+    });
+    let codes = |r: &Reply| -> Vec<String> {
+        r.body["access_codes"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", r.body))
+            .iter()
+            .map(|x| x["code"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let all = d.get(&format!("/access_codes/unmanaged/list?device_id={b}"));
+    assert_eq!(codes(&all), ["1357", "2468", "9753"]);
+    let mut seen = Vec::new();
+    let mut path = format!("/access_codes/unmanaged/list?device_id={b}&limit=2");
+    loop {
+        let r = d.get(&path);
+        seen.extend(codes(&r));
+        match r.body["pagination"]["next_page_url"].as_str() {
+            Some(url) => {
+                assert!(url.contains("limit=2") && url.contains(&b), "{url}");
+                path = url.strip_prefix("http://localhost").unwrap().to_string();
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["1357", "2468", "9753"]);
+    // Search is Seam's partial match on name, PIN or id.
+    let r = d.post(
+        "/access_codes/unmanaged/list",
+        json!({ "device_id": b, "search": "2468" }),
+    );
+    assert!(codes(&r).contains(&"2468".to_string()), "{}", r.body);
+    for c in r.body["access_codes"].as_array().unwrap() {
+        assert!(
+            c["code"] == "2468" || c["access_code_id"].as_str().unwrap().contains("2468"),
+            "{c}"
+        );
+    }
+    assert_eq!(
+        invalid_fields(&d.get(&format!(
+            "/access_codes/unmanaged/list?device_id={b}&user_identifier_key=u"
+        ))),
+        ["user_identifier_key"]
+    );
+    assert_eq!(
+        invalid_fields(&d.get(&format!(
+            "/access_codes/unmanaged/list?device_id={b}&page_cursor=nonsense"
+        ))),
+        ["page_cursor"]
+    );
+    // access_codes/list: the next page's URL keeps device_id and limit.
+    for pin in ["3141", "2718", "1618"] {
+        assert_eq!(
+            d.post(
+                "/access_codes/create",
+                json!({ "device_id": a, "code": pin })
+            )
+            .status,
+            200
+        );
+    }
+    let r = d.post("/access_codes/list", json!({ "device_id": a, "limit": 2 }));
+    assert_eq!(r.body["access_codes"].as_array().unwrap().len(), 2);
+    let url = r.body["pagination"]["next_page_url"].as_str().unwrap();
+    assert!(
+        url.contains(&format!("device_id={a}")) && url.contains("limit=2"),
+        "{url}"
+    );
+    let r = d.get(url.strip_prefix("http://localhost").unwrap());
+    assert_eq!(
+        r.body["access_codes"].as_array().unwrap().len(),
+        1,
+        "{}",
+        r.body
+    );
+}
+
+/// One raw HTTP/1.1 exchange on the socket (Connection: close); the whole answer as text.
+fn raw_http(socket: &std::path::Path, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn header<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
+    let head = answer.split("\r\n\r\n").next()?;
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[test]
+fn every_answer_carries_a_seam_request_id() {
+    let d = Daemon::start();
+    let big = " ".repeat(70 * 1024);
+    let requests = [
+        "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_string(),
+        "GET /access_codes/list HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_string(),
+        "GET /no/such/route HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_string(),
+        "GET /access_codes/create HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_string(),
+        "GET /openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_string(),
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_string(),
+        format!(
+            "POST /access_codes/create HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{big}",
+            big.len()
+        ),
+    ];
+    let mut ids = std::collections::BTreeSet::new();
+    for (req, status) in requests.iter().zip([200, 400, 404, 405, 200, 200, 413]) {
+        let answer = raw_http(&d.socket, req);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{}",
+            &answer[..answer.len().min(300)]
+        );
+        let id = header(&answer, "seam-request-id")
+            .unwrap_or_else(|| panic!("no seam-request-id: {}", &answer[..answer.len().min(300)]));
+        uuid::Uuid::parse_str(id).unwrap();
+        assert!(ids.insert(id.to_string()), "request id {id} used twice");
+    }
+}
+
+fn post_with_key(socket: &std::path::Path, key: &str, body: &Value) -> String {
+    let body = body.to_string();
+    raw_http(
+        socket,
+        &format!(
+            "POST /access_codes/create HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nIdempotency-Key: {key}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+fn body_of(answer: &str) -> Value {
+    serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap()
+}
+
+#[test]
+fn a_retried_create_with_an_idempotency_key_gets_the_first_answer() {
+    let d = Daemon::start();
+    let dev = d.device(5);
+    let req = json!({ "device_id": dev, "name": "Guest 7" });
+    let first = post_with_key(&d.socket, "retry-7f3a", &req);
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    let code = body_of(&first)["access_code"].clone();
+    // The reply was lost; the client sends the same request again.
+    let again = post_with_key(&d.socket, "retry-7f3a", &req);
+    assert!(again.starts_with("HTTP/1.1 200"), "{again}");
+    assert_eq!(header(&again, "idempotent-replayed"), Some("true"));
+    assert_eq!(body_of(&again)["access_code"], code);
+    assert_ne!(
+        header(&again, "seam-request-id"),
+        header(&first, "seam-request-id")
+    );
+    let listed = |d: &Daemon| {
+        d.get(&format!("/access_codes/list?device_id={dev}")).body["access_codes"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(listed(&d), 1, "the retry created a second code");
+    // The same key for another request is refused, naming the header.
+    let other = post_with_key(
+        &d.socket,
+        "retry-7f3a",
+        &json!({ "device_id": dev, "name": "Guest 8" }),
+    );
+    assert!(other.starts_with("HTTP/1.1 422"), "{other}");
+    let e = body_of(&other);
+    assert_eq!(e["error"]["type"], "idempotency_key_reused");
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Idempotency-Key"));
+    let bad = post_with_key(&d.socket, "two words", &req);
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+    assert!(body_of(&bad)["error"]["validation_errors"]["Idempotency-Key"].is_object());
+    // A new key is a new code; no key is a new code every time.
+    assert!(post_with_key(&d.socket, "retry-0001", &req).starts_with("HTTP/1.1 200"));
+    assert_eq!(d.post("/access_codes/create", req.clone()).status, 200);
+    assert_eq!(listed(&d), 3);
+}
+
+#[test]
+fn slow_and_idle_clients_are_cut_off() {
+    use std::io::{Read, Write};
+    let d = Daemon::start_with(|c| {
+        c.limits = zwlock::api::Limits {
+            header_timeout: Duration::from_millis(500),
+            body_timeout: Duration::from_millis(500),
+            ..Default::default()
+        }
+    });
+    let connect = || {
+        let s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s
+    };
+    // Half a head: the connection is closed (the read ends; it does not wait 30 s).
+    let mut s = connect();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)
+        .expect("closed by the daemon, not by the read timeout");
+    // Idle after an answer: closed too.
+    let mut s = connect();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)
+        .expect("closed by the daemon, not by the read timeout");
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    // A body that does not come: 408.
+    let mut s = connect();
+    s.write_all(
+        b"POST /access_codes/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"device",
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("request_timeout"), "{text}");
+    assert!(text.contains("seam-request-id"), "{text}");
+    // The others are served all along.
+    assert_eq!(d.get("/health").status, 200);
+}
+
+/// src/api/openapi.json documents exactly the parameters each route takes (src/api/fields.rs):
+/// names, which are required, and their kinds. Parameters refused whatever their value are
+/// left out; those refused for one value document the others.
+#[test]
+fn the_openapi_document_has_each_routes_parameters() {
+    use zwlock::api::fields::{params_of, Kind, Rule};
+    let doc: Value = serde_json::from_str(zwlock::api::OPENAPI).unwrap();
+    let uuid = json!({ "type": "string", "format": "uuid" });
+    for (path, methods, _) in zwlock::api::ROUTES {
+        let params: Vec<_> = params_of(path)
+            .iter()
+            .filter(|p| !matches!(p.rule, Rule::Refused(_)))
+            .collect();
+        for m in *methods {
+            let op = &doc["paths"][path][m.to_lowercase()];
+            let mut documented: Vec<(String, bool, Value)> = Vec::new();
+            if let Some(query) = op["parameters"].as_array() {
+                for q in query {
+                    if q["in"] == "header" || q["name"] == "_strict" {
+                        continue;
+                    }
+                    documented.push((
+                        q["name"].as_str().unwrap().into(),
+                        q["required"] == true,
+                        q["schema"].clone(),
+                    ));
+                }
+            }
+            if let Some(body) =
+                op["requestBody"]["content"]["application/json"]["schema"].as_object()
+            {
+                assert_eq!(body["additionalProperties"], false, "{m} {path}");
+                let required: Vec<&str> = body
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .map(|r| r.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                for (name, schema) in body["properties"].as_object().unwrap() {
+                    documented.push((
+                        name.clone(),
+                        required.contains(&name.as_str()),
+                        schema.clone(),
+                    ));
+                }
+            }
+            let mut names: Vec<&str> = documented.iter().map(|(n, _, _)| n.as_str()).collect();
+            names.sort();
+            let mut want: Vec<&str> = params.iter().map(|p| p.name).collect();
+            want.sort();
+            assert_eq!(names, want, "{m} {path}: documented parameters");
+            for p in &params {
+                let (_, required, schema) =
+                    documented.iter().find(|(n, _, _)| n == p.name).unwrap();
+                assert_eq!(*required, p.required, "{m} {path} {}: required", p.name);
+                assert_eq!(
+                    schema["nullable"] == true,
+                    p.nullable,
+                    "{m} {path} {}: nullable",
+                    p.name
+                );
+                let t = &schema["type"];
+                let ok = match p.kind {
+                    Kind::Uuid => schema["format"] == uuid["format"] && *t == "string",
+                    Kind::Time => schema["format"] == "date-time",
+                    Kind::Bool => *t == "boolean",
+                    Kind::Int => *t == "integer",
+                    Kind::Str => *t == "string",
+                    Kind::Enum(values) => schema["enum"] == json!(values),
+                    Kind::UuidList => *t == "array" && schema["items"]["format"] == "uuid",
+                    Kind::TimeList => *t == "array" && schema["items"]["format"] == "date-time",
+                    Kind::StrList => *t == "array" && schema["items"]["type"] == "string",
+                    Kind::IntList => *t == "array" && schema["items"]["type"] == "integer",
+                };
+                assert!(
+                    ok,
+                    "{m} {path} {}: {:?} documented as {schema}",
+                    p.name, p.kind
+                );
+                if let Rule::RefusedValue(v, _) = p.rule {
+                    assert_eq!(schema["enum"], json!([!v]), "{m} {path} {}", p.name);
+                }
+            }
+        }
+    }
+    // The page size the document states is the one the server applies.
+    let limit = &doc["paths"]["/access_codes/list"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap()["schema"];
+    assert_eq!(limit["default"], zwlock::api::paging::DEFAULT_PAGE);
+    assert_eq!(limit["maximum"], zwlock::api::paging::MAX_PAGE);
 }

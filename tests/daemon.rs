@@ -108,6 +108,15 @@ fn daemon_runs_on_the_simulator_and_stops_on_sigterm() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"unlocked\":true"));
     wait_for("lock.unlocked", &mut log);
+    // Each API request is logged with the seam-request-id its answer carries.
+    let answer = health_over(&dir.path().join("api.sock"));
+    let id = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("seam-request-id: "))
+        .expect("a seam-request-id header")
+        .trim()
+        .to_string();
+    wait_for(&format!("request_id={id}"), &mut log);
     // A wrong action is refused with a message and a failing exit code.
     let out = Command::new(BIN)
         .args(["sim", "control", "--socket"])
@@ -348,4 +357,102 @@ fn keys_import_takes_zwave_js_keys_and_refuses_to_overwrite_silently() {
         "{err}"
     );
     assert_eq!(std::fs::read_to_string(&keys).unwrap(), before);
+}
+
+/// Raise this process's soft file limit (to its hard limit, at most `want`): the test opens
+/// more connections than a default 1024 allows.
+fn raise_file_limit(want: u64) {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write only the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 && rl.rlim_cur < want {
+            rl.rlim_cur = want.min(rl.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+        }
+    }
+}
+
+fn health_over(socket: &std::path::Path) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn eleven_hundred_idle_connections_do_not_lock_anyone_out() {
+    use std::io::Write;
+    raise_file_limit(4096);
+    let dir = tempfile::tempdir().unwrap();
+    let config = demo_config(dir.path());
+    let socket = dir.path().join("api.sock");
+    // The daemon gets the file limit of a service without LimitNOFILE (1024), where 1,100
+    // connections used to exhaust its descriptors and stall its listener for good.
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 1024 && exec \"$0\" daemon --config \"$1\"")
+        .arg(BIN)
+        .arg(&config)
+        .env("ZWLOCK_LOG", "warn")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _child = Reaped(child);
+    let t0 = Instant::now();
+    while !health_over_ok(&socket) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the daemon never answered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // 1,100 connections that never finish a request: half say nothing, half send half a head.
+    let mut idle = Vec::new();
+    for i in 0..1100 {
+        let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        if i % 2 == 1 {
+            let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n");
+        }
+        idle.push(s);
+    }
+    // Someone else still gets an answer, on a new connection.
+    let answer = health_over(&socket);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(answer.contains("seam-request-id"), "{answer}");
+    drop(idle);
+    assert!(health_over(&socket).starts_with("HTTP/1.1 200"));
+}
+
+fn health_over_ok(socket: &std::path::Path) -> bool {
+    socket.exists()
+        && std::panic::catch_unwind(|| health_over(socket))
+            .is_ok_and(|a| a.starts_with("HTTP/1.1 200"))
+}
+
+#[test]
+fn the_unit_gives_the_connection_limit_its_descriptors() {
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/zwlock.service"),
+    )
+    .unwrap();
+    let nofile: u64 = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("LimitNOFILE="))
+        .expect("systemd/zwlock.service sets LimitNOFILE=")
+        .trim()
+        .parse()
+        .unwrap();
+    use zwlock::api::server::{connection_limit, DEFAULT_MAX_CONNECTIONS};
+    assert_eq!(
+        connection_limit(DEFAULT_MAX_CONNECTIONS, nofile),
+        DEFAULT_MAX_CONNECTIONS,
+        "LimitNOFILE={nofile} would cut the API's connection limit"
+    );
 }

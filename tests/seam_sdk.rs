@@ -1,6 +1,8 @@
 //! Seam's own Python SDK (PyPI `seam`, pinned in tests/sdk/requirements.txt), unchanged, drives
-//! the daemon's API on its Unix socket: create, get, list, update, unmanaged list, errors,
-//! delete (tests/sdk/seam_sdk_check.py).
+//! the daemon's API on its Unix socket, and its token-protected TCP listener for the
+//! unauthorized error: create, get, list (and the SDK's paginator), update, common_code_key,
+//! create_multiple, update_multiple, generate_code, the backup pool, unmanaged codes both ways,
+//! the door, action attempts, events, each error class, delete (tests/sdk/seam_sdk_check.py).
 //!
 //! The SDK lives in a virtualenv at target/seam-sdk-venv, which `tools/tier2` creates; second
 //! tier (`--features interop`).
@@ -9,40 +11,17 @@ mod common;
 mod tier2;
 
 use std::process::Command;
-use std::time::Duration;
-
-use common::{daemon, sim_serve, tcp_config};
-
-const SIM: &str = r#"
-[[network]]
-name = "sdk"
-radio_ms = 2
-[[network.lock]]
-node_id = 5
-listening = "always"
-slots = 10
-initial_codes = [{ slot = 1, code = "2580" }]
-"#;
 
 #[test]
 fn the_seam_python_sdk_works_unchanged_over_the_socket() {
     let python = tier2::seam_python();
     let dir = tempfile::tempdir().unwrap();
-    let sim_file = dir.path().join("sim.toml");
-    std::fs::write(&sim_file, SIM).unwrap();
-    let (_sim, port) = sim_serve(&sim_file, &dir.path().join("sim.sock"));
-    let config = tcp_config(dir.path(), port);
-    let socket = dir.path().join("api.sock");
-    let _daemon = daemon(&config, &socket);
-    let client = zwlock::cli::client::Client::new(&socket);
-    common::wait_until("lock known", Duration::from_secs(30), || {
-        client
-            .call("GET", "/devices/list", None)
-            .is_ok_and(|r| r.body["devices"].as_array().is_some_and(|d| d.len() == 1))
-    });
+    let sdk = common::sdk_daemon(dir.path());
     let out = Command::new(&python)
         .arg(tier2::root().join("tests/sdk/seam_sdk_check.py"))
-        .arg(&socket)
+        .arg(&sdk.socket)
+        .arg(sdk.tcp_port.to_string())
+        .arg(&sdk.token)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

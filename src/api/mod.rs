@@ -3,12 +3,16 @@
 //! The socket file belongs to the daemon: created with the configured mode, a stale one (no
 //! process answers on it) replaced, and removed at shutdown. An optional loopback TCP listener
 //! serves clients that cannot reach a Unix socket; it requires `Authorization: Bearer <token>`.
-//! Each request is logged with the peer's uid and gid (never with its parameters: they may
-//! hold a PIN).
+//! Each request is logged with the peer's uid and gid and its `seam-request-id` (a UUID,
+//! also sent back on every response), never with its parameters: they may hold a PIN.
 
 pub mod error;
+pub mod fields;
+pub mod idempotency;
+pub mod paging;
 pub mod params;
 mod routes;
+pub mod server;
 mod stream;
 
 use std::net::SocketAddr;
@@ -22,14 +26,19 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 pub use error::ApiError;
+pub use server::Limits;
+use server::Peer;
 
 use crate::codes::Engine;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
+
+/// The response header that names each request (as Seam's API sends it).
+pub const REQUEST_ID: &str = "seam-request-id";
 
 /// The OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -41,17 +50,15 @@ pub struct Request {
     pub query: Option<String>,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The parameters (query string or JSON body, by method), checked against the route's
+    /// list ([`fields`]).
+    pub params: Map<String, Value>,
 }
 
 impl Request {
-    /// The request's parameters (query string or JSON body, by method).
+    /// The request's parameters as `T`.
     pub fn params<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        params::parse(
-            &self.method,
-            self.query.as_deref(),
-            &self.headers,
-            &self.body,
-        )
+        params::from_object(self.params.clone())
     }
 }
 
@@ -172,33 +179,29 @@ struct AppState {
     engine: Engine,
     /// Bearer token required on the TCP listener (None on the Unix socket).
     token: Option<Arc<String>>,
+    limits: Limits,
+    /// Answers kept for `Idempotency-Key` (shared by both listeners).
+    idempotent: idempotency::Store,
+    /// Turns for the [`HEAVY`] routes (shared by both listeners).
+    heavy: Arc<tokio::sync::Semaphore>,
 }
 
-/// Who is on the other end of a connection.
-#[derive(Clone, Debug)]
-struct Peer(String);
+/// Routes whose answers can be large (a page of up to 1,000 codes is about 1.5 MB of JSON,
+/// several times that while it is built): at most [`HEAVY_AT_ONCE`] are built and sent at a
+/// time, so 50 clients listing a big lock at once do not hold 50 pages in memory. The others
+/// wait their turn, at most [`HEAVY_WAIT`] (then a 503).
+const HEAVY: &[&str] = &[
+    "/access_codes/list",
+    "/access_codes/unmanaged/list",
+    "/devices/list",
+    "/locks/list",
+    "/events/list",
+];
+pub const HEAVY_AT_ONCE: usize = 2;
+pub const HEAVY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-impl
-    axum::extract::connect_info::Connected<
-        axum::serve::IncomingStream<'_, tokio::net::UnixListener>,
-    > for Peer
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::UnixListener>) -> Self {
-        match stream.io().peer_cred() {
-            Ok(c) => Peer(format!("uid={} gid={}", c.uid(), c.gid())),
-            Err(_) => Peer("uid=? gid=?".into()),
-        }
-    }
-}
-
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
-    for Peer
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        Peer(format!("tcp {}", stream.remote_addr()))
-    }
-}
+/// Routes where `Idempotency-Key` is honoured: the ones that create.
+const IDEMPOTENT: &[&str] = &["/access_codes/create", "/access_codes/create_multiple"];
 
 async fn dispatch(
     State(state): State<AppState>,
@@ -210,8 +213,14 @@ async fn dispatch(
 ) -> Response {
     let path = uri.path().to_string();
     let started = std::time::Instant::now();
-    let response = answer(&state, method.clone(), &uri, headers, body).await;
+    // Seam's API names every answer with a request id; clients put it in their errors.
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let mut response = answer(&state, method.clone(), &uri, headers, body).await;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, v);
+    }
     tracing::info!(
+        %request_id,
         peer = %peer.0,
         %method,
         %path,
@@ -245,6 +254,15 @@ async fn answer(
         }
     }
     let path = uri.path();
+    let get_only = ["/openapi.json", "/events/stream", "/metrics"];
+    if get_only.contains(&path) && method != Method::GET {
+        let mut r = ApiError::method_not_allowed(&["GET"]).into_response();
+        r.headers_mut().insert(
+            axum::http::header::ALLOW,
+            axum::http::HeaderValue::from_static("GET"),
+        );
+        return r;
+    }
     if path == "/openapi.json" {
         return (
             [(axum::http::header::CONTENT_TYPE, "application/json")],
@@ -262,11 +280,20 @@ async fn answer(
         return ApiError::not_found("not_found", format!("no route {path}")).into_response();
     };
     if !methods.contains(&method.as_str()) {
-        return ApiError::method_not_allowed(methods).into_response();
+        let mut r = ApiError::method_not_allowed(methods).into_response();
+        if let Ok(v) = axum::http::HeaderValue::from_str(&methods.join(", ")) {
+            r.headers_mut().insert(axum::http::header::ALLOW, v);
+        }
+        return r;
     }
-    let body = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(b) => b,
-        Err(_) => {
+    let body = match tokio::time::timeout(
+        state.limits.body_timeout,
+        axum::body::to_bytes(body, MAX_BODY),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
             return ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -274,6 +301,72 @@ async fn answer(
             )
             .into_response()
         }
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "the body did not arrive within {} s",
+                    state.limits.body_timeout.as_secs()
+                ),
+            )
+            .into_response()
+        }
+    };
+    let mut params = match params::to_object(&method, uri.query(), &headers, &body) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = fields::check(
+        fields::params_of(path),
+        &mut params,
+        params::in_query(&method),
+    ) {
+        return e.into_response();
+    }
+    // A create with an Idempotency-Key answered before gets that answer again.
+    let ticket = if IDEMPOTENT.contains(&path) {
+        let key = match idempotency::key(&headers) {
+            Ok(k) => k,
+            Err(e) => return e.into_response(),
+        };
+        match key.map(|k| {
+            state.idempotent.claim(
+                path,
+                &k,
+                idempotency::fingerprint(&params),
+                std::time::Instant::now(),
+            )
+        }) {
+            None => None,
+            Some(Ok(idempotency::Claim::New(t))) => Some(t),
+            Some(Ok(idempotency::Claim::Replay(status, body))) => {
+                let mut r = json_response(status, body);
+                r.headers_mut().insert(
+                    "idempotent-replayed",
+                    axum::http::HeaderValue::from_static("true"),
+                );
+                return r;
+            }
+            Some(Err(e)) => return e.into_response(),
+        }
+    } else {
+        None
+    };
+    let turn = if HEAVY.contains(&path) {
+        match tokio::time::timeout(HEAVY_WAIT, state.heavy.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Some(permit),
+            _ => {
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "too many large lists are being answered; try again shortly",
+                )
+                .into_response()
+            }
+        }
+    } else {
+        None
     };
     let req = Request {
         method,
@@ -281,6 +374,7 @@ async fn answer(
         query: uri.query().map(str::to_string),
         headers,
         body,
+        params,
     };
     let engine = state.engine.clone();
     // Handlers touch SQLite: run them off the async workers, and never let one take the daemon down.
@@ -288,18 +382,42 @@ async fn answer(
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&engine, &req)))
     })
     .await;
-    match result {
-        Ok(Ok(Ok(value))) => ok(value),
-        Ok(Ok(Err(e))) => e.into_response(),
-        _ => ApiError::internal("the request failed inside the daemon").into_response(),
+    let (status, body) = match result {
+        Ok(Ok(Ok(value))) => (StatusCode::OK, ok_body(value)),
+        Ok(Ok(Err(e))) => return e.into_response(),
+        _ => return ApiError::internal("the request failed inside the daemon").into_response(),
+    };
+    if let Some(t) = ticket {
+        state.idempotent.finish(t, status, &body);
+    }
+    let response = json_response(status, body);
+    match turn {
+        None => response,
+        // The turn ends when the answer has been sent.
+        Some(permit) => response.map(|b| {
+            axum::body::Body::new(http_body_util::BodyExt::map_frame(b, move |f| {
+                let _ = &permit;
+                f
+            }))
+        }),
     }
 }
 
-fn ok(mut value: Value) -> Response {
+/// A handler's object with `"ok": true`, as JSON text.
+fn ok_body(mut value: Value) -> Bytes {
     if let Some(o) = value.as_object_mut() {
         o.insert("ok".into(), Value::Bool(true));
     }
-    (StatusCode::OK, axum::Json(value)).into_response()
+    Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> Response {
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -326,6 +444,8 @@ pub struct ListenConfig {
     pub socket_mode: u32,
     /// Loopback TCP address and the Bearer token it requires.
     pub tcp: Option<(SocketAddr, String)>,
+    /// Timeouts and the connection limit.
+    pub limits: Limits,
 }
 
 /// A bound listener set; [`Api::serve`] runs it.
@@ -333,6 +453,7 @@ pub struct Api {
     unix: tokio::net::UnixListener,
     tcp: Option<(tokio::net::TcpListener, String)>,
     socket: PathBuf,
+    limits: Limits,
 }
 
 impl Api {
@@ -361,6 +482,7 @@ impl Api {
             unix,
             tcp,
             socket: config.socket.clone(),
+            limits: config.limits,
         })
     }
 
@@ -371,41 +493,38 @@ impl Api {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let unix_state = AppState {
+        let conns = Arc::new(server::Connections::default());
+        let idempotent = idempotency::Store::default();
+        let heavy = Arc::new(tokio::sync::Semaphore::new(HEAVY_AT_ONCE));
+        let state = |token: Option<Arc<String>>| AppState {
             engine: engine.clone(),
-            token: None,
+            token,
+            limits: self.limits,
+            idempotent: idempotent.clone(),
+            heavy: heavy.clone(),
         };
-        let mut rx1 = stop_rx.clone();
-        let unix = axum::serve(
-            self.unix,
-            router(unix_state).into_make_service_with_connect_info::<Peer>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = rx1.wait_for(|s| *s).await;
-        });
         let tcp = self.tcp.map(|(l, token)| {
-            let state = AppState {
-                engine,
-                token: Some(Arc::new(token)),
-            };
-            let mut rx2 = stop_rx.clone();
-            axum::serve(
-                l,
-                router(state).into_make_service_with_connect_info::<Peer>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = rx2.wait_for(|s| *s).await;
-            })
+            tokio::spawn(server::serve(
+                server::Listener::Tcp(l),
+                router(state(Some(Arc::new(token)))),
+                self.limits,
+                conns.clone(),
+                stop_rx.clone(),
+            ))
         });
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
-        let tcp_task = tcp.map(|t| tokio::spawn(async move { t.await }));
-        if let Err(e) = unix.await {
-            tracing::error!(error = %e, "API socket failed");
-        }
-        if let Some(t) = tcp_task {
+        server::serve(
+            server::Listener::Unix(self.unix),
+            router(state(None)),
+            self.limits,
+            conns,
+            stop_rx,
+        )
+        .await;
+        if let Some(t) = tcp {
             let _ = t.await;
         }
         let _ = std::fs::remove_file(&self.socket);

@@ -1,5 +1,6 @@
 //! Request parameters: from the query string for GET and DELETE, from a JSON body otherwise,
-//! as Seam's SDKs send them (repeated keys for arrays, `_strict` appended and ignored).
+//! as Seam's SDKs send them (repeated keys for arrays, `_strict` appended and ignored), into
+//! the types the handlers take, with every error filed under the field it is about.
 
 use axum::http::{HeaderMap, Method};
 use serde::de::DeserializeOwned;
@@ -8,57 +9,153 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 
-/// Parse the parameters of a request into `T`.
+/// Parse the parameters of a request into `T` (without a route's checks: see
+/// [`super::fields::check`]).
 pub fn parse<T: DeserializeOwned>(
     method: &Method,
     query: Option<&str>,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<T, ApiError> {
-    let value = if method == Method::GET || method == Method::DELETE {
-        query_to_json(query.unwrap_or(""))?
-    } else {
-        let trimmed = body.iter().filter(|b| !b.is_ascii_whitespace()).count();
-        if trimmed == 0 {
-            Value::Object(Map::new())
-        } else {
-            if let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE) {
-                let ct = ct.to_str().unwrap_or("");
-                if !ct.starts_with("application/json") {
-                    return Err(ApiError::new(
-                        axum::http::StatusCode::BAD_REQUEST,
-                        "invalid_content_type",
-                        format!("expected application/json, got {ct}"),
-                    ));
-                }
-            }
-            let v: Value = serde_json::from_slice(body).map_err(|e| {
-                ApiError::new(
-                    axum::http::StatusCode::BAD_REQUEST,
-                    "invalid_input",
-                    format!("the body is not valid JSON: {e}"),
-                )
-            })?;
-            if !v.is_object() {
-                return Err(ApiError::new(
-                    axum::http::StatusCode::BAD_REQUEST,
-                    "invalid_input",
-                    "the body must be a JSON object",
-                ));
-            }
-            v
-        }
+    from_object(to_object(method, query, headers, body)?)
+}
+
+/// Whether a method carries its parameters in the query string (else in a JSON body).
+pub fn in_query(method: &Method) -> bool {
+    method == Method::GET || method == Method::DELETE
+}
+
+/// A request's parameters as one JSON object: the query string for GET and DELETE, the JSON
+/// body otherwise. `_strict` (which Seam's SDKs append to query strings) is dropped. A query
+/// string on a request with a body is refused: its parameters would be ignored.
+pub fn to_object(
+    method: &Method,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Map<String, Value>, ApiError> {
+    let mut query = match query_to_json(query.unwrap_or(""))? {
+        Value::Object(m) => m,
+        _ => Map::new(),
     };
-    let mut value = value;
-    if let Some(o) = value.as_object_mut() {
-        o.remove("_strict");
+    query.remove("_strict");
+    let mut object = if in_query(method) {
+        query
+    } else {
+        if !query.is_empty() {
+            return Err(ApiError::invalid_fields(
+                query
+                    .keys()
+                    .map(|k| {
+                        (
+                            k.clone(),
+                            format!("a {method} takes its parameters in a JSON body, not in the query string"),
+                        )
+                    })
+                    .collect(),
+            ));
+        }
+        body_to_json(headers, body)?
+    };
+    object.remove("_strict");
+    Ok(object)
+}
+
+fn body_to_json(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let trimmed = body.iter().filter(|b| !b.is_ascii_whitespace()).count();
+    if trimmed == 0 {
+        return Ok(Map::new());
     }
-    serde_json::from_value(value).map_err(|e| {
-        let msg = e.to_string();
-        // serde names the field in backticks: turn it into a validation error on that field.
-        let field = msg.split('`').nth(1).unwrap_or("body").to_string();
-        ApiError::invalid_fields(vec![(field, msg)])
+    if let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or("");
+        if !ct.starts_with("application/json") {
+            return Err(ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_content_type",
+                format!("expected application/json, got {ct}"),
+            ));
+        }
+    }
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_input",
+            // serde_json's syntax errors say where, never what (line and column only).
+            format!("the body is not valid JSON: {}", syntax_error(&e)),
+        )
+    })?;
+    match v {
+        Value::Object(m) => Ok(m),
+        _ => Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_input",
+            "the body must be a JSON object",
+        )),
+    }
+}
+
+fn syntax_error(e: &serde_json::Error) -> String {
+    format!(
+        "{:?} error at line {}, column {}",
+        e.classify(),
+        e.line(),
+        e.column()
+    )
+    .to_lowercase()
+}
+
+/// Deserialize checked parameters into `T`. An error names the field it is in (by its path,
+/// e.g. `access_code_ids[1]`), and never repeats the value: it may be a PIN.
+pub fn from_object<T: DeserializeOwned>(object: Map<String, Value>) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(Value::Object(object)).map_err(|e| {
+        let path = e.path().to_string();
+        let message = redact(&e.inner().to_string());
+        let field = if path.is_empty() || path == "." {
+            // An error about the object itself: a missing field, named in backticks.
+            message.split('`').nth(1).unwrap_or("body").to_string()
+        } else {
+            path
+        };
+        ApiError::invalid_fields(vec![(field, message)])
     })
+}
+
+/// serde's messages quote the value they refused ("invalid type: string \"1234\", expected
+/// u8"): keep what kind it was and what was expected, drop the value.
+pub fn redact(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: ", "unknown variant "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            let expected = rest.find(", expected").map_or("", |i| &rest[i..]);
+            let kind = rest
+                .split([' ', '`', '"'])
+                .next()
+                .filter(|k| !k.is_empty() && prefix != "unknown variant ")
+                .map(|k| match k {
+                    "floating" => "floating point",
+                    other => other,
+                })
+                .unwrap_or("");
+            let sep = if kind.is_empty() { "" } else { " " };
+            return format!("{}{sep}{kind}{expected}", prefix.trim_end()).replace(": ,", ",");
+        }
+    }
+    if message.starts_with("UUID parsing failed") {
+        return "expected a UUID".into();
+    }
+    if ["missing field", "unknown field", "duplicate field"]
+        .iter()
+        .any(|p| message.starts_with(p))
+    {
+        return message.to_string();
+    }
+    // Anything else may quote the value in backticks: drop what is quoted.
+    message
+        .split('`')
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 0)
+        .map(|(_, part)| part)
+        .collect::<String>()
+        .replace("  ", " ")
 }
 
 /// `a=1&b=2&b=3` → `{"a": "1", "b": ["2", "3"]}`; values stay strings (see [`flex`]).
@@ -209,6 +306,73 @@ mod tests {
         );
         assert!(get("limit=ten").is_err());
         assert!(get("device_id=%zz").is_err());
+    }
+
+    #[test]
+    fn errors_name_the_field_they_are_in_and_never_the_value() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct C {
+            device_id: uuid::Uuid,
+            code: Option<String>,
+            preferred_code_length: Option<u8>,
+            ids: Option<Vec<uuid::Uuid>>,
+        }
+        let post =
+            |b: &str| parse::<C>(&Method::POST, None, &HeaderMap::new(), b.as_bytes()).unwrap_err();
+        const DEV: &str = "8f8e3f0e-0000-4000-8000-000000000000";
+        for (body, field) in [
+            (r#"{"device_id": "n"}"#.to_string(), "device_id"),
+            (
+                format!(r#"{{"device_id": "{DEV}", "preferred_code_length": 6.5}}"#),
+                "preferred_code_length",
+            ),
+            (
+                format!(r#"{{"device_id": "{DEV}", "ids": ["{DEV}", "x"]}}"#),
+                "ids[1]",
+            ),
+            (format!(r#"{{"device_id": "{DEV}", "code": 4817}}"#), "code"),
+            ("{}".to_string(), "device_id"),
+        ] {
+            let e = post(&body);
+            assert_eq!(e.validation.len(), 1, "{body}: {e:?}");
+            assert_eq!(e.validation[0].0, field, "{body}: {e:?}");
+            let text = format!("{} {}", e.message, e.validation[0].1);
+            for value in ["6.5", "4817", "`x`", "\"x\""] {
+                assert!(!text.contains(value), "{body}: {text}");
+            }
+        }
+        assert_eq!(
+            redact("invalid type: integer `4817`, expected a string"),
+            "invalid type: integer, expected a string"
+        );
+        assert_eq!(
+            redact("invalid value: floating point `6.5`, expected u8"),
+            "invalid value: floating point, expected u8"
+        );
+        assert_eq!(
+            redact("unknown variant `nope`, expected `throw` or `create_random_code`"),
+            "unknown variant, expected `throw` or `create_random_code`"
+        );
+    }
+
+    #[test]
+    fn a_query_string_on_a_post_is_refused_by_name() {
+        let e = parse::<serde_json::Value>(
+            &Method::POST,
+            Some("nmae=x&_strict=true"),
+            &HeaderMap::new(),
+            b"{}",
+        )
+        .unwrap_err();
+        assert_eq!(e.validation[0].0, "nmae");
+        parse::<serde_json::Value>(
+            &Method::POST,
+            Some("_strict=true"),
+            &HeaderMap::new(),
+            b"{}",
+        )
+        .unwrap();
     }
 
     #[test]

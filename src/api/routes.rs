@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::error::ApiError;
+use super::paging::{self, pagination};
 use super::params::flex;
 use super::Request;
 use crate::codes::{model, CreateRequest, Engine, UpdateRequest, WhenCannotShare};
@@ -35,8 +36,28 @@ fn synced(e: &Engine, sync: bool, attempt: Value) -> Result<Value, ApiError> {
     }
 }
 
+/// `attempt_for_offline_device: false` asks for a refusal when a lock is offline; zwlock
+/// otherwise keeps the code and sets it when the lock is back.
+fn refuse_if_offline(e: &Engine, r: &Request, devices: &[Uuid]) -> Result<(), ApiError> {
+    if r.params.get("attempt_for_offline_device") != Some(&Value::Bool(false)) {
+        return Ok(());
+    }
+    for d in devices {
+        if !e.device_row(d)?.online {
+            return Err(ApiError::field(
+                "attempt_for_offline_device",
+                format!(
+                    "is false and lock {d} is offline: zwlock would keep the code and set it when the lock is back; leave attempt_for_offline_device out (or true) for that"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub fn create(e: &Engine, r: &Request) -> Answer {
     let req: CreateRequest = r.params()?;
+    refuse_if_offline(e, r, &[req.device_id])?;
     let sync = req.sync == Some(true);
     let (code, attempt) = e.create(req)?;
     let attempt = synced(e, sync, attempt)?;
@@ -59,13 +80,17 @@ struct CreateMultiple {
 
 pub fn create_multiple(e: &Engine, r: &Request) -> Answer {
     let req: CreateMultiple = r.params()?;
-    let mut base = req.base;
-    // The base needs a device id to parse; each lock gets its own.
-    if let Some(o) = base.as_object_mut() {
-        o.insert("device_id".into(), json!(Uuid::nil()));
+    for d in &req.device_ids {
+        e.device_row(d)?;
     }
-    let base: CreateRequest = serde_json::from_value(base)
-        .map_err(|e| ApiError::invalid_fields(vec![("body".into(), e.to_string())]))?;
+    refuse_if_offline(e, r, &req.device_ids)?;
+    let mut base = match req.base {
+        Value::Object(o) => o,
+        _ => Default::default(),
+    };
+    // The base needs a device id to parse; each lock gets its own.
+    base.insert("device_id".into(), json!(Uuid::nil()));
+    let base: CreateRequest = super::params::from_object(base)?;
     let codes = e.create_multiple(
         &req.device_ids,
         base,
@@ -118,42 +143,34 @@ pub fn list(e: &Engine, r: &Request) -> Answer {
     if p.search.as_deref() == Some("") {
         return Err(ApiError::field("search", "must not be empty"));
     }
-    if p.limit == Some(0) {
-        return Err(ApiError::field("limit", "must be at least 1"));
-    }
+    let limit = paging::limit(p.limit)?;
     let filter = CodeFilter {
         device_id: p.device_id,
         access_code_ids: p.access_code_ids,
         search: p.search,
         ..Default::default()
     };
-    let page = e.list_page(filter, p.limit, p.page_cursor.as_deref())?;
-    Ok(json!({ "access_codes": page.items, "pagination": pagination(r, page.next_cursor) }))
-}
-
-fn pagination(r: &Request, next: Option<String>) -> Value {
-    json!({
-        "has_next_page": next.is_some(),
-        "next_page_cursor": next,
-        "next_page_url": next.as_ref().map(|c| format!("http://localhost{}?page_cursor={}", r.path, url_encode(c))),
-    })
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    let page = e.list_page(filter, Some(limit), p.page_cursor.as_deref())?;
+    Ok(json!({
+        "access_codes": page.items,
+        "pagination": pagination(&r.path, &r.params, page.next_cursor),
+    }))
 }
 
 pub fn update(e: &Engine, r: &Request) -> Answer {
     let req: UpdateRequest = r.params()?;
-    let raw: Value = r.params()?;
-    if raw.get("is_managed") == Some(&json!(false)) {
+    let on_device = r.params.get("device_id").and_then(Value::as_str);
+    if on_device.is_some() || r.params.contains_key("attempt_for_offline_device") {
+        let code = e.get(&req.access_code_id)?;
+        if on_device.is_some_and(|d| d.parse() != Ok(code.device_id)) {
+            return Err(ApiError::field(
+                "device_id",
+                "is not the device the access code is on; a code cannot move between locks",
+            ));
+        }
+        refuse_if_offline(e, r, &[code.device_id])?;
+    }
+    if r.params.get("is_managed") == Some(&json!(false)) {
         return Ok(json!({ "action_attempt": e.unmanage(&req.access_code_id)? }));
     }
     let sync = req.sync == Some(true);
@@ -215,11 +232,46 @@ pub fn pull_backup(e: &Engine, r: &Request) -> Answer {
     }))
 }
 
+#[derive(Debug, Deserialize)]
+struct UnmanagedListParams {
+    device_id: Uuid,
+    search: Option<String>,
+    limit: Option<usize>,
+    page_cursor: Option<String>,
+}
+
+/// Whether `search` is in the name, the PIN or the id (Seam's partial match), ignoring case.
+fn matches(search: &str, fields: &[Option<&str>]) -> bool {
+    let s = search.to_lowercase();
+    fields
+        .iter()
+        .flatten()
+        .any(|f| f.to_lowercase().contains(&s))
+}
+
 pub fn unmanaged_list(e: &Engine, r: &Request) -> Answer {
-    let p: DeviceId = r.params()?;
+    let p: UnmanagedListParams = r.params()?;
+    if p.search.as_deref() == Some("") {
+        return Err(ApiError::field("search", "must not be empty"));
+    }
+    let limit = paging::limit(p.limit)?;
     e.device_row(&p.device_id)?;
-    let codes = e.unmanaged(&p.device_id)?;
-    Ok(json!({ "access_codes": codes, "pagination": pagination(r, None) }))
+    let mut codes = e.unmanaged(&p.device_id)?;
+    if let Some(s) = &p.search {
+        codes.retain(|c| {
+            let id = c.access_code_id.to_string();
+            matches(s, &[c.name.as_deref(), c.code.as_deref(), Some(&id)])
+        });
+    }
+    codes.sort_by_key(|c| c.slot);
+    let (codes, next) = paging::page(
+        codes,
+        "slot",
+        |c| u64::from(c.slot),
+        limit,
+        p.page_cursor.as_deref(),
+    )?;
+    Ok(json!({ "access_codes": codes, "pagination": pagination(&r.path, &r.params, next) }))
 }
 
 pub fn unmanaged_get(e: &Engine, r: &Request) -> Answer {
@@ -308,10 +360,47 @@ pub fn devices_get(e: &Engine, r: &Request) -> Answer {
     Ok(json!({ "device": e.device_json(&device) }))
 }
 
+#[derive(Debug, Deserialize)]
+struct DevicesListParams {
+    device_ids: Option<Vec<Uuid>>,
+    device_type: Option<String>,
+    device_types: Option<Vec<String>>,
+    limit: Option<usize>,
+    page_cursor: Option<String>,
+}
+
 pub fn devices_list(e: &Engine, r: &Request) -> Answer {
-    let _: Value = r.params()?;
-    let devices: Vec<Value> = e.devices()?.iter().map(|d| e.device_json(d)).collect();
-    Ok(json!({ "devices": devices, "pagination": pagination(r, None) }))
+    let p: DevicesListParams = r.params()?;
+    let limit = paging::limit(p.limit)?;
+    let types: Option<Vec<String>> = match (p.device_type, p.device_types) {
+        (None, None) => None,
+        (a, b) => Some(a.into_iter().chain(b.unwrap_or_default()).collect()),
+    };
+    let mut devices: Vec<(u16, Value)> = e
+        .devices()?
+        .iter()
+        .filter(|d| {
+            p.device_ids
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&d.device_id))
+        })
+        .map(|d| (d.node_id, e.device_json(d)))
+        .filter(|(_, j)| {
+            types
+                .as_ref()
+                .is_none_or(|t| t.iter().any(|t| j["device_type"] == t.as_str()))
+        })
+        .collect();
+    devices.sort_by_key(|(node, _)| *node);
+    let (devices, next) = paging::page(
+        devices,
+        "node",
+        |(node, _)| u64::from(*node),
+        limit,
+        p.page_cursor.as_deref(),
+    )?;
+    let devices: Vec<Value> = devices.into_iter().map(|(_, j)| j).collect();
+    Ok(json!({ "devices": devices, "pagination": pagination(&r.path, &r.params, next) }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -519,7 +608,7 @@ pub fn action_attempts_list(e: &Engine, r: &Request) -> Answer {
         ));
     }
     let attempts = e.action_attempts(&p.action_attempt_ids)?;
-    Ok(json!({ "action_attempts": attempts, "pagination": pagination(r, None) }))
+    Ok(json!({ "action_attempts": attempts, "pagination": pagination(&r.path, &r.params, None) }))
 }
 
 #[derive(Debug, Deserialize)]

@@ -302,3 +302,68 @@ impl tokio::io::AsyncWrite for RecordingStream {
         std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+/// A daemon for Seam's SDKs: two simulated locks behind `zwlock sim serve` (lock A, node 5,
+/// holds the keypad code 2580 in slot 1), the Unix socket, and the loopback TCP listener with
+/// a `seam_`-prefixed token (the SDKs refuse other keys).
+pub struct SdkDaemon {
+    pub socket: std::path::PathBuf,
+    pub tcp_port: u16,
+    pub token: String,
+    pub daemon: Reaped,
+    pub sim: Reaped,
+}
+
+pub const SDK_SIM: &str = r#"
+[[network]]
+name = "sdk"
+radio_ms = 2
+[[network.lock]]
+node_id = 5
+listening = "always"
+slots = 10
+initial_codes = [{ slot = 1, code = "2580" }]
+[[network.lock]]
+node_id = 6
+listening = "always"
+slots = 10
+"#;
+
+pub fn sdk_daemon(dir: &std::path::Path) -> SdkDaemon {
+    use std::os::unix::fs::PermissionsExt;
+    let sim_file = dir.join("sim.toml");
+    std::fs::write(&sim_file, SDK_SIM).unwrap();
+    let (sim, port) = sim_serve(&sim_file, &dir.join("sim.sock"));
+    let config = tcp_config(dir, port);
+    let tcp_port = free_port();
+    let token = "seam_zwlock_sdk_test_token".to_string();
+    let token_file = dir.join("api.token");
+    std::fs::write(&token_file, &token).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let socket = dir.join("api.sock");
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "[api]\n",
+        &format!(
+            "[api]\ntcp_listen = \"127.0.0.1:{tcp_port}\"\ntoken_file = \"{}\"\n",
+            token_file.display()
+        ),
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    let daemon = daemon(&config, &socket);
+    let client = zwlock::cli::client::Client::new(&socket);
+    wait_until("both locks known", Duration::from_secs(30), || {
+        client.call("GET", "/devices/list", None).is_ok_and(|r| {
+            r.body["devices"].as_array().is_some_and(|d| {
+                d.len() == 2 && d.iter().all(|x| x["properties"]["online"] == true)
+            })
+        })
+    });
+    SdkDaemon {
+        socket,
+        tcp_port,
+        token,
+        daemon,
+        sim,
+    }
+}

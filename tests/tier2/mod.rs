@@ -131,3 +131,68 @@ pub fn seam_python() -> PathBuf {
     }
     python
 }
+
+/// `node` resolving packages from Seam's JavaScript SDK, which tools/tier2 installs from
+/// tests/sdk/package-lock.json into <target>/seam-js-sdk.
+pub fn seam_node() -> Command {
+    check_node();
+    let dir = target_dir().join("seam-js-sdk/node_modules");
+    let pin: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("tests/sdk/package.json")).unwrap(),
+    )
+    .unwrap();
+    let want = pin["dependencies"]["@seamapi/http"]
+        .as_str()
+        .map(str::to_string);
+    let installed = dir.join("@seamapi/http/package.json");
+    let Ok(text) = std::fs::read_to_string(&installed) else {
+        missing(
+            "Seam's JavaScript SDK (tests/sdk/package-lock.json)",
+            &format!(
+                "{} does not exist; tools/tier2 runs npm ci there",
+                installed.display()
+            ),
+        )
+    };
+    let have = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["version"].as_str().map(str::to_string));
+    if want != have {
+        missing(
+            "the pinned @seamapi/http",
+            &format!(
+                "target/seam-js-sdk has @seamapi/http {have:?}, tests/sdk/package.json pins {want:?}; run tools/tier2 --setup-only"
+            ),
+        );
+    }
+    let mut c = Command::new("node");
+    c.env("NODE_PATH", dir);
+    c
+}
+
+/// schemathesis's `st`, from the virtualenv tools/tier2 creates with
+/// tests/openapi/requirements.txt.
+pub fn schemathesis() -> PathBuf {
+    let venv = target_dir().join("schemathesis-venv");
+    let st = venv.join("bin/st");
+    let requirements = std::fs::read(root().join("tests/openapi/requirements.txt")).unwrap();
+    if !st.exists() {
+        missing(
+            "the schemathesis virtualenv",
+            &format!(
+                "{} does not exist; tools/tier2 creates it (needs python3 >= 3.9 with venv)",
+                venv.display()
+            ),
+        );
+    }
+    if std::fs::read(venv.join("requirements.txt")).ok() != Some(requirements) {
+        missing(
+            "the pinned schemathesis",
+            &format!(
+                "{} was made from another tests/openapi/requirements.txt; run tools/tier2 --setup-only",
+                venv.display()
+            ),
+        );
+    }
+    st
+}
