@@ -236,14 +236,19 @@ impl ApiClient {
         }
     }
 
-    /// Wait for the answer with this correlation data (after [`ApiClient::send`]).
-    pub async fn expect(&self, corr: Bytes, within: Duration) -> Option<Reply> {
+    /// The answer with this correlation data, when it comes (at most `within`). Call it
+    /// before [`ApiClient::send`]: an answer that comes before anyone waits for it is dropped.
+    pub fn expect(
+        &self,
+        corr: Bytes,
+        within: Duration,
+    ) -> impl std::future::Future<Output = Option<Reply>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
         self.waiting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(corr, tx);
-        tokio::time::timeout(within, rx).await.ok()?.ok()
+        async move { tokio::time::timeout(within, rx).await.ok()?.ok() }
     }
 
     /// Publish a request without waiting for its answer: `corr` None sends it without a
