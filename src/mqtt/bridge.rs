@@ -252,28 +252,31 @@ impl Bridge {
     }
 }
 
-fn filter(path: String, qos: QoS, preserve_retain: bool) -> Filter {
+fn filter(path: String, qos: QoS, preserve_retain: bool, retained: RetainForwardRule) -> Filter {
     let mut f = Filter::new(path, qos);
     f.preserve_retain = preserve_retain;
-    f.retain_forward_rule = RetainForwardRule::OnEverySubscribe;
+    f.retain_forward_rule = retained;
     f
 }
 
 /// What to do on a connect: subscribe, say `online`, start the sweep.
 fn on_connect(shared: &Shared) {
     let t = &shared.settings.topics;
-    // Requests keep their retain flag as published, so a retained one is recognised (and
-    // never acted on).
+    // Requests: none of those the broker keeps retained is sent, and live ones keep their
+    // retain flag as published, so a retained one is recognised (and never acted on).
     let mut filters: Vec<Filter> = t
         .request_filters()
         .into_iter()
-        .map(|f| filter(f, QoS::AtLeastOnce, true))
+        .map(|f| filter(f, QoS::AtLeastOnce, true, RetainForwardRule::Never))
         .collect();
-    filters.extend(
-        t.sweep_filters()
-            .into_iter()
-            .map(|f| filter(f, QoS::AtMostOnce, false)),
-    );
+    filters.extend(t.sweep_filters().into_iter().map(|f| {
+        filter(
+            f,
+            QoS::AtMostOnce,
+            false,
+            RetainForwardRule::OnEverySubscribe,
+        )
+    }));
     if let Err(e) = shared.client.try_subscribe_many(filters) {
         tracing::warn!(error = %e, "cannot subscribe to the request topics");
     }

@@ -43,6 +43,9 @@ pub use topics::Topics;
 /// [`crate::api::MAX_BODY`], and a larger one gets a 413; the broker drops ones beyond this).
 pub const MAX_INCOMING_PACKET: u32 = 256 * 1024;
 
+/// Messages sent and not yet acknowledged, at most (per connection).
+pub const MAX_INFLIGHT: u16 = 32;
+
 /// Why the bridge (or a client) cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
@@ -119,6 +122,13 @@ impl Connection {
         o.set_keep_alive(self.keep_alive);
         o.set_max_packet_size(Some(MAX_INCOMING_PACKET));
         o.set_connection_timeout(10);
+        // rumqttc keeps a slot per possible in-flight message: without a limit that is 65536
+        // of them, 13 MB per connection. The broker's receive maximum bounds it further.
+        o.set_outgoing_inflight_upper_limit(MAX_INFLIGHT);
+        // Requests and answers are small and latency matters: no Nagle delay.
+        let mut net = rumqttc::NetworkOptions::new();
+        net.set_tcp_nodelay(true);
+        o.set_network_options(net);
         if let Some(user) = &self.username {
             let pw = self.password.as_ref().map(|p| p.as_str()).unwrap_or("");
             o.set_credentials(user.clone(), pw.to_string());

@@ -97,7 +97,7 @@ impl Mosquitto {
         conf.push_str(&format!(
             "per_listener_settings false\nlistener {port} 127.0.0.1\n\
              log_dest file {}\nlog_type all\nconnection_messages true\n\
-             max_queued_messages 10000\n",
+             max_queued_messages 10000\nset_tcp_nodelay true\n",
             dir.join("mosquitto.log").display()
         ));
         match &opts.password_file {
@@ -416,6 +416,7 @@ fn options(port: u16, id: &str) -> MqttOptions {
     let mut o = MqttOptions::new(id, "127.0.0.1", port);
     o.set_keep_alive(Duration::from_secs(30));
     o.set_max_packet_size(Some(1 << 20));
+    o.set_outgoing_inflight_upper_limit(32);
     o
 }
 
