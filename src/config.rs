@@ -29,6 +29,9 @@ pub struct Config {
     /// `[[lock]]`: names for the locks, by node id.
     #[serde(default, rename = "lock")]
     pub locks: Vec<LockEntry>,
+    /// `[mqtt]`: the API over an MQTT broker (off unless `url` is set; see crate::mqtt).
+    #[serde(default)]
+    pub mqtt: crate::mqtt::MqttConfig,
 }
 
 /// `[[lock]]`: what the configuration says of one lock.
@@ -460,6 +463,9 @@ impl Config {
             ));
         }
         self.socket_mode().map_err(|e| bad("api.socket_mode", e))?;
+        self.mqtt
+            .check()
+            .map_err(|(key, reason)| bad(key, reason))?;
         crate::logging::parse_filter(&self.log.level)
             .map_err(|e| bad("log.level", e.to_string()))?;
         self.sim_config()
@@ -588,6 +594,11 @@ mod tests {
             (
                 "[codes]\nchecksum_interval_seconds = 5",
                 "codes.checksum_interval_seconds",
+            ),
+            ("[mqtt]\nurl = \"http://x\"", "mqtt.url"),
+            (
+                "[mqtt]\nurl = \"mqtt://127.0.0.1\"\nhub_id = \"a b\"",
+                "mqtt.hub_id",
             ),
         ] {
             let e = Config::parse(text, "c").unwrap_err();

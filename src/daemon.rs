@@ -44,6 +44,8 @@ pub enum DaemonError {
     Api(#[from] crate::api::ServeError),
     #[error(transparent)]
     Keys(#[from] crate::security::keys::KeyError),
+    #[error(transparent)]
+    Mqtt(#[from] crate::mqtt::MqttError),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error("{path}: {reason}")]
@@ -171,6 +173,8 @@ pub async fn run(config: Config, config_path: PathBuf, log: LogLevel) -> Result<
         ));
     }
 
+    // The broker's secrets are read now, so a bad file stops the start.
+    let mqtt = crate::mqtt::Settings::from_config(&config.mqtt)?;
     tracing::info!(%port, store = %config.store.path.display(), socket = %config.api.socket.display(), "zwlock starting");
     notifier.status("starting the driver");
     let (driver, driver_events) = Driver::spawn(driver_config);
@@ -191,6 +195,8 @@ pub async fn run(config: Config, config_path: PathBuf, log: LogLevel) -> Result<
     let api_task = tokio::spawn(api.serve(engine.clone(), async move {
         let _ = stop_rx.await;
     }));
+    // The API over MQTT: connects in the background; the hub does not wait for the broker.
+    let bridge = mqtt.map(|settings| crate::mqtt::Bridge::start(engine.clone(), settings));
     tracing::info!("zwlock ready");
     notifier.ready(&format!("ready; API on {}", config.api.socket.display()));
 
@@ -222,6 +228,10 @@ pub async fn run(config: Config, config_path: PathBuf, log: LogLevel) -> Result<
     // Stop taking requests, then let in-flight ones finish (bounded).
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(3), api_task).await;
+    // No more requests over MQTT; `offline` (retained), then a clean disconnect.
+    if let Some(bridge) = bridge {
+        bridge.shutdown().await;
+    }
     if let Some((path, task)) = sim_control {
         task.abort();
         let _ = std::fs::remove_file(path);

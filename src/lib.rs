@@ -13,6 +13,7 @@ pub mod driver;
 pub mod lock;
 pub mod logging;
 pub mod metrics;
+pub mod mqtt;
 pub mod replay;
 pub mod security;
 pub mod serial;

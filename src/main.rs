@@ -224,27 +224,33 @@ fn finish_any(r: anyhow::Result<()>, prefix: &str, code: u8) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // --broker/--hub: the client commands go through the broker instead of the socket.
+    let r = &cli.remote;
     match cli.command {
-        Command::Codes { opts, cmd } => finish(commands::codes(opts, cmd)),
-        Command::Unmanaged { opts, cmd } => finish(commands::unmanaged(opts, cmd)),
-        Command::Devices { opts, cmd } => finish(commands::devices(opts, cmd)),
+        Command::Codes { opts, cmd } => finish(commands::codes(opts.through(r), cmd)),
+        Command::Unmanaged { opts, cmd } => finish(commands::unmanaged(opts.through(r), cmd)),
+        Command::Devices { opts, cmd } => finish(commands::devices(opts.through(r), cmd)),
         Command::Events {
             opts,
             since,
             follow,
-        } => finish(commands::events(opts, since, follow)),
+        } => finish(commands::events(opts.through(r), since, follow)),
         Command::Include {
             opts,
             pin,
             timeout,
             any_security,
-        } => finish(network::include(opts, pin, timeout, any_security)),
-        Command::Exclude { opts, timeout } => finish(network::exclude(opts, timeout)),
+        } => finish(network::include(opts.through(r), pin, timeout, any_security)),
+        Command::Exclude { opts, timeout } => finish(network::exclude(opts.through(r), timeout)),
         Command::RemoveFailed { opts, device_id } => {
-            finish(network::remove_failed(opts, &device_id))
+            finish(network::remove_failed(opts.through(r), &device_id))
         }
-        Command::Lock { opts, device_id } => finish(network::door(opts, &device_id, true)),
-        Command::Unlock { opts, device_id } => finish(network::door(opts, &device_id, false)),
+        Command::Lock { opts, device_id } => {
+            finish(network::door(opts.through(r), &device_id, true))
+        }
+        Command::Unlock { opts, device_id } => {
+            finish(network::door(opts.through(r), &device_id, false))
+        }
         Command::Daemon {
             config: config_path,
         } => {

@@ -403,6 +403,53 @@ async fn answer(
     }
 }
 
+/// One request from a transport other than HTTP (the MQTT bridge): `route` is a path of
+/// [`ROUTES`] (with or without its leading `/`), `body` its JSON parameters. It goes through
+/// [`answer`] like a request on the socket (POST, which every route takes), so validation,
+/// handlers and the error envelope are the ones HTTP clients get; the answer is the status
+/// and the JSON body the socket would send. Paths outside [`ROUTES`] (the OpenAPI document,
+/// the event stream, metrics) are not routes here: a 404.
+pub async fn call(
+    engine: &Engine,
+    route: &str,
+    body: Bytes,
+    mut headers: HeaderMap,
+) -> (StatusCode, Value) {
+    let path = format!("/{}", route.trim_start_matches('/'));
+    let response = match path.parse::<Uri>() {
+        Ok(uri) if uri.query().is_none() && ROUTES.iter().any(|(p, _, _)| *p == uri.path()) => {
+            headers
+                .entry(axum::http::header::CONTENT_TYPE)
+                .or_insert(axum::http::HeaderValue::from_static("application/json"));
+            // MQTT requests share one set of turns for the heavy routes; their duplicates are
+            // the bridge's (its own idempotency store, per request key).
+            static SHARED: std::sync::OnceLock<(idempotency::Store, Arc<tokio::sync::Semaphore>)> =
+                std::sync::OnceLock::new();
+            let (idempotent, heavy) = SHARED.get_or_init(|| {
+                (
+                    idempotency::Store::default(),
+                    Arc::new(tokio::sync::Semaphore::new(HEAVY_AT_ONCE)),
+                )
+            });
+            let state = AppState {
+                engine: engine.clone(),
+                token: None,
+                limits: Limits::default(),
+                idempotent: idempotent.clone(),
+                heavy: heavy.clone(),
+            };
+            answer(&state, Method::POST, &uri, headers, body.into()).await
+        }
+        _ => ApiError::not_found("not_found", format!("no route {path}")).into_response(),
+    };
+    let status = response.status();
+    let value = match axum::body::to_bytes(response.into_body(), usize::MAX).await {
+        Ok(b) => serde_json::from_slice(&b).unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    };
+    (status, value)
+}
+
 /// A handler's object with `"ok": true`, as JSON text.
 fn ok_body(mut value: Value) -> Bytes {
     if let Some(o) = value.as_object_mut() {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use super::commands::{ClientOpts, CodesCommand, DevicesCommand, UnmanagedCommand};
+use super::commands::{ClientOpts, CodesCommand, DevicesCommand, RemoteOpts, UnmanagedCommand};
 use super::output::EXIT_CODES_HELP;
 
 #[derive(Debug, Parser)]
@@ -16,6 +16,9 @@ use super::output::EXIT_CODES_HELP;
     after_help = EXIT_CODES_HELP
 )]
 pub struct Cli {
+    /// --broker and --hub: the client commands reach a hub through an MQTT broker.
+    #[command(flatten)]
+    pub remote: RemoteOpts,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -1,6 +1,10 @@
 //! The HTTP client of the daemon's Unix socket (the CLI and tests use it): hyper's HTTP/1.1
 //! client on a tokio UnixStream, behind a blocking interface (each call runs on a small
 //! runtime of its own). Query strings are encoded by serde_urlencoded ([`with_query`]).
+//!
+//! [`Client::broker`] reaches a hub through an MQTT broker instead ([`crate::mqtt::client`]):
+//! the same calls, sent as requests on `<prefix>/<hub>/api/<route>` (a query string becomes
+//! the JSON body), and `follow` reads the hub's events topic.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -32,12 +36,21 @@ pub enum ClientError {
     Request(String),
     #[error("the daemon sent something unexpected: {0}")]
     Protocol(String),
+    #[error(transparent)]
+    Broker(#[from] crate::mqtt::client::ClientError),
+    #[error("{0}")]
+    BrokerSetup(String),
 }
 
 impl ClientError {
-    /// The daemon is not there to answer (no socket, nobody listening, no permission).
+    /// The daemon is not there to answer (no socket, nobody listening, no permission; no
+    /// broker).
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, ClientError::Connect { .. })
+        matches!(
+            self,
+            ClientError::Connect { .. }
+                | ClientError::Broker(crate::mqtt::client::ClientError::Connect { .. })
+        )
     }
 }
 
@@ -72,11 +85,110 @@ pub fn with_query(path: &str, query: &impl serde::Serialize) -> String {
     }
 }
 
-/// Client of one socket.
+/// Client of one socket, or of one hub through a broker.
 #[derive(Debug, Clone)]
 pub struct Client {
     socket: PathBuf,
     timeout: Duration,
+    broker: Option<std::sync::Arc<BrokerLink>>,
+}
+
+/// Where a hub is reached through a broker.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    pub connection: crate::mqtt::Connection,
+    pub topic_prefix: String,
+    pub hub: String,
+    pub timeout: Duration,
+}
+
+/// A broker connection, made at the first call and kept for the next ones.
+#[derive(Debug)]
+pub struct BrokerLink {
+    remote: Remote,
+    live: std::sync::Mutex<
+        Option<(
+            tokio::runtime::Runtime,
+            std::sync::Arc<crate::mqtt::client::ApiClient>,
+        )>,
+    >,
+}
+
+impl BrokerLink {
+    fn run<T, F, Fut>(&self, f: F) -> Result<T, ClientError>
+    where
+        T: Send,
+        F: FnOnce(std::sync::Arc<crate::mqtt::client::ApiClient>) -> Fut + Send,
+        Fut: Future<Output = T> + Send,
+    {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if live.is_none() {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()?;
+            let r = &self.remote;
+            let mut api = on_own_thread(|| {
+                rt.block_on(crate::mqtt::client::ApiClient::connect(
+                    &r.connection,
+                    &r.topic_prefix,
+                    &r.hub,
+                    r.timeout,
+                ))
+            })??;
+            api.timeout = r.timeout;
+            *live = Some((rt, std::sync::Arc::new(api)));
+        }
+        let (rt, api) = live.as_ref().expect("connected");
+        let api = api.clone();
+        on_own_thread(|| rt.block_on(f(api)))
+    }
+}
+
+/// Run `f` here, or on a thread of its own when the caller is inside a tokio runtime
+/// (which cannot block).
+fn on_own_thread<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T, ClientError> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        std::thread::scope(|s| {
+            s.spawn(f)
+                .join()
+                .map_err(|_| ClientError::Request("the client thread failed".into()))
+        })
+    } else {
+        Ok(f())
+    }
+}
+
+/// A request path as a broker request: the route and the JSON body (the query string's
+/// parameters added to it).
+fn broker_request(path: &str, body: Option<&[u8]>) -> Result<(String, Bytes), ClientError> {
+    let (route, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut obj = match body.filter(|b| !b.is_empty()) {
+        Some(b) => match serde_json::from_slice::<Value>(b) {
+            Ok(Value::Object(o)) => o,
+            // Not an object: sent as it is (the hub answers as the socket would).
+            _ => return Ok((route.to_string(), Bytes::copy_from_slice(b))),
+        },
+        None => serde_json::Map::new(),
+    };
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|e| ClientError::Request(format!("bad query string: {e}")))?;
+    for (k, v) in pairs {
+        match obj.get_mut(&k) {
+            Some(Value::Array(a)) => a.push(Value::String(v)),
+            Some(existing) => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, Value::String(v)]);
+            }
+            None => {
+                obj.insert(k, Value::String(v));
+            }
+        }
+    }
+    Ok((
+        route.to_string(),
+        Bytes::from(Value::Object(obj).to_string()),
+    ))
 }
 
 /// Run `f` to completion on a runtime of its own (on a thread of its own when the caller is
@@ -111,6 +223,19 @@ impl Client {
         Client {
             socket: socket.as_ref().to_path_buf(),
             timeout: Duration::from_secs(30),
+            broker: None,
+        }
+    }
+
+    /// A client of a hub through a broker (connected at the first call).
+    pub fn broker(remote: Remote) -> Self {
+        Client {
+            socket: PathBuf::new(),
+            timeout: remote.timeout,
+            broker: Some(std::sync::Arc::new(BrokerLink {
+                remote,
+                live: std::sync::Mutex::new(None),
+            })),
         }
     }
 
@@ -168,6 +293,18 @@ impl Client {
         path: &str,
         body: Option<&[u8]>,
     ) -> Result<Reply, ClientError> {
+        if let Some(link) = &self.broker {
+            let (route, payload) = broker_request(path, body)?;
+            let route = route.trim_start_matches('/').to_string();
+            let reply =
+                link.run(move |api| async move { api.request_raw(&route, payload, &[]).await })??;
+            let raw = serde_json::to_vec(&reply.body).unwrap_or_default();
+            return Ok(Reply {
+                status: reply.status,
+                body: reply.body,
+                raw,
+            });
+        }
         let req = Client::request(method, path, body)?;
         let timeout = self.timeout;
         block_on(async move {
@@ -193,6 +330,24 @@ impl Client {
         path: &str,
         mut on_event: impl FnMut(&str, &str) -> bool + Send,
     ) -> Result<(), ClientError> {
+        if let Some(link) = &self.broker {
+            // The hub's events topic carries what /events/stream does.
+            return link.run(move |api| async move {
+                let mut rx = api.events().await?;
+                loop {
+                    match rx.recv().await {
+                        Ok(e) => {
+                            let t = e["event_type"].as_str().unwrap_or("").to_string();
+                            if !on_event(&t, &e.to_string()) {
+                                return Ok(());
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(_) => return Ok(()),
+                    }
+                }
+            })?;
+        }
         let req = Client::request("GET", path, None)?;
         let timeout = self.timeout;
         block_on(async move {
@@ -299,6 +454,23 @@ mod tests {
                 "split at {split}"
             );
         }
+    }
+
+    #[test]
+    fn socket_paths_become_broker_requests() {
+        let (route, body) =
+            broker_request("/access_codes/get?access_code_id=a%20b&x=1&x=2", None).unwrap();
+        assert_eq!(route, "/access_codes/get");
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({ "access_code_id": "a b", "x": ["1", "2"] })
+        );
+        let (_, body) = broker_request("/x?b=2", Some(br#"{"a":1}"#)).unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v, serde_json::json!({ "a": 1, "b": "2" }));
+        let (_, body) = broker_request("/x", Some(b"{broken")).unwrap();
+        assert_eq!(&body[..], b"{broken");
     }
 
     #[test]

@@ -30,6 +30,86 @@ pub struct ClientOpts {
     /// Show PINs instead of ****.
     #[arg(long, global = true)]
     pub show_codes: bool,
+    /// The broker to go through instead of the socket (`zwlock --broker … --hub …`).
+    #[arg(skip)]
+    pub remote: Option<RemoteOpts>,
+}
+
+/// Reaching a hub through an MQTT broker instead of the socket (options of `zwlock` itself,
+/// before the subcommand).
+#[derive(Debug, Clone, Default, Args)]
+pub struct RemoteOpts {
+    /// Reach the daemon through an MQTT broker: mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (with --hub).
+    #[arg(long, global = true, env = "ZWLOCK_BROKER")]
+    pub broker: Option<String>,
+    /// The hub to reach through the broker (its mqtt.hub_id).
+    #[arg(long, global = true, env = "ZWLOCK_HUB")]
+    pub hub: Option<String>,
+    /// The hubs' topic prefix (their mqtt.topic_prefix).
+    #[arg(long, global = true, default_value = "zwlock")]
+    pub topic_prefix: String,
+    /// The broker user name.
+    #[arg(long, global = true, env = "ZWLOCK_BROKER_USERNAME")]
+    pub broker_username: Option<String>,
+    /// A file holding the broker password (mode 0600; passwords are never taken on the command line).
+    #[arg(long, global = true, env = "ZWLOCK_BROKER_PASSWORD_FILE")]
+    pub broker_password_file: Option<PathBuf>,
+    /// CA certificates (PEM) for mqtts:// (default: the system's).
+    #[arg(long, global = true)]
+    pub broker_ca_file: Option<PathBuf>,
+    /// A client certificate (PEM), for brokers that ask for one (with --broker-client-key).
+    #[arg(long, global = true)]
+    pub broker_client_cert: Option<PathBuf>,
+    /// The client certificate's key (PEM, mode 0600).
+    #[arg(long, global = true)]
+    pub broker_client_key: Option<PathBuf>,
+    /// Seconds to wait for the broker and for each answer of the hub.
+    #[arg(long, global = true, default_value_t = 30)]
+    pub broker_timeout: u64,
+}
+
+impl RemoteOpts {
+    /// The broker link, when --broker is given.
+    pub fn remote(&self) -> Result<Option<crate::cli::client::Remote>, CliError> {
+        let Some(url) = &self.broker else {
+            return Ok(None);
+        };
+        let bad = |m: String| CliError::Failed(m);
+        let broker: crate::mqtt::BrokerUrl =
+            url.parse().map_err(|e| bad(format!("--broker: {e}")))?;
+        let hub = self
+            .hub
+            .clone()
+            .ok_or_else(|| bad("--broker needs --hub NAME (the hub's mqtt.hub_id)".into()))?;
+        if !crate::mqtt::config::valid_hub_id(&hub) {
+            return Err(bad(format!("--hub: '{hub}': expected A-Z a-z 0-9 _ -")));
+        }
+        if !crate::mqtt::config::valid_prefix(&self.topic_prefix) {
+            return Err(bad(format!(
+                "--topic-prefix: '{}' is not a topic prefix",
+                self.topic_prefix
+            )));
+        }
+        let timeout = Duration::from_secs(self.broker_timeout.clamp(1, 3600));
+        let connection = crate::mqtt::Connection::new(
+            broker,
+            self.broker_username.clone(),
+            self.broker_password_file.as_deref(),
+            crate::mqtt::TlsFiles {
+                ca_file: self.broker_ca_file.as_deref(),
+                client_cert: self.broker_client_cert.as_deref(),
+                client_key: self.broker_client_key.as_deref(),
+            },
+            Duration::from_secs(30),
+        )
+        .map_err(|e| bad(e.to_string()))?;
+        Ok(Some(crate::cli::client::Remote {
+            connection,
+            topic_prefix: self.topic_prefix.clone(),
+            hub,
+            timeout,
+        }))
+    }
 }
 
 impl ClientOpts {
@@ -40,8 +120,25 @@ impl ClientOpts {
         }
     }
 
-    pub fn client(&self) -> Client {
-        Client::new(&self.socket)
+    /// The same options, reaching the daemon as `remote` says (the socket when it names no
+    /// broker).
+    pub fn through(mut self, remote: &RemoteOpts) -> Self {
+        self.remote = Some(remote.clone());
+        self
+    }
+
+    /// The client: of the socket, or of a hub through the broker.
+    pub fn client(&self) -> Result<Client, CliError> {
+        match self
+            .remote
+            .as_ref()
+            .map(RemoteOpts::remote)
+            .transpose()?
+            .flatten()
+        {
+            Some(r) => Ok(Client::broker(r)),
+            None => Ok(Client::new(&self.socket)),
+        }
     }
 }
 
@@ -289,7 +386,7 @@ fn wait_for(client: &Client, id: &str, goal: Goal) -> Result<Option<Value>, CliE
 }
 
 pub fn codes(opts: ClientOpts, cmd: CodesCommand) -> Result<(), CliError> {
-    let client = opts.client();
+    let client = opts.client()?;
     let out = opts.out();
     match cmd {
         CodesCommand::List { device } => {
@@ -345,7 +442,11 @@ pub fn codes(opts: ClientOpts, cmd: CodesCommand) -> Result<(), CliError> {
                 line(format!("created {id}"))?;
                 if generated {
                     // The user asked zwlock to choose the PIN: they need to see it.
-                    line(format!("code: {}", c["code"].as_str().unwrap_or("")))?;
+                    match c["code"].as_str() {
+                        Some(pin) => line(format!("code: {pin}"))?,
+                        // Through a broker the hub publishes no PIN (unless publish_codes).
+                        None => line("code: not published by the hub (see it on the hub itself)")?,
+                    }
                 }
             }
             if wait {
@@ -422,7 +523,7 @@ fn strip_nulls(v: Value) -> Value {
 }
 
 pub fn unmanaged(opts: ClientOpts, cmd: UnmanagedCommand) -> Result<(), CliError> {
-    let client = opts.client();
+    let client = opts.client()?;
     let out = opts.out();
     match cmd {
         UnmanagedCommand::List { device } => {
@@ -543,7 +644,7 @@ pub fn unmanaged(opts: ClientOpts, cmd: UnmanagedCommand) -> Result<(), CliError
 }
 
 pub fn devices(opts: ClientOpts, cmd: DevicesCommand) -> Result<(), CliError> {
-    let client = opts.client();
+    let client = opts.client()?;
     let out = opts.out();
     let devices = match &cmd {
         DevicesCommand::List => get(&client, "/devices/list", &[])?["devices"].clone(),
@@ -593,7 +694,7 @@ pub fn devices(opts: ClientOpts, cmd: DevicesCommand) -> Result<(), CliError> {
 }
 
 pub fn events(opts: ClientOpts, since: Option<String>, follow: bool) -> Result<(), CliError> {
-    let client = opts.client();
+    let client = opts.client()?;
     let out = opts.out();
     let since =
         since.unwrap_or_else(|| (chrono::Utc::now() - chrono::Duration::hours(24)).to_rfc3339());

@@ -68,7 +68,7 @@ pub fn include(
     any_security: bool,
 ) -> Result<(), CliError> {
     use std::io::{BufRead, IsTerminal, Write};
-    let client = opts.client();
+    let client = opts.client()?;
     let pin = match pin {
         Some(p) => Some(p),
         None if std::io::stdin().is_terminal() => {
@@ -104,7 +104,7 @@ pub fn include(
 }
 
 pub fn exclude(opts: ClientOpts, timeout: u64) -> Result<(), CliError> {
-    let client = opts.client();
+    let client = opts.client()?;
     eprintln!(
         "learn mode is open for {timeout} s: press the inclusion button on the lock to remove"
     );
@@ -120,7 +120,7 @@ pub fn exclude(opts: ClientOpts, timeout: u64) -> Result<(), CliError> {
 }
 
 pub fn remove_failed(opts: ClientOpts, device: &str) -> Result<(), CliError> {
-    let client = opts.client();
+    let client = opts.client()?;
     let attempt = act(
         &client,
         "/zwave/remove_failed",
@@ -133,7 +133,7 @@ pub fn remove_failed(opts: ClientOpts, device: &str) -> Result<(), CliError> {
 }
 
 pub fn door(opts: ClientOpts, device: &str, lock: bool) -> Result<(), CliError> {
-    let client = opts.client();
+    let client = opts.client()?;
     let route = if lock {
         "/locks/lock_door"
     } else {
