@@ -361,7 +361,7 @@ fn keys_import_takes_zwave_js_keys_and_refuses_to_overwrite_silently() {
 
 /// Raise this process's soft file limit (to its hard limit, at most `want`): the test opens
 /// more connections than a default 1024 allows.
-fn raise_file_limit(want: u64) {
+fn raise_file_limit(want: libc::rlim_t) {
     let mut rl = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

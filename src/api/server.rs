@@ -84,7 +84,9 @@ pub fn file_limit() -> u64 {
     };
     // SAFETY: getrlimit writes into the struct we pass and nothing else.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0 {
-        rl.rlim_cur
+        // `rlim_t` is 32 bits wide on armhf, 64 elsewhere.
+        #[allow(clippy::useless_conversion)]
+        u64::from(rl.rlim_cur)
     } else {
         1024
     }
