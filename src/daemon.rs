@@ -410,6 +410,34 @@ fn status_line(engine: &Engine) -> String {
     format!("ready; {stick}; {locks} locks; {pending} codes being written")
 }
 
+/// The sections of `new` that differ from the `running` configuration and take effect only
+/// after a restart (what `reload` could apply has already been copied into `running`).
+fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
+    let mut restart = Vec::new();
+    if new.serial != running.serial {
+        restart.push("[serial]");
+    }
+    if new.store != running.store {
+        restart.push("[store]");
+    }
+    if new.api != running.api {
+        restart.push("[api]");
+    }
+    if new.codes != running.codes {
+        restart.push("[codes] retry, warning and slot settings");
+    }
+    if new.sim != running.sim {
+        restart.push("[sim]");
+    }
+    if new.mqtt != running.mqtt {
+        restart.push("[mqtt]");
+    }
+    if new.locks != running.locks {
+        restart.push("[[lock]] names (a known lock is renamed with devices/update)");
+    }
+    restart
+}
+
 /// SIGHUP: read the file again and apply what can change while running (log level, watch
 /// budgets); say what needs a restart. A file with errors changes nothing.
 fn reload(
@@ -452,22 +480,7 @@ fn reload(
         running.codes.full_read_on_first_sight = new.codes.full_read_on_first_sight;
         applied.push("codes watch budgets");
     }
-    let mut restart: Vec<&str> = Vec::new();
-    if new.serial != running.serial {
-        restart.push("[serial]");
-    }
-    if new.store != running.store {
-        restart.push("[store]");
-    }
-    if new.api != running.api {
-        restart.push("[api]");
-    }
-    if new.codes != running.codes {
-        restart.push("[codes] retry, warning and slot settings");
-    }
-    if new.sim != running.sim {
-        restart.push("[sim]");
-    }
+    let restart = needs_restart(running, &new);
     if applied.is_empty() {
         tracing::info!("SIGHUP: configuration read; nothing to apply");
     } else {
@@ -477,4 +490,32 @@ fn reload(
         tracing::warn!(changed = %restart.join(", "), "SIGHUP: these changed and apply only after a restart");
     }
     notifier.reloaded("ready; configuration reloaded");
+}
+
+#[cfg(test)]
+mod reload_tests {
+    use super::*;
+
+    fn parse(text: &str) -> Config {
+        toml::from_str(text).expect("test config parses")
+    }
+
+    #[test]
+    fn restart_list_names_each_changed_section() {
+        let running = parse("[serial]\nport = \"sim://demo\"\n");
+        assert!(needs_restart(&running, &running.clone()).is_empty());
+        let new = parse(
+            "[serial]\nport = \"sim://demo\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\nhub_id = \"a\"\n",
+        );
+        assert_eq!(needs_restart(&running, &new), vec!["[mqtt]"]);
+        let new =
+            parse("[serial]\nport = \"sim://other\"\n[[lock]]\nnode_id = 2\nname = \"Front\"\n");
+        assert_eq!(
+            needs_restart(&running, &new),
+            vec![
+                "[serial]",
+                "[[lock]] names (a known lock is renamed with devices/update)"
+            ]
+        );
+    }
 }
