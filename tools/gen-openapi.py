@@ -88,10 +88,15 @@ no_offline = {"type": "boolean", "enum": [False],
               "description": "true is refused: Z-Wave keypad locks have no offline access codes."}
 offline_attempt = {"type": "boolean",
                    "description": "false is refused (400) when the lock is offline; otherwise zwlock keeps the code and sets it when the lock is back."}
+# Names: at most 100 characters and no control characters (codes::validate::check_name);
+# a lock's name also has something besides white space.
+NO_CONTROL = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+NAMED = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+name_text = {"type": "string", "maxLength": 100, "pattern": NO_CONTROL}
 shared_code_params = {
     "allow_external_modification": boolean, "attempt_for_offline_device": offline_attempt,
     "code": {"type": "string", "pattern": "^\\d{4,10}$"}, "ends_at": ts,
-    "is_external_modification_allowed": boolean, "name": {"type": "string", "maxLength": 100},
+    "is_external_modification_allowed": boolean, "name": name_text,
     "prefer_native_scheduling": boolean,
     "preferred_code_length": {"type": "integer", "minimum": 0, "maximum": 255,
                               "description": "Outside the lock's lengths, the nearest one it takes."},
@@ -139,11 +144,11 @@ spec = {
                     "access_code_id": uuid, "device_id": uuid, "is_managed": boolean,
                     "is_offline_access_code": no_offline, "is_one_time_use": boolean,
                     "use_offline_access_code": no_offline, "sync": boolean,
-                    "name": {"type": "string", "maxLength": 100, "nullable": True},
+                    "name": {**name_text, "nullable": True},
                     "starts_at": {**ts, "nullable": True}, "ends_at": {**ts, "nullable": True},
                     "type": {"type": "string", "enum": ["ongoing", "time_bound"]}}, ["access_code_id"]),
                {"action_attempt": ref("action_attempt")}, "Change an access code; is_managed: false makes it unmanaged."),
-    "update_multiple": (obj({"common_code_key": text, "name": {"type": "string", "maxLength": 100, "nullable": True},
+    "update_multiple": (obj({"common_code_key": text, "name": {**name_text, "nullable": True},
                              "starts_at": {**ts, "nullable": True}, "ends_at": {**ts, "nullable": True}},
                             ["common_code_key"]), {}, "Change every code sharing a common_code_key."),
     "delete": (obj({"access_code_id": uuid, "device_id": uuid, "sync": boolean}, ["access_code_id"]),
@@ -183,9 +188,10 @@ spec = {
     "action_attempts_get": (obj({"action_attempt_id": uuid}, ["action_attempt_id"]),
                             {"action_attempt": ref("action_attempt")}, "An action attempt."),
     "report_device_constraints": (obj({"device_id": uuid,
-                                        "supported_code_lengths": {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 4, "maximum": 20}},
-                                        "min_code_length": {"type": "integer", "minimum": 4, "maximum": 20},
-                                        "max_code_length": {"type": "integer", "minimum": 4, "maximum": 20}}, ["device_id"]),
+                                        "supported_code_lengths": {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 4, "maximum": 10}},
+                                        "min_code_length": {"type": "integer", "minimum": 4, "maximum": 10},
+                                        "max_code_length": {"type": "integer", "minimum": 4, "maximum": 10,
+                                                            "description": "Not less than min_code_length."}}, ["device_id"]),
                                    {}, "Report the code lengths a lock takes (Z-Wave locks hold 4-10 digits): supported_code_lengths, or min/max."),
     "simulate_create_unmanaged": (obj({"device_id": uuid, "code": {"type": "string", "pattern": "^[0-9]{4,10}$"}, "name": text}, ["device_id", "code"]),
                                   {"access_code": ref("unmanaged_access_code")},
@@ -193,7 +199,7 @@ spec = {
     "simulate_keypad_code_entry": (obj({"device_id": uuid, "code": text}, ["device_id", "code"]),
                                    {"action_attempt": ref("action_attempt")},
                                    "Type a code at a simulated lock's keypad (sim:// ports only; a 400 on a real lock)."),
-    "action_attempts_list": (obj({"action_attempt_ids": {"type": "array", "items": uuid}}, ["action_attempt_ids"]),
+    "action_attempts_list": (obj({"action_attempt_ids": {"type": "array", "minItems": 1, "items": uuid}}, ["action_attempt_ids"]),
                              {"action_attempts": {"type": "array", "items": ref("action_attempt")}, "pagination": ref("pagination")},
                              "Action attempts by id."),
     "events_get": (obj({"event_id": uuid, "device_id": uuid, "event_type": text}),
@@ -204,7 +210,8 @@ spec = {
                                                    "is_publishable_key_auth_enabled": boolean},
                                                   ["workspace_id", "name"])},
                        "The one local workspace (its id is the one every object carries)."),
-    "devices_update": (obj({"device_id": uuid, "name": {"type": "string", "minLength": 1, "maxLength": 100}, "is_managed": boolean}, ["device_id"]),
+    "devices_update": (obj({"device_id": uuid, "name": {**name_text, "pattern": NAMED},
+                             "is_managed": {"type": "boolean", "enum": [True], "description": "false is refused: exclude the lock instead"}}, ["device_id"]),
                        {}, "Rename a lock (is_managed: false is refused: exclude the lock instead)."),
     "health": (obj({}), {"msg": text, "service_health_statuses": {"type": "array", "items": {"type": "object"}}},
                "Whether the daemon and its stick are up."),
@@ -248,6 +255,9 @@ either = {
     "list": {"anyOf": [{"required": ["device_id"]}, {"required": ["access_code_ids"]}, {"required": ["search"]}]},
     "events_list": {"oneOf": [only(["since"], ["between"]), only(["between"], ["since"])]},
     "events_get": {"anyOf": [{"required": ["event_id"]}, {"required": ["device_id"]}, {"required": ["event_type"]}]},
+    "report_device_constraints": {"oneOf": [only(["supported_code_lengths"], ["min_code_length", "max_code_length"]),
+                                            {"anyOf": [{"required": ["min_code_length"]}, {"required": ["max_code_length"]}],
+                                             "not": {"required": ["supported_code_lengths"]}}]},
 }
 
 

@@ -167,11 +167,11 @@ pub const ROUTES: &[(&str, &[&str], Handler)] = &[
     ),
     (
         "/action_attempts/list",
-        &["POST"],
+        &["GET", "POST"],
         routes::action_attempts_list,
     ),
-    ("/events/get", &["POST"], routes::events_get),
-    ("/workspaces/get", &["POST"], routes::workspaces_get),
+    ("/events/get", &["GET", "POST"], routes::events_get),
+    ("/workspaces/get", &["GET", "POST"], routes::workspaces_get),
 ];
 
 #[derive(Clone)]

@@ -123,8 +123,9 @@ impl Engine {
         device_id: &Uuid,
         code: &str,
     ) -> Result<Value, EngineError> {
-        let keypads = self.keypads()?.clone();
+        // An unknown lock is a 404 before a real one is a 400.
         let device = self.device_row(device_id)?;
+        let keypads = self.keypads()?.clone();
         let unlocked = tokio::runtime::Handle::current()
             .block_on(keypads.enter(device.node_id, code))
             .map_err(|m| EngineError::NotAllowed {
@@ -152,8 +153,9 @@ impl Engine {
         device_id: &Uuid,
         code: &str,
     ) -> Result<UnmanagedAccessCode, EngineError> {
-        let keypads = self.keypads()?.clone();
+        // An unknown lock is a 404 before a real one is a 400.
         let device = self.device_row(device_id)?;
+        let keypads = self.keypads()?.clone();
         super::validate::CodeRules::default()
             .check(code)
             .map_err(|e| EngineError::Invalid(vec![e]))?;

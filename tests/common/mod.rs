@@ -303,27 +303,27 @@ impl tokio::io::AsyncWrite for RecordingStream {
     }
 }
 
-/// A daemon for Seam's SDKs: two simulated locks behind `zwlock sim serve` (lock A, node 5,
-/// holds the keypad code 2580 in slot 1), the Unix socket, and the loopback TCP listener with
-/// a `seam_`-prefixed token (the SDKs refuse other keys).
+/// A daemon for Seam's SDKs: two simulated locks on an in-process `sim://` network, so that
+/// Seam's simulate routes can play at them (lock A, node 5, holds the keypad code 2580 in
+/// slot 1), the Unix socket, and the loopback TCP listener with a `seam_`-prefixed token (the
+/// SDKs refuse other keys).
 pub struct SdkDaemon {
     pub socket: std::path::PathBuf,
     pub tcp_port: u16,
     pub token: String,
     pub daemon: Reaped,
-    pub sim: Reaped,
 }
 
 pub const SDK_SIM: &str = r#"
-[[network]]
+[[sim.network]]
 name = "sdk"
 radio_ms = 2
-[[network.lock]]
+[[sim.network.lock]]
 node_id = 5
 listening = "always"
 slots = 10
 initial_codes = [{ slot = 1, code = "2580" }]
-[[network.lock]]
+[[sim.network.lock]]
 node_id = 6
 listening = "always"
 slots = 10
@@ -331,10 +331,17 @@ slots = 10
 
 pub fn sdk_daemon(dir: &std::path::Path) -> SdkDaemon {
     use std::os::unix::fs::PermissionsExt;
-    let sim_file = dir.join("sim.toml");
-    std::fs::write(&sim_file, SDK_SIM).unwrap();
-    let (sim, port) = sim_serve(&sim_file, &dir.join("sim.sock"));
-    let config = tcp_config(dir, port);
+    let config = dir.join("zwlock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[serial]\nport = \"sim://sdk\"\n[store]\npath = \"{d}/zwlock.db\"\n\
+             [api]\nsocket = \"{d}/api.sock\"\n\
+             [codes]\nretry_initial_seconds = 1\nretry_max_seconds = 5\n{SDK_SIM}",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
     let tcp_port = free_port();
     let token = "seam_zwlock_sdk_test_token".to_string();
     let token_file = dir.join("api.token");
@@ -364,6 +371,5 @@ pub fn sdk_daemon(dir: &std::path::Path) -> SdkDaemon {
         tcp_port,
         token,
         daemon,
-        sim,
     }
 }

@@ -226,6 +226,38 @@ async function main() {
   })
   assert.equal((await viaTcp.devices.list()).length, 2)
 
+  step = 'round two: workspace, devices.update, constraints, simulated keypad'
+  const workspace = await seam.workspaces.get()
+  assert.equal(workspace.workspace_id, (await seam.devices.get({ device_id: a })).workspace_id)
+  await seam.devices.update({ device_id: b, name: 'Back door' })
+  assert.equal((await seam.devices.get({ device_id: b })).properties.name, 'Back door')
+  await seam.accessCodes.reportDeviceConstraints({ device_id: b, supported_code_lengths: [4, 6] })
+  assert.deepEqual((await seam.devices.get({ device_id: b })).properties.supported_code_lengths, [4, 6])
+  e = await refused(SeamHttpInvalidInputError, () => seam.accessCodes.create({ device_id: b, code: '12345' }))
+  invalidField(e, 'code')
+  e = await refused(SeamHttpInvalidInputError, () =>
+    seam.accessCodes.reportDeviceConstraints({ device_id: b, min_code_length: 4, max_code_length: 12 }),
+  )
+  assert.equal(e.statusCode, 400)
+  const keypad = await seam.accessCodes.simulate.createUnmanagedAccessCode({ device_id: b, code: '5678', name: 'keypad' })
+  assert.equal(keypad.code, '5678')
+  assert.equal(keypad.is_managed, false)
+  assert.ok((await seam.accessCodes.unmanaged.list({ device_id: b })).some((c) => c.code === '5678'))
+  const entry = await seam.locks.simulate.keypadCodeEntry({ device_id: a, code: '5928' })
+  assert.equal(entry.status, 'success')
+  assert.equal(entry.action_type, 'SIMULATE_KEYPAD_CODE_ENTRY')
+  let unlockedBy
+  await until("the keypad entry's unlock event", async () => {
+    unlockedBy = await seam.events.get({ device_id: a, event_type: 'lock.unlocked' })
+    return unlockedBy.access_code_id === code.access_code_id
+  })
+  assert.equal((await seam.events.get({ event_id: unlockedBy.event_id })).event_id, unlockedBy.event_id)
+  const attempts = await seam.actionAttempts.list({ action_attempt_ids: [locked.action_attempt_id, entry.action_attempt_id] })
+  assert.deepEqual(
+    attempts.map((x) => x.action_attempt_id).sort(),
+    [locked.action_attempt_id, entry.action_attempt_id].sort(),
+  )
+
   step = 'delete'
   await seam.accessCodes.delete({ access_code_id: code.access_code_id })
   await until('deleted code gone', async () => {

@@ -218,6 +218,41 @@ def main(socket_path: str, tcp_port: str, token: str) -> None:
     via_tcp = Seam(api_key=token, endpoint=f"http://127.0.0.1:{tcp_port}")
     assert len(via_tcp.devices.list()) == 2
 
+    # round two: the workspace, renaming, reported constraints, the simulated keypad
+    workspace = seam.workspaces.get()
+    assert workspace.workspace_id == seam.devices.get(device_id=a).workspace_id, workspace
+    seam.devices.update(device_id=b, name="Back door")
+    assert seam.devices.get(device_id=b).properties.name == "Back door"
+    seam.access_codes.report_device_constraints(device_id=b, supported_code_lengths=[4, 6])
+    assert list(seam.devices.get(device_id=b).properties.supported_code_lengths) == [4, 6]
+    e = refused(SeamHttpInvalidInputError, lambda: seam.access_codes.create(device_id=b, code="12345"))
+    invalid_field(e, "code")
+    e = refused(
+        SeamHttpInvalidInputError,
+        lambda: seam.access_codes.report_device_constraints(device_id=b, min_code_length=4, max_code_length=12),
+    )
+    assert e.status_code == 400, e.status_code
+    keypad = seam.access_codes.simulate.create_unmanaged_access_code(device_id=b, code="5678", name="keypad")
+    assert keypad.code == "5678" and keypad.is_managed is False, keypad
+    assert any(c.code == "5678" for c in seam.access_codes.unmanaged.list(device_id=b))
+    entry = seam.locks.simulate.keypad_code_entry(device_id=a, code="5928")
+    assert entry.status == "success" and entry.action_type == "SIMULATE_KEYPAD_CODE_ENTRY", entry
+    unlocked_by = []
+
+    def unlocked_by_code():
+        ev = seam.events.get(device_id=a, event_type="lock.unlocked")
+        if getattr(ev, "access_code_id", None) == code.access_code_id:
+            unlocked_by.append(ev)
+            return True
+        return False
+
+    until("the keypad entry's unlock event", unlocked_by_code)
+    assert seam.events.get(event_id=unlocked_by[0].event_id).event_id == unlocked_by[0].event_id
+    attempts = seam.action_attempts.list(action_attempt_ids=[locked.action_attempt_id, entry.action_attempt_id])
+    assert sorted(x.action_attempt_id for x in attempts) == sorted(
+        [locked.action_attempt_id, entry.action_attempt_id]
+    ), attempts
+
     # delete (DELETE with a query string): gone from the API and, soon, the lock
     seam.access_codes.delete(access_code_id=code.access_code_id)
     deadline = time.time() + 30
