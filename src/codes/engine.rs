@@ -301,12 +301,18 @@ impl Engine {
             let codes = tx.device_codes(device_id)?;
             let slots = tx.slots(device_id)?;
             let scheduled = super::schedule::scheduled_slots(tx, device_id)?;
+            let waiting = tx.codes_with_issue(
+                device_id,
+                crate::store::IssueKind::Error,
+                super::model::error_code::NO_SPACE_FOR_ACCESS_CODE_ON_DEVICE,
+            )?;
             let plan = planner::plan(&LockView {
                 device: &device,
                 codes: &codes,
                 slots: &slots,
                 scheduled: &scheduled,
                 reserved: &self.ctx.config.reserved_slots,
+                waiting: &waiting,
                 now,
                 synced: self.ctx.clock.is_synchronized(),
                 hub: true,

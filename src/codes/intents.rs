@@ -287,7 +287,7 @@ pub(super) fn create(ctx: &Ctx, req: CreateRequest) -> Result<(AccessCode, Value
     ctx.publish(events);
     ctx.wake(row.device_id);
     tracing::info!(access_code_id = %row.access_code_id, device_id = %row.device_id, "access code created");
-    let code = ctx.repo.write(|tx| render(ctx, tx, &row))?;
+    let code = ctx.repo.read(|tx| render(ctx, tx, &row))?;
     Ok((code, model::attempt_json(&attempt)))
 }
 
@@ -489,7 +489,7 @@ pub(super) fn update(ctx: &Ctx, req: UpdateRequest) -> Result<(AccessCode, Value
     })?;
     ctx.publish(events);
     ctx.wake(row.device_id);
-    let code = ctx.repo.write(|tx| render(ctx, tx, &row))?;
+    let code = ctx.repo.read(|tx| render(ctx, tx, &row))?;
     Ok((code, model::attempt_json(&attempt)))
 }
 

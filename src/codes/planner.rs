@@ -28,6 +28,10 @@ pub struct LockView<'a> {
     pub scheduled: &'a BTreeSet<u16>,
     /// Slots never used for managed codes (configuration), beside the device's own.
     pub reserved: &'a [u16],
+    /// Codes already marked as waiting for a slot (`no_space_for_access_code_on_device`): a
+    /// pass changes only what changed, so a full lock with thousands of waiting codes costs
+    /// no writes.
+    pub waiting: &'a BTreeSet<Uuid>,
     pub now: DateTime<Utc>,
     /// The wall clock can be trusted (never act on windows otherwise).
     pub synced: bool,
@@ -195,6 +199,8 @@ pub fn plan(view: &LockView<'_>) -> Plan {
     let mut removals: Vec<SlotAction> = Vec::new();
     // Codes to put on the lock: (code, native).
     let mut sets: Vec<(&CodeRow, bool)> = Vec::new();
+    // Codes that wait for a slot after this pass (or may: see below).
+    let mut still_waiting: BTreeSet<Uuid> = BTreeSet::new();
     let mut changes = Vec::new();
     for code in view.codes {
         if code.desired == Desired::Released {
@@ -233,6 +239,8 @@ pub fn plan(view: &LockView<'_>) -> Plan {
                     code: code.access_code_id,
                 });
             }
+            // Whether it waits for space is not known until the clock is: as it was.
+            still_waiting.insert(code.access_code_id);
             continue;
         }
         let in_win = window == Some(true);
@@ -287,6 +295,8 @@ pub fn plan(view: &LockView<'_>) -> Plan {
         }
         if let Some(t) = retry_at {
             wake(t);
+            // Still wanted, tried again later: whether it waits for space stays as it was.
+            still_waiting.insert(code.access_code_id);
             continue;
         }
         sets.push((code, native));
@@ -301,20 +311,21 @@ pub fn plan(view: &LockView<'_>) -> Plan {
             None => match free_iter.next() {
                 Some(&(s, known)) => Some((s, known)),
                 None => {
-                    changes.push(Change::NoSpace {
-                        code: code.access_code_id,
-                        slots: view.device.slot_count,
-                    });
+                    still_waiting.insert(code.access_code_id);
+                    let marked = view.waiting.contains(&code.access_code_id);
+                    let unplaced =
+                        code.status == CodeStatus::Setting && code.programmed_code.is_none();
+                    if !marked || unplaced {
+                        changes.push(Change::NoSpace {
+                            code: code.access_code_id,
+                            slots: view.device.slot_count,
+                        });
+                    }
                     None
                 }
             },
         };
         let Some((slot, known)) = slot else { continue };
-        if code.slot.is_none() {
-            changes.push(Change::SpaceFound {
-                code: code.access_code_id,
-            });
-        }
         if first_set.is_some() {
             continue;
         }
@@ -344,6 +355,15 @@ pub fn plan(view: &LockView<'_>) -> Plan {
                     .is_some_and(|p| *p != code.code),
             }
         });
+    }
+    // A code marked as waiting that no longer waits (it has a slot, left its window, went).
+    if !view.waiting.is_empty() {
+        let present: BTreeSet<Uuid> = view.codes.iter().map(|c| c.access_code_id).collect();
+        for id in view.waiting {
+            if present.contains(id) && !still_waiting.contains(id) {
+                changes.push(Change::SpaceFound { code: *id });
+            }
+        }
     }
     plan.changes = changes;
     // A lock that must be reached securely and cannot be gets nothing, in clear or otherwise.

@@ -84,6 +84,7 @@ struct Case {
     codes: Vec<CodeRow>,
     slots: Vec<SlotRow>,
     scheduled: BTreeSet<u16>,
+    waiting: BTreeSet<Uuid>,
     now: DateTime<Utc>,
     synced: bool,
     hub: bool,
@@ -96,6 +97,7 @@ impl Case {
             codes: Vec::new(),
             slots: (1..=slots).map(empty).collect(),
             scheduled: BTreeSet::new(),
+            waiting: BTreeSet::new(),
             now: t0(),
             synced: true,
             hub: true,
@@ -109,6 +111,7 @@ impl Case {
             slots: &self.slots,
             scheduled: &self.scheduled,
             reserved: &[],
+            waiting: &self.waiting,
             now: self.now,
             synced: self.synced,
             hub: self.hub,
@@ -328,6 +331,87 @@ fn every_code_waiting_for_a_slot_says_so() {
         })
         .collect();
     assert_eq!(waiting, vec![id(11), id(12), id(13)]);
+}
+
+#[test]
+fn codes_already_marked_as_waiting_cost_nothing_until_a_slot_frees() {
+    // A full lock with many waiting codes, all already marked: a pass changes nothing (the
+    // engine plans again after every change, so repeating a mark would be a pass per create).
+    let mut c = Case::new(2);
+    c.codes.push(on_lock(1, "1111", 1));
+    c.codes.push(on_lock(2, "2222", 2));
+    for n in 10..200 {
+        c.codes.push(code(n, &format!("{}", 3000 + n)));
+        c.waiting.insert(id(n));
+    }
+    let p = c.plan();
+    assert_eq!(p.action, None);
+    assert_eq!(p.changes, vec![], "nothing to write");
+    // A new code is marked once; one being set that found no slot goes back to waiting.
+    c.codes.push(code(300, "9300"));
+    c.codes.push(CodeRow {
+        status: CodeStatus::Setting,
+        ..code(301, "9301")
+    });
+    c.waiting.insert(id(301));
+    let p = c.plan();
+    let marked: Vec<Uuid> = p
+        .changes
+        .iter()
+        .filter_map(|ch| match ch {
+            Change::NoSpace { code, .. } => Some(*code),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(marked, vec![id(300), id(301)]);
+    // Slot 2 frees: the oldest waiting code takes it and is no longer marked; the rest stay.
+    c.codes.remove(1);
+    let p = c.plan();
+    assert!(matches!(p.action, Some(SlotAction::Set { code, slot: 2, .. }) if code == id(10)));
+    let found: Vec<Uuid> = p
+        .changes
+        .iter()
+        .filter_map(|ch| match ch {
+            Change::SpaceFound { code } => Some(*code),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(found, vec![id(10)]);
+}
+
+#[test]
+fn a_marked_code_that_no_longer_waits_loses_the_mark_but_one_in_backoff_keeps_it() {
+    let mut c = Case::new(1);
+    c.codes.push(on_lock(1, "1111", 1));
+    // Deleted while waiting; moved to a later window; waiting on a retry.
+    c.codes.push(CodeRow {
+        desired: Desired::Deleted,
+        ..code(10, "4821")
+    });
+    c.codes.push(CodeRow {
+        starts_at: Some(t0() + chrono::Duration::days(2)),
+        ends_at: Some(t0() + chrono::Duration::days(3)),
+        ..code(11, "4822")
+    });
+    c.codes.push(CodeRow {
+        next_attempt_at: Some(t0() + chrono::Duration::minutes(5)),
+        ..code(12, "4823")
+    });
+    // A mark left on a code that is on the lock (and one on a code that is gone).
+    for n in [1, 10, 11, 12, 99] {
+        c.waiting.insert(id(n));
+    }
+    let p = c.plan();
+    let mut found: Vec<Uuid> = p
+        .changes
+        .iter()
+        .filter_map(|ch| match ch {
+            Change::SpaceFound { code } => Some(*code),
+            _ => None,
+        })
+        .collect();
+    found.sort();
+    assert_eq!(found, vec![id(1), id(10), id(11)]);
 }
 
 #[test]

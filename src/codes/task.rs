@@ -28,13 +28,14 @@ use super::apply::{self, Attempt, Failure, LockWait, Write};
 use super::attempts;
 use super::ctx::{Ctx, Request};
 use super::inbox::Effect;
+use super::model::error_code;
 use super::observe;
 use super::ops::{self, caps, full_read_key, Done, Op, OpResult};
 use super::planner::{self, LockView, Plan, SlotAction};
 use super::schedule;
 use super::watch::{self, Read, Verify, WatchInput, WatchState};
 use crate::lock::{LockPort, PortEvent, SlotReading, Written};
-use crate::store::{CodeStatus, DeviceRow, StoreError};
+use crate::store::{CodeStatus, DeviceRow, IssueKind, StoreError};
 
 /// How long a notification that a slot changed waits for the lock's own report of it before
 /// the slot is read.
@@ -230,12 +231,18 @@ impl Task {
                 let codes = tx.device_codes(id)?;
                 let slots = tx.slots(id)?;
                 let scheduled = schedule::scheduled_slots(tx, id)?;
+                let waiting = tx.codes_with_issue(
+                    id,
+                    IssueKind::Error,
+                    error_code::NO_SPACE_FOR_ACCESS_CODE_ON_DEVICE,
+                )?;
                 let plan = planner::plan(&LockView {
                     device: &device,
                     codes: &codes,
                     slots: &slots,
                     scheduled: &scheduled,
                     reserved: &reserved,
+                    waiting: &waiting,
                     now,
                     synced,
                     hub,

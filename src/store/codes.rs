@@ -614,8 +614,33 @@ impl Store {
             .is_some())
     }
 
-    pub fn issues(conn: &Connection, id: &Uuid) -> Result<Vec<IssueRow>, StoreError> {
+    /// The codes of a device that carry an issue (one query, however many codes it has).
+    pub fn codes_with_issue(
+        conn: &Connection,
+        device_id: &Uuid,
+        kind: IssueKind,
+        code: &str,
+    ) -> Result<std::collections::BTreeSet<Uuid>, StoreError> {
         let mut stmt = conn.prepare(
+            "SELECT i.access_code_id FROM access_code_issues i \
+             JOIN access_codes c ON c.access_code_id = i.access_code_id \
+             WHERE c.device_id = ?1 AND i.kind = ?2 AND i.code = ?3",
+        )?;
+        let rows = stmt.query_map(params![device_id.to_string(), kind.as_str(), code], |r| {
+            r.get::<_, String>(0)
+        })?;
+        let mut out = std::collections::BTreeSet::new();
+        for id in rows {
+            out.insert(super::parse_uuid(
+                "access_code_issues.access_code_id",
+                &id?,
+            )?);
+        }
+        Ok(out)
+    }
+
+    pub fn issues(conn: &Connection, id: &Uuid) -> Result<Vec<IssueRow>, StoreError> {
+        let mut stmt = conn.prepare_cached(
             "SELECT kind, code, message, created_at, details, expires_at FROM access_code_issues \
              WHERE access_code_id = ?1 ORDER BY created_at, code",
         )?;

@@ -202,6 +202,15 @@ impl Tx<'_> {
     pub fn issues(&self, id: &Uuid) -> Result<Vec<IssueRow>, StoreError> {
         Store::issues(self.conn, id)
     }
+    /// The codes of a device that carry an issue.
+    pub fn codes_with_issue(
+        &self,
+        device: &Uuid,
+        kind: IssueKind,
+        code: &str,
+    ) -> Result<std::collections::BTreeSet<Uuid>, StoreError> {
+        Store::codes_with_issue(self.conn, device, kind, code)
+    }
 
     // Devices.
     pub fn upsert_device(

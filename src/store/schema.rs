@@ -187,6 +187,12 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (manufacturer_id, product_type, product_id, firmware, command_classes)
     );
     "#,
+    // 4: a lock's codes in list order, so a page of a lock with 10,000 codes reads its page
+    // and no more (it was a sort of every code per page); issues by code are already keyed.
+    r#"
+    CREATE INDEX access_codes_device_order ON access_codes(device_id, created_at, access_code_id)
+        WHERE deleted_at IS NULL;
+    "#,
 ];
 
 /// The schema version this binary writes.
