@@ -612,6 +612,74 @@ async fn a_broker_restart_in_the_middle() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_taken_in_but_not_started_at_a_stop_is_handled_after_it() {
+    // One request at a time, and the first one waits on a lock out of range: the second is
+    // taken in from the broker and queued when the hub is stopped. It must not be lost (it
+    // was, when every message was acknowledged on arrival): the broker delivers it again in
+    // the next session, and it is handled once.
+    let dir = tempfile::tempdir().unwrap();
+    let m = Mosquitto::start(dir.path(), BrokerOpts::default());
+    let mut h = hub_on(dir.path(), &m, "h1", 1, "max_concurrent_requests = 1");
+    online(&m, "h1").await;
+    let device = h.devices()[0].clone();
+    let node = h
+        .http("GET", &format!("/devices/get?device_id={device}"), None)
+        .unwrap()["device"]["properties"]["zwave"]["node_id"]
+        .as_u64()
+        .unwrap() as u8;
+    h.sim(node, "out_of_range");
+    let c = client(m.port, "h1").await;
+    let slow = Bytes::from(
+        json!({ "device_id": device, "code": "5821", "name": "slow", "sync": true }).to_string(),
+    );
+    c.send(
+        "access_codes/create",
+        slow,
+        &[],
+        Some(Bytes::from_static(b"slow")),
+        false,
+    )
+    .await
+    .unwrap();
+    until("the slow create under way", WAIT, || async {
+        h.codes().values().any(|c| c["name"] == "slow")
+    })
+    .await;
+    let corr = Bytes::from_static(b"queued");
+    let answer = c.expect(corr.clone(), Duration::from_secs(90));
+    let queued =
+        Bytes::from(json!({ "device_id": device, "code": "6932", "name": "queued" }).to_string());
+    c.send("access_codes/create", queued, &[], Some(corr), false)
+        .await
+        .unwrap();
+    // Let the hub take it in (it waits behind the slow one), then stop the hub.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !h.codes().values().any(|c| c["name"] == "queued"),
+        "the second request was to wait"
+    );
+    h.stop("TERM");
+    // (The simulated network lives in the daemon: it starts again with the lock in range.)
+    h.start(1);
+    let answer = answer
+        .await
+        .expect("the queued request is answered after the restart");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let names: Vec<Value> = h.codes().values().map(|c| c["name"].clone()).collect();
+    assert_eq!(
+        names.iter().filter(|n| *n == "queued").count(),
+        1,
+        "{names:?}"
+    );
+    assert_eq!(
+        names.iter().filter(|n| *n == "slow").count(),
+        1,
+        "the request under way is not delivered again: {names:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_stop_says_offline() {
     let dir = tempfile::tempdir().unwrap();
     let m = Mosquitto::start(dir.path(), BrokerOpts::default());

@@ -165,6 +165,11 @@ impl Bridge {
         let mut options = settings.connection.options(&settings.client_id);
         options.set_clean_start(false);
         options.set_session_expiry_interval(Some(settings.session_expiry));
+        // A request is acknowledged when its handling starts, not when it arrives: one the hub
+        // took in but had not started when it stopped (or died) is delivered again by the
+        // broker in the next session instead of being lost, and one under way is never
+        // delivered again (a create without a PIN would make a second code).
+        options.set_manual_acks(true);
         options.set_last_will(LastWill::new(
             topics.status(),
             "offline",
@@ -396,7 +401,26 @@ async fn run_connection(
     }
 }
 
-/// Hand an incoming message to the task it is for.
+/// Acknowledge a QoS 1 message (manual acks: see [`Bridge::start`]). From the connection's
+/// own loop the queue must not be waited on (that loop is what drains it): a full queue
+/// hands the ack to a task.
+fn ack_now(shared: &Arc<Shared>, p: &Publish) {
+    if shared.client.try_ack(p).is_err() {
+        let shared = shared.clone();
+        let p = p.clone();
+        tokio::spawn(async move { ack(&shared, &p).await });
+    }
+}
+
+/// Acknowledge a QoS 1 message.
+async fn ack(shared: &Shared, p: &Publish) {
+    if let Err(e) = shared.client.ack(p).await {
+        tracing::debug!(error = %e, "cannot acknowledge a message (the broker sends it again)");
+    }
+}
+
+/// Hand an incoming message to the task it is for. A request is acknowledged when its
+/// handling starts (or it is refused as busy); everything else at once.
 fn dispatch(
     shared: &Arc<Shared>,
     p: Publish,
@@ -404,6 +428,7 @@ fn dispatch(
     state: &mpsc::Sender<StateMsg>,
 ) {
     let Ok(topic) = std::str::from_utf8(&p.topic).map(str::to_string) else {
+        ack_now(shared, &p);
         return;
     };
     let topics = &shared.settings.topics;
@@ -414,6 +439,7 @@ fn dispatch(
                     &format!("retained {topic}"),
                     "ignoring a retained request (requests are never retained)",
                 );
+                ack_now(shared, &p);
                 return;
             }
             let job = Job::Api {
@@ -430,14 +456,16 @@ fn dispatch(
                 );
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    let props = publish.properties.unwrap_or_default();
+                    let props = publish.properties.clone().unwrap_or_default();
                     if let Some(topic) = props.response_topic.filter(|t| valid_response_topic(t)) {
                         answer(&shared, topic, props.correlation_data, envelope(busy)).await;
                     }
+                    ack(&shared, &publish).await;
                 });
             }
         }
         Incoming::HaCommand(device) if !p.retain && shared.settings.discovery => {
+            ack_now(shared, &p);
             match super::ha::command_route(&p.payload) {
                 Some(route) => {
                     if jobs.try_send(Job::Ha { device, route }).is_err() {
@@ -451,15 +479,18 @@ fn dispatch(
             }
         }
         Incoming::Device(id) if p.retain => {
+            ack_now(shared, &p);
             let _ = state.try_send(StateMsg::Swept(state::Kind::Device, id));
         }
         Incoming::AccessCode(id) if p.retain => {
+            ack_now(shared, &p);
             let _ = state.try_send(StateMsg::Swept(state::Kind::AccessCode, id));
         }
         Incoming::SweepMarker => {
+            ack_now(shared, &p);
             let _ = state.try_send(StateMsg::SweepDone);
         }
-        _ => {}
+        _ => ack_now(shared, &p),
     }
 }
 
@@ -502,14 +533,17 @@ async fn run_requests(
         let shared = shared.clone();
         running.spawn(async move {
             match job {
-                Job::Api { route, publish } => handle_api(&shared, route, *publish).await,
+                Job::Api { route, publish } => {
+                    ack(&shared, &publish).await;
+                    handle_api(&shared, route, *publish).await;
+                }
                 Job::Ha { device, route } => handle_ha(&shared, device, route).await,
             }
             drop(permit);
         });
     }
-    // Stopping: requests not started are not taken (the broker keeps them for the session);
-    // those under way get a moment to finish.
+    // Stopping: requests not started are not taken, nor acknowledged, so the broker delivers
+    // them again in the next session; those under way get a moment to finish.
     let _ = tokio::time::timeout(SHUTDOWN_REQUESTS, async {
         while running.join_next().await.is_some() {}
     })
