@@ -22,7 +22,7 @@ use super::ctx::{Ctx, Request};
 pub use super::error::EngineError;
 use super::model::{AccessCode, UnmanagedAccessCode};
 use super::network::IncludeRequest;
-use super::planner::{self, LockView};
+use super::planner;
 use super::queries::Page;
 pub use super::requests::{CreateRequest, UpdateRequest};
 use super::task::{Control, Task};
@@ -295,28 +295,15 @@ impl Engine {
     pub fn plan_once(&self, device_id: &Uuid) -> Result<&'static str, StoreError> {
         let now = self.now();
         self.ctx.repo.read(|tx| {
-            let Some(device) = tx.device(device_id)? else {
+            let Some(input) = super::task::PlanInput::read(tx, device_id)? else {
                 return Ok("gone");
             };
-            let codes = tx.device_codes(device_id)?;
-            let slots = tx.slots(device_id)?;
-            let scheduled = super::schedule::scheduled_slots(tx, device_id)?;
-            let waiting = tx.codes_with_issue(
-                device_id,
-                crate::store::IssueKind::Error,
-                super::model::error_code::NO_SPACE_FOR_ACCESS_CODE_ON_DEVICE,
-            )?;
-            let plan = planner::plan(&LockView {
-                device: &device,
-                codes: &codes,
-                slots: &slots,
-                scheduled: &scheduled,
-                reserved: &self.ctx.config.reserved_slots,
-                waiting: &waiting,
+            let plan = planner::plan(&input.view(
+                &self.ctx.config.reserved_slots,
                 now,
-                synced: self.ctx.clock.is_synchronized(),
-                hub: true,
-            });
+                self.ctx.clock.is_synchronized(),
+                true,
+            ));
             Ok(match plan.action {
                 Some(planner::SlotAction::Set { .. }) => "set",
                 Some(planner::SlotAction::Clear { .. }) => "clear",

@@ -12,7 +12,7 @@
 //! Shutdown drops the operations in flight (their intents are committed and are redone at the
 //! next start), checkpoints the database and stops the port.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +35,8 @@ use super::planner::{self, LockView, Plan, SlotAction};
 use super::schedule;
 use super::watch::{self, Read, Verify, WatchInput, WatchState};
 use crate::lock::{LockPort, PortEvent, SlotReading, Written};
-use crate::store::{CodeStatus, DeviceRow, IssueKind, StoreError};
+
+use crate::store::{CodeRow, CodeStatus, DeviceRow, IssueKind, SlotRow, StoreError, Tx};
 
 /// How long a notification that a slot changed waits for the lock's own report of it before
 /// the slot is read.
@@ -63,6 +64,58 @@ struct LockRt {
     wake_at: Option<Instant>,
     /// When a full read last told its waiting clients how far it is.
     progress_at: Option<Instant>,
+    /// Not planned again before this: a lock's passes take at most half of the engine's time
+    /// (a lock with 10,000 codes costs tens of milliseconds a pass, and every create asks
+    /// for one; a small lock's pass is too short for this to matter).
+    not_before: Option<Instant>,
+}
+
+/// What a lock's plan is made from, read in one transaction.
+pub(super) struct PlanInput {
+    pub device: DeviceRow,
+    pub codes: Vec<CodeRow>,
+    pub slots: Vec<SlotRow>,
+    pub scheduled: BTreeSet<u16>,
+    pub waiting: BTreeSet<Uuid>,
+}
+
+impl PlanInput {
+    pub(super) fn read(tx: &Tx<'_>, id: &Uuid) -> Result<Option<PlanInput>, StoreError> {
+        let Some(device) = tx.device(id)? else {
+            return Ok(None);
+        };
+        Ok(Some(PlanInput {
+            device,
+            codes: tx.device_codes(id)?,
+            slots: tx.slots(id)?,
+            scheduled: schedule::scheduled_slots(tx, id)?,
+            waiting: tx.codes_with_issue(
+                id,
+                IssueKind::Error,
+                error_code::NO_SPACE_FOR_ACCESS_CODE_ON_DEVICE,
+            )?,
+        }))
+    }
+
+    pub(super) fn view<'a>(
+        &'a self,
+        reserved: &'a [u16],
+        now: chrono::DateTime<Utc>,
+        synced: bool,
+        hub: bool,
+    ) -> LockView<'a> {
+        LockView {
+            device: &self.device,
+            codes: &self.codes,
+            slots: &self.slots,
+            scheduled: &self.scheduled,
+            reserved,
+            waiting: &self.waiting,
+            now,
+            synced,
+            hub,
+        }
+    }
 }
 
 pub(crate) struct Task {
@@ -172,9 +225,16 @@ impl Task {
 
     fn next_timer(&self) -> Instant {
         let tick = self.next_tick;
+        let now = Instant::now();
         self.locks
             .values()
-            .flat_map(|rt| [rt.wake_at, rt.quiet_until])
+            .flat_map(|rt| {
+                // A lock waiting only for its pass budget (and not yet due).
+                let held = rt
+                    .not_before
+                    .filter(|t| rt.dirty && !rt.busy && rt.quiet_until.is_none() && *t > now);
+                [rt.wake_at, rt.quiet_until, held]
+            })
             .flatten()
             .fold(tick, Instant::min)
     }
@@ -189,13 +249,20 @@ impl Task {
             .locks
             .iter()
             .filter(|(_, rt)| rt.dirty && !rt.busy && rt.quiet_until.is_none())
+            .filter(|(_, rt)| rt.not_before.is_none_or(|t| t <= Instant::now()))
             .map(|(id, _)| *id)
             .collect();
         for id in ready {
             if let Some(rt) = self.locks.get_mut(&id) {
                 rt.dirty = false;
             }
-            if let Err(e) = self.pass(&id) {
+            let started = Instant::now();
+            let result = self.pass(&id);
+            if let Some(rt) = self.locks.get_mut(&id) {
+                let done = Instant::now();
+                rt.not_before = Some(done + (done - started));
+            }
+            if let Err(e) = result {
                 self.log_store("planning", &e);
                 if let Some(rt) = self.locks.get_mut(&id) {
                     rt.wake_at = Some(Instant::now() + Duration::from_secs(10));
@@ -225,28 +292,11 @@ impl Task {
         // Plan from a snapshot, holding no lock the API needs.
         let planned = if exists {
             ctx.repo.snapshot(|tx| {
-                let Some(device) = tx.device(id)? else {
+                let Some(input) = PlanInput::read(tx, id)? else {
                     return Ok::<_, StoreError>(None);
                 };
-                let codes = tx.device_codes(id)?;
-                let slots = tx.slots(id)?;
-                let scheduled = schedule::scheduled_slots(tx, id)?;
-                let waiting = tx.codes_with_issue(
-                    id,
-                    IssueKind::Error,
-                    error_code::NO_SPACE_FOR_ACCESS_CODE_ON_DEVICE,
-                )?;
-                let plan = planner::plan(&LockView {
-                    device: &device,
-                    codes: &codes,
-                    slots: &slots,
-                    scheduled: &scheduled,
-                    reserved: &reserved,
-                    waiting: &waiting,
-                    now,
-                    synced,
-                    hub,
-                });
+                let plan = planner::plan(&input.view(&reserved, now, synced, hub));
+                let PlanInput { device, codes, .. } = input;
                 let managed: Vec<u16> = codes
                     .iter()
                     .filter(|c| c.programmed_code.is_some())
