@@ -188,10 +188,13 @@ const MIGRATIONS: &[&str] = &[
     );
     "#,
     // 4: a lock's codes in list order, so a page of a lock with 10,000 codes reads its page
-    // and no more (it was a sort of every code per page); issues by code are already keyed.
+    // and no more (it was a sort of every code per page); issues that expire, so a pass's
+    // housekeeping does not scan every issue of the lock.
     r#"
     CREATE INDEX access_codes_device_order ON access_codes(device_id, created_at, access_code_id)
         WHERE deleted_at IS NULL;
+    CREATE INDEX access_code_issues_expiring ON access_code_issues(expires_at)
+        WHERE expires_at IS NOT NULL;
     "#,
 ];
 
