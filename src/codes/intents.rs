@@ -15,8 +15,7 @@ use super::render::render;
 use super::requests::{CreateRequest, UpdateRequest};
 use super::validate::{self, CodeRules, FieldError};
 use crate::store::{
-    AttemptRow, CodeRow, CodeStatus, Desired, DeviceRow, IssueKind, MutationKind, SlotRow,
-    StoreError, Tx,
+    AttemptRow, CodeRow, CodeStatus, Desired, IssueKind, MutationKind, SlotRow, StoreError, Tx,
 };
 
 /// An action attempt that does not follow a code's work.
@@ -72,14 +71,7 @@ fn wanted_now(ctx: &Ctx, row: &CodeRow, now: &DateTime<Utc>) -> bool {
         && super::planner::in_window(row, now, ctx.clock.is_synchronized()) == Some(true)
 }
 
-pub(super) fn rules(device: &DeviceRow) -> CodeRules {
-    CodeRules::for_lock(
-        device.min_code_length,
-        device.max_code_length,
-        &device.code_characters,
-    )
-    .refusing(&device.refused_code_lengths)
-}
+pub(super) use super::validate::rules;
 
 /// PINs in use on a device: managed codes (not deleted) and readable unmanaged codes.
 pub(super) fn pins_in_use(

@@ -225,7 +225,7 @@ pub(super) fn device_json(ctx: &Ctx, d: &DeviceRow) -> Value {
         },
     });
     let interview = json!({ "security_class": f.security_class });
-    let rules = super::intents::rules(d);
+    let rules = super::validate::rules(d);
     // What Seam's constraint types say of this lock: digits it lacks, and names (kept by
     // zwlock, not the lock) up to their limit.
     let mut constraints = vec![json!({

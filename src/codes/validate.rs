@@ -209,6 +209,16 @@ pub fn check_name(name: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// The rules a lock's PINs follow: its lengths and characters, less the lengths it refused.
+pub(crate) fn rules(device: &crate::store::DeviceRow) -> CodeRules {
+    CodeRules::for_lock(
+        device.min_code_length,
+        device.max_code_length,
+        &device.code_characters,
+    )
+    .refusing(&device.refused_code_lengths)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
