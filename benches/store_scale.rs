@@ -38,6 +38,25 @@ fn code_row(device: Uuid, slot: u16, n: u32) -> CodeRow {
     }
 }
 
+/// A User Code v2 lock of `slots` slots taking 4-8 digits, as the interview would store it.
+fn lock_facts(node_id: u16, slots: u16) -> DeviceFacts {
+    DeviceFacts {
+        node_id,
+        name: None,
+        interview_cache: None,
+        facts: LockFacts {
+            user_code_version: 2,
+            ..Default::default()
+        },
+        slot_count: slots,
+        min_code_length: 4,
+        max_code_length: 8,
+        code_characters: "0123456789".into(),
+        battery_level: Some(80),
+        locked: Some(true),
+    }
+}
+
 /// 232 locks, every one of their 250 slots holding a managed code.
 fn populate(db: &std::path::Path) -> (Vec<Uuid>, Vec<Uuid>, Duration) {
     let mut store = Store::open(db).unwrap();
@@ -48,22 +67,7 @@ fn populate(db: &std::path::Path) -> (Vec<Uuid>, Vec<Uuid>, Duration) {
             let mut codes = Vec::new();
             let mut n = 0u32;
             for i in 0..LOCKS {
-                let facts = DeviceFacts {
-                    node_id: 10 + i,
-                    name: None,
-                    interview_cache: None,
-                    facts: LockFacts {
-                        user_code_version: 2,
-                        ..Default::default()
-                    },
-                    slot_count: SLOTS,
-                    min_code_length: 4,
-                    max_code_length: 8,
-                    code_characters: "0123456789".into(),
-                    battery_level: Some(80),
-                    locked: Some(true),
-                };
-                let d = Store::upsert_device(tx, &facts, &Utc::now())?;
+                let d = Store::upsert_device(tx, &lock_facts(10 + i, SLOTS), &Utc::now())?;
                 for slot in 1..=SLOTS {
                     let row = code_row(d.device_id, slot, n);
                     n += 1;

@@ -13,9 +13,9 @@ use chrono::Utc;
 use serde_json::json;
 use uuid::Uuid;
 use zwlock::cli::client::Client;
-use zwlock::store::{CodeRow, CodeStatus, DeviceFacts, LockFacts, Store};
+use zwlock::store::{CodeRow, CodeStatus, DeviceFacts, Store};
 
-use super::{percentiles, Pick};
+use super::{lock_facts, percentiles, Pick};
 
 const CODES: u32 = 10_000;
 const SLOTS: u16 = 250;
@@ -39,19 +39,8 @@ fn populate(db: &std::path::Path) -> (Uuid, Vec<Uuid>) {
     let out = store
         .transaction(|tx| {
             let facts = DeviceFacts {
-                node_id: 10,
                 name: Some("big lock".into()),
-                interview_cache: None,
-                facts: LockFacts {
-                    user_code_version: 2,
-                    ..Default::default()
-                },
-                slot_count: SLOTS,
-                min_code_length: 4,
-                max_code_length: 8,
-                code_characters: "0123456789".into(),
-                battery_level: Some(80),
-                locked: Some(true),
+                ..lock_facts(10, SLOTS)
             };
             let d = Store::upsert_device(tx, &facts, &Utc::now())?;
             let mut codes = Vec::new();
@@ -88,6 +77,62 @@ fn rss(pid: u32) -> (f64, f64) {
             / 1024.0
     };
     (kb("VmRSS:"), kb("VmHWM:"))
+}
+
+/// Latencies of gets, list pages and creates.
+#[derive(Default)]
+struct Lat {
+    get: Vec<Duration>,
+    list: Vec<Duration>,
+    create: Vec<Duration>,
+}
+
+impl Lat {
+    fn extend(&mut self, other: Lat) {
+        self.get.extend(other.get);
+        self.list.extend(other.list);
+        self.create.extend(other.create);
+    }
+}
+
+/// `rounds` of one get (a random code), one list page (100) and one create, timed; `pin`
+/// names each create's PIN (by round).
+fn rounds(
+    client: &Client,
+    device: Uuid,
+    codes: &[Uuid],
+    pick: &mut Pick,
+    rounds: usize,
+    pin: impl Fn(usize) -> String,
+) -> Lat {
+    let mut lat = Lat::default();
+    let timed = |path: &str, body: Option<&serde_json::Value>, into: &mut Vec<Duration>| {
+        let t = Instant::now();
+        let method = if body.is_some() { "POST" } else { "GET" };
+        let r = client.call(method, path, body).unwrap();
+        into.push(t.elapsed());
+        r
+    };
+    for i in 0..rounds {
+        let id = codes[pick.next(codes.len())];
+        let r = timed(
+            &format!("/access_codes/get?access_code_id={id}"),
+            None,
+            &mut lat.get,
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let r = timed(
+            &format!("/access_codes/list?device_id={device}&limit=100"),
+            None,
+            &mut lat.list,
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["access_codes"].as_array().map_or(0, Vec::len), 100);
+        let body = json!({ "device_id": device, "code": pin(i), "name": "bench" });
+        let r = timed("/access_codes/create", Some(&body), &mut lat.create);
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    lat
 }
 
 pub fn run() {
@@ -136,108 +181,34 @@ pub fn run() {
     let (rss_ready, _) = rss(daemon.0.id());
 
     // One client alone: what each request costs at 10,000 codes, with nothing to wait for.
-    let mut pick = Pick(99);
-    let (mut g1, mut l1, mut c1) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..200 {
-        let id = codes[pick.next(codes.len())];
-        let t = Instant::now();
-        let r = client
-            .call(
-                "GET",
-                &format!("/access_codes/get?access_code_id={id}"),
-                None,
-            )
-            .unwrap();
-        g1.push(t.elapsed());
-        assert_eq!(r.status, 200, "{}", r.body);
-        let t = Instant::now();
-        let r = client
-            .call(
-                "GET",
-                &format!("/access_codes/list?device_id={device}&limit=100"),
-                None,
-            )
-            .unwrap();
-        l1.push(t.elapsed());
-        assert_eq!(r.status, 200, "{}", r.body);
-        let body = json!({ "device_id": device, "code": format!("9{i:05}"), "name": "bench" });
-        let t = Instant::now();
-        let r = client
-            .call("POST", "/access_codes/create", Some(&body))
-            .unwrap();
-        c1.push(t.elapsed());
-        assert_eq!(r.status, 200, "{}", r.body);
-    }
+    let alone = rounds(&client, device, &codes, &mut Pick(99), 200, |i| {
+        format!("9{i:05}")
+    });
 
+    // Then 50 at once, each with one request always outstanding.
     let t0 = Instant::now();
-    type Lat = (Vec<Duration>, Vec<Duration>, Vec<Duration>);
-    let (gets, lists, creates): Lat = std::thread::scope(|s| {
+    let together = std::thread::scope(|s| {
         let handles: Vec<_> = (0..CLIENTS)
             .map(|k| {
                 let socket = socket.clone();
                 let codes = &codes;
                 s.spawn(move || {
                     let client = Client::new(&socket);
-                    let mut pick = Pick(1000 + k);
-                    let (mut g, mut l, mut c) = (Vec::new(), Vec::new(), Vec::new());
-                    for i in 0..ROUNDS {
-                        let id = codes[pick.next(codes.len())];
-                        let t = Instant::now();
-                        let r = client
-                            .call(
-                                "GET",
-                                &format!("/access_codes/get?access_code_id={id}"),
-                                None,
-                            )
-                            .unwrap();
-                        g.push(t.elapsed());
-                        assert_eq!(r.status, 200, "{}", r.body);
-
-                        let t = Instant::now();
-                        let r = client
-                            .call(
-                                "GET",
-                                &format!("/access_codes/list?device_id={device}&limit=100"),
-                                None,
-                            )
-                            .unwrap();
-                        l.push(t.elapsed());
-                        assert_eq!(r.status, 200, "{}", r.body);
-                        assert_eq!(r.body["access_codes"].as_array().map_or(0, Vec::len), 100);
-
-                        let body = json!({
-                            "device_id": device,
-                            "code": format!("{}{:04}{:02}", 2 + k % 7, k, i),
-                            "name": "bench",
-                        });
-                        let t = Instant::now();
-                        let r = client
-                            .call("POST", "/access_codes/create", Some(&body))
-                            .unwrap();
-                        c.push(t.elapsed());
-                        assert!(
-                            r.status == 200 || r.status == 409,
-                            "{} {}",
-                            r.status,
-                            r.body
-                        );
-                    }
-                    (g, l, c)
+                    rounds(&client, device, codes, &mut Pick(1000 + k), ROUNDS, |i| {
+                        format!("{}{:04}{:02}", 2 + k % 7, k, i)
+                    })
                 })
             })
             .collect();
-        let mut out: Lat = Default::default();
+        let mut all = Lat::default();
         for h in handles {
-            let (g, l, c) = h.join().unwrap();
-            out.0.extend(g);
-            out.1.extend(l);
-            out.2.extend(c);
+            all.extend(h.join().unwrap());
         }
-        out
+        all
     });
     let wall = t0.elapsed();
     let (rss_end, rss_peak) = rss(daemon.0.id());
-    let ops = gets.len() + lists.len() + creates.len();
+    let ops = together.get.len() + together.list.len() + together.create.len();
 
     println!("| measure (10,000 codes on one lock) | p50 | p99 | goal |");
     println!("|---|---:|---:|---|");
@@ -245,19 +216,28 @@ pub fn run() {
         let (p50, p99) = percentiles(v);
         println!("| {what} | {p50:.2} ms | {p99:.2} ms | {goal} |");
     };
-    row("one client: GET /access_codes/get", g1, "");
-    row("one client: GET /access_codes/list, a page of 100", l1, "");
-    row("one client: POST /access_codes/create", c1, "");
-    let row = |what: &str, v: Vec<Duration>, goal: &str| {
-        row(&format!("{CLIENTS} clients: {what}"), v, goal)
-    };
-    row("GET /access_codes/get", gets, "");
+    row("one client: GET /access_codes/get", alone.get, "");
     row(
-        "GET /access_codes/list, a page of 100",
-        lists,
+        "one client: GET /access_codes/list, a page of 100",
+        alone.list,
         "p99 < 10 ms",
     );
-    row("POST /access_codes/create", creates, "p99 < 10 ms");
+    row(
+        "one client: POST /access_codes/create",
+        alone.create,
+        "p99 < 10 ms",
+    );
+    row("50 clients: GET /access_codes/get", together.get, "");
+    row(
+        "50 clients: GET /access_codes/list, a page of 100",
+        together.list,
+        "p99 < 10 ms",
+    );
+    row(
+        "50 clients: POST /access_codes/create",
+        together.create,
+        "p99 < 10 ms",
+    );
     println!(
         "{ops} requests in {:.1} s ({:.0}/s); daemon RSS {rss_ready:.1} MB when ready, \
          {rss_end:.1} MB at the end, peak {rss_peak:.1} MB (goal < 40 MB)",
