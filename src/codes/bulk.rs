@@ -10,10 +10,11 @@ use uuid::Uuid;
 
 use super::ctx::{Ctx, Request};
 use super::error::EngineError;
-use super::intents::{self, check_pin_free, pins_in_use, rules};
+use super::intents::{self, check_pin_free, pins_in_use};
 use super::model::{self, AccessCode};
 use super::requests::{CreateRequest, UpdateRequest};
 use super::validate;
+use super::validate::rules;
 use crate::store::{CodeFilter, Desired};
 
 /// What to do when a lock cannot take the shared PIN.

@@ -13,7 +13,7 @@ use super::error::EngineError;
 use super::model::{self, error_code, rfc3339, warning_code, AccessCode};
 use super::render::render;
 use super::requests::{CreateRequest, UpdateRequest};
-use super::validate::{self, CodeRules, FieldError};
+use super::validate::{self, rules, CodeRules, FieldError};
 use crate::store::{
     AttemptRow, CodeRow, CodeStatus, Desired, IssueKind, MutationKind, SlotRow, StoreError, Tx,
 };
@@ -70,8 +70,6 @@ fn wanted_now(ctx: &Ctx, row: &CodeRow, now: &DateTime<Utc>) -> bool {
     row.desired == Desired::Active
         && super::planner::in_window(row, now, ctx.clock.is_synchronized()) == Some(true)
 }
-
-pub(super) use super::validate::rules;
 
 /// PINs in use on a device: managed codes (not deleted) and readable unmanaged codes.
 pub(super) fn pins_in_use(
