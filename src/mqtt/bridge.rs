@@ -427,19 +427,19 @@ fn dispatch(
     jobs: &mpsc::Sender<Job>,
     state: &mpsc::Sender<StateMsg>,
 ) {
-    let Ok(topic) = std::str::from_utf8(&p.topic).map(str::to_string) else {
+    let topic = String::from_utf8_lossy(&p.topic).into_owned();
+    let incoming = shared.settings.topics.parse(&topic);
+    // Only a live request waits for its handling to start before it is acknowledged.
+    if p.retain || !matches!(incoming, Incoming::Api(_)) {
         ack_now(shared, &p);
-        return;
-    };
-    let topics = &shared.settings.topics;
-    match topics.parse(&topic) {
+    }
+    match incoming {
         Incoming::Api(route) => {
             if p.retain {
                 shared.warn_once(
                     &format!("retained {topic}"),
                     "ignoring a retained request (requests are never retained)",
                 );
-                ack_now(shared, &p);
                 return;
             }
             let job = Job::Api {
@@ -465,7 +465,6 @@ fn dispatch(
             }
         }
         Incoming::HaCommand(device) if !p.retain && shared.settings.discovery => {
-            ack_now(shared, &p);
             match super::ha::command_route(&p.payload) {
                 Some(route) => {
                     if jobs.try_send(Job::Ha { device, route }).is_err() {
@@ -479,18 +478,15 @@ fn dispatch(
             }
         }
         Incoming::Device(id) if p.retain => {
-            ack_now(shared, &p);
             let _ = state.try_send(StateMsg::Swept(state::Kind::Device, id));
         }
         Incoming::AccessCode(id) if p.retain => {
-            ack_now(shared, &p);
             let _ = state.try_send(StateMsg::Swept(state::Kind::AccessCode, id));
         }
         Incoming::SweepMarker => {
-            ack_now(shared, &p);
             let _ = state.try_send(StateMsg::SweepDone);
         }
-        _ => ack_now(shared, &p),
+        _ => {}
     }
 }
 
