@@ -34,6 +34,8 @@ pub(crate) fn render_all(
     let now = ctx.now();
     let mut per_device: HashMap<Uuid, (DeviceCondition, bool)> = HashMap::new();
     let mut out = Vec::with_capacity(rows.len());
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.access_code_id).collect();
+    let mut issues_of = tx.issues_of(&ids)?;
     for row in rows {
         let (cond, backup) = match per_device.get(&row.device_id) {
             Some(v) => *v,
@@ -50,8 +52,9 @@ pub(crate) fn render_all(
                 facts
             }
         };
-        let issues: Vec<_> = tx
-            .issues(&row.access_code_id)?
+        let issues: Vec<_> = issues_of
+            .remove(&row.access_code_id)
+            .unwrap_or_default()
             .into_iter()
             .filter(|i| i.expires_at.is_none_or(|t| t > now))
             .collect();

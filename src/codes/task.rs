@@ -64,10 +64,26 @@ struct LockRt {
     wake_at: Option<Instant>,
     /// When a full read last told its waiting clients how far it is.
     progress_at: Option<Instant>,
-    /// Not planned again before this: a lock's passes take at most half of the engine's time
-    /// (a lock with 10,000 codes costs tens of milliseconds a pass, and every create asks
-    /// for one; a small lock's pass is too short for this to matter).
+    /// Not planned again before this ([`PASS_BUDGET`]): a lock with 10,000 codes costs tens of
+    /// milliseconds a pass, and every create asks for one; a small lock's pass is too short
+    /// for this to matter.
     not_before: Option<Instant>,
+}
+
+/// A lock is planned again no sooner than this many times its last pass took, after it: a
+/// lock's passes take at most a quarter of the engine's time.
+const PASS_BUDGET: u32 = 3;
+
+/// Run `f`, a pass that may take tens of milliseconds of SQLite and planning, without holding
+/// up the other tasks of the async worker it runs on (the API's connections): on the daemon's
+/// multi-threaded runtime they move to another worker meanwhile. (A current-thread runtime,
+/// as in tests, has no other worker: `f` just runs.)
+fn off_the_workers<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 /// What a lock's plan is made from, read in one transaction.
@@ -257,10 +273,10 @@ impl Task {
                 rt.dirty = false;
             }
             let started = Instant::now();
-            let result = self.pass(&id);
+            let result = off_the_workers(|| self.pass(&id));
             if let Some(rt) = self.locks.get_mut(&id) {
                 let done = Instant::now();
-                rt.not_before = Some(done + (done - started));
+                rt.not_before = Some(done + PASS_BUDGET * (done - started));
             }
             if let Err(e) = result {
                 self.log_store("planning", &e);

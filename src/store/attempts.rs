@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
-use super::{parse_ts, parse_uuid, ts, Store, StoreError};
+use super::{parse_ts, parse_uuid, ts, Cached, Store, StoreError};
 
 /// An action attempt as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,7 +23,7 @@ pub struct AttemptRow {
 
 impl Store {
     pub fn put_attempt(conn: &Connection, a: &AttemptRow) -> Result<(), StoreError> {
-        conn.execute(
+        conn.exec(
             "INSERT OR REPLACE INTO action_attempts (action_attempt_id, action_type, status, result, error, created_at, updated_at, access_code_id) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
@@ -41,7 +41,7 @@ impl Store {
     }
 
     pub fn attempt(conn: &Connection, id: &Uuid) -> Result<Option<AttemptRow>, StoreError> {
-        conn.query_row(
+        conn.one(
             &format!("SELECT {COLUMNS} FROM action_attempts WHERE action_attempt_id = ?1"),
             [id.to_string()],
             from_row,
@@ -52,7 +52,7 @@ impl Store {
 
     /// The pending attempts that follow a code's work, oldest first.
     pub fn pending_attempts(conn: &Connection, code: &Uuid) -> Result<Vec<AttemptRow>, StoreError> {
-        let mut stmt = conn.prepare(&format!(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM action_attempts WHERE access_code_id = ?1 AND status = 'pending' \
              ORDER BY created_at"
         ))?;

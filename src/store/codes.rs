@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row, ToSql};
 use uuid::Uuid;
 
-use super::{parse_opt_ts, parse_ts, parse_uuid, ts, Store, StoreError};
+use super::{parse_opt_ts, parse_ts, parse_uuid, ts, Cached, Store, StoreError};
 
 /// Where a code is in its life on the lock, as users see it (Seam's `status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -238,19 +238,15 @@ const COLUMNS: &str =
     mutations, removing_unmanaged";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CodeRow, StoreError>> {
+    // Columns kept as text are copied out; those only parsed (ids, times, enums, the
+    // mutations list) are read in place: a plan of a lock with 10,000 codes reads them all.
     let s = |i: usize| r.get::<_, Option<String>>(i);
-    let id: String = r.get(0)?;
-    let device: String = r.get(1)?;
-    let (starts, ends) = (s(5)?, s(6)?);
-    let pulled = s(14)?;
-    let (next, pending, used) = (s(18)?, s(19)?, s(21)?);
-    let (created, updated): (String, String) = (r.get(22)?, r.get(23)?);
-    let deleted = s(24)?;
-    let released = s(25)?;
-    let mutations: String = r.get(26)?;
-    let (status, desired): (String, String) = (r.get(7)?, r.get(8)?);
+    let t = |i: usize| {
+        r.get_ref(i)?.as_str_or_null().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        })
+    };
     let b = |i: usize| r.get::<_, i64>(i).map(|v| v != 0);
-    let removing_unmanaged = b(27)?;
     let row = CodeRow {
         access_code_id: Uuid::nil(),
         device_id: Uuid::nil(),
@@ -273,14 +269,22 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CodeRow, StoreError>> {
         next_attempt_at: None,
         pending_since: None,
         used_at: None,
-        created_at: Utc::now(),
-        updated_at: Utc::now(),
+        created_at: DateTime::<Utc>::UNIX_EPOCH,
+        updated_at: DateTime::<Utc>::UNIX_EPOCH,
         deleted_at: None,
         mutations: Vec::new(),
-        removing_unmanaged,
+        removing_unmanaged: b(27)?,
     };
+    let (id, device) = (t(0)?.unwrap_or_default(), t(1)?.unwrap_or_default());
+    let (starts, ends, pulled) = (t(5)?, t(6)?, t(14)?);
+    let (status, desired) = (t(7)?.unwrap_or_default(), t(8)?.unwrap_or_default());
+    let (next, pending, used) = (t(18)?, t(19)?, t(21)?);
+    let (created, updated) = (t(22)?.unwrap_or_default(), t(23)?.unwrap_or_default());
+    let (deleted, released) = (t(24)?, t(25)?);
+    let mutations = t(26)?.unwrap_or_default();
+    let opt_ts = |what, v: Option<&str>| v.map(|v| parse_ts(what, v)).transpose();
     Ok((|| {
-        let desired = match (desired.as_str(), released.is_some()) {
+        let desired = match (desired, released.is_some()) {
             ("active", false) => Desired::Active,
             ("active", true) => Desired::Released,
             ("deleted", _) => Desired::Deleted,
@@ -292,25 +296,29 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CodeRow, StoreError>> {
             }
         };
         Ok(CodeRow {
-            status: CodeStatus::parse(&status)?,
+            status: CodeStatus::parse(status)?,
             desired,
-            access_code_id: parse_uuid("access_codes.access_code_id", &id)?,
-            device_id: parse_uuid("access_codes.device_id", &device)?,
-            starts_at: parse_opt_ts("access_codes.starts_at", starts)?,
-            ends_at: parse_opt_ts("access_codes.ends_at", ends)?,
+            access_code_id: parse_uuid("access_codes.access_code_id", id)?,
+            device_id: parse_uuid("access_codes.device_id", device)?,
+            starts_at: opt_ts("access_codes.starts_at", starts)?,
+            ends_at: opt_ts("access_codes.ends_at", ends)?,
             pulled_backup_access_code_id: pulled
-                .map(|p| parse_uuid("access_codes.pulled_backup_access_code_id", &p))
+                .map(|p| parse_uuid("access_codes.pulled_backup_access_code_id", p))
                 .transpose()?,
-            next_attempt_at: parse_opt_ts("access_codes.next_attempt_at", next)?,
-            pending_since: parse_opt_ts("access_codes.pending_since", pending)?,
-            used_at: parse_opt_ts("access_codes.used_at", used)?,
-            created_at: parse_ts("access_codes.created_at", &created)?,
-            updated_at: parse_ts("access_codes.updated_at", &updated)?,
-            deleted_at: parse_opt_ts("access_codes.deleted_at", deleted)?,
-            mutations: serde_json::from_str(&mutations).map_err(|_| StoreError::Corrupt {
-                what: "access_codes.mutations",
-                value: "(not a list of mutations)".into(),
-            })?,
+            next_attempt_at: opt_ts("access_codes.next_attempt_at", next)?,
+            pending_since: opt_ts("access_codes.pending_since", pending)?,
+            used_at: opt_ts("access_codes.used_at", used)?,
+            created_at: parse_ts("access_codes.created_at", created)?,
+            updated_at: parse_ts("access_codes.updated_at", updated)?,
+            deleted_at: opt_ts("access_codes.deleted_at", deleted)?,
+            mutations: if mutations == "[]" {
+                Vec::new()
+            } else {
+                serde_json::from_str(mutations).map_err(|_| StoreError::Corrupt {
+                    what: "access_codes.mutations",
+                    value: "(not a list of mutations)".into(),
+                })?
+            },
             ..row
         })
     })())
@@ -364,19 +372,22 @@ impl Store {
     /// with it, by cascade, its errors and warnings).
     pub fn put_code(conn: &Connection, c: &CodeRow) -> Result<(), StoreError> {
         let opt_ts = |t: &Option<DateTime<Utc>>| t.as_ref().map(ts);
-        let updates = COLUMNS
-            .split(',')
-            .map(str::trim)
-            .filter(|c| *c != "access_code_id")
-            .map(|c| format!("{c} = excluded.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        conn.execute(
-            &format!(
+        static UPSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let updates = COLUMNS
+                .split(',')
+                .map(str::trim)
+                .filter(|c| *c != "access_code_id")
+                .map(|c| format!("{c} = excluded.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
                 "INSERT INTO access_codes ({COLUMNS}) VALUES \
                  (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28) \
                  ON CONFLICT(access_code_id) DO UPDATE SET {updates}"
-            ),
+            )
+        });
+        conn.exec(
+            &UPSERT,
             params![
                 c.access_code_id.to_string(),
                 c.device_id.to_string(),
@@ -386,7 +397,11 @@ impl Store {
                 opt_ts(&c.starts_at),
                 opt_ts(&c.ends_at),
                 c.status.as_str(),
-                if c.desired == Desired::Deleted { "deleted" } else { "active" },
+                if c.desired == Desired::Deleted {
+                    "deleted"
+                } else {
+                    "active"
+                },
                 c.slot,
                 c.programmed_code,
                 c.allow_external_modification,
@@ -413,7 +428,7 @@ impl Store {
 
     /// A code that has not been deleted.
     pub fn code(conn: &Connection, id: &Uuid) -> Result<Option<CodeRow>, StoreError> {
-        conn.query_row(
+        conn.one(
             &format!("SELECT {COLUMNS} FROM access_codes WHERE access_code_id = ?1 AND deleted_at IS NULL"),
             [id.to_string()],
             from_row,
@@ -424,7 +439,7 @@ impl Store {
 
     /// Every code of a device that has not been deleted, oldest first.
     pub fn device_codes(conn: &Connection, device_id: &Uuid) -> Result<Vec<CodeRow>, StoreError> {
-        let mut stmt = conn.prepare(&format!(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM access_codes WHERE device_id = ?1 AND deleted_at IS NULL ORDER BY created_at, access_code_id"
         ))?;
         let rows = stmt.query_map([device_id.to_string()], from_row)?;
@@ -505,9 +520,11 @@ impl Store {
         }
         sql.push_str(" ORDER BY created_at, access_code_id");
         if let Some(l) = filter.limit {
-            sql.push_str(&format!(" LIMIT {l}"));
+            // A parameter, not text: one cached statement serves every page size.
+            args.push(Box::new(l as i64));
+            sql.push_str(&format!(" LIMIT ?{}", args.len()));
         }
-        let mut stmt = conn.prepare(&sql)?;
+        let mut stmt = conn.prepare_cached(&sql)?;
         let refs: Vec<&dyn ToSql> = args.iter().map(|a| a.as_ref()).collect();
         let rows = stmt.query_map(refs.as_slice(), from_row)?;
         rows.map(|r| r?).collect()
@@ -515,8 +532,9 @@ impl Store {
 
     /// Codes of every device that are not settled (work for the reconcilers), by device.
     pub fn devices_with_codes(conn: &Connection) -> Result<Vec<Uuid>, StoreError> {
-        let mut stmt =
-            conn.prepare("SELECT DISTINCT device_id FROM access_codes WHERE deleted_at IS NULL")?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT DISTINCT device_id FROM access_codes WHERE deleted_at IS NULL",
+        )?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         rows.map(|r| parse_uuid("access_codes.device_id", &r?))
             .collect()
@@ -546,7 +564,7 @@ impl Store {
         details: Option<&serde_json::Value>,
     ) -> Result<bool, StoreError> {
         let details = details.map(|d| d.to_string());
-        let n = conn.execute(
+        let n = conn.exec(
             "INSERT INTO access_code_issues (access_code_id, kind, code, message, created_at, details, expires_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL) \
              ON CONFLICT DO UPDATE SET message = ?4, details = ?6, expires_at = NULL",
@@ -563,7 +581,7 @@ impl Store {
         code: &str,
         at: &DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let n = conn.execute(
+        let n = conn.exec(
             "UPDATE access_code_issues SET expires_at = ?4 \
              WHERE access_code_id = ?1 AND kind = ?2 AND code = ?3 AND expires_at IS NULL",
             params![id.to_string(), kind.as_str(), code, ts(at)],
@@ -577,7 +595,7 @@ impl Store {
         device_id: &Uuid,
         now: &DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        Ok(conn.execute(
+        Ok(conn.exec(
             "DELETE FROM access_code_issues WHERE expires_at IS NOT NULL AND expires_at <= ?2 \
              AND access_code_id IN (SELECT access_code_id FROM access_codes WHERE device_id = ?1)",
             params![device_id.to_string(), ts(now)],
@@ -591,7 +609,7 @@ impl Store {
         kind: IssueKind,
         code: &str,
     ) -> Result<bool, StoreError> {
-        let n = conn.execute(
+        let n = conn.exec(
             "DELETE FROM access_code_issues WHERE access_code_id = ?1 AND kind = ?2 AND code = ?3",
             params![id.to_string(), kind.as_str(), code],
         )?;
@@ -621,7 +639,7 @@ impl Store {
         kind: IssueKind,
         code: &str,
     ) -> Result<std::collections::BTreeSet<Uuid>, StoreError> {
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT i.access_code_id FROM access_code_issues i \
              JOIN access_codes c ON c.access_code_id = i.access_code_id \
              WHERE c.device_id = ?1 AND i.kind = ?2 AND i.code = ?3",
@@ -640,25 +658,44 @@ impl Store {
     }
 
     pub fn issues(conn: &Connection, id: &Uuid) -> Result<Vec<IssueRow>, StoreError> {
+        Ok(Store::issues_of(conn, std::slice::from_ref(id))?
+            .remove(id)
+            .unwrap_or_default())
+    }
+
+    /// The errors and warnings of several codes in one query (a page of a list), by code,
+    /// each code's oldest first.
+    pub fn issues_of(
+        conn: &Connection,
+        ids: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, Vec<IssueRow>>, StoreError> {
+        let mut out = std::collections::HashMap::<Uuid, Vec<IssueRow>>::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
         let mut stmt = conn.prepare_cached(
-            "SELECT kind, code, message, created_at, details, expires_at FROM access_code_issues \
-             WHERE access_code_id = ?1 ORDER BY created_at, code",
+            "SELECT access_code_id, kind, code, message, created_at, details, expires_at \
+             FROM access_code_issues \
+             WHERE access_code_id IN (SELECT value FROM json_each(?1)) \
+             ORDER BY access_code_id, created_at, code",
         )?;
-        let rows = stmt.query_map([id.to_string()], |r| {
+        let list = serde_json::to_string(ids).expect("uuids serialize");
+        let rows = stmt.query_map([list], |r| {
             Ok((
+                r.get::<_, String>(0)?,
                 (
-                    r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
                 ),
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<String>>(4)?,
+                r.get::<_, String>(4)?,
                 r.get::<_, Option<String>>(5)?,
+                r.get::<_, Option<String>>(6)?,
             ))
         })?;
-        rows.map(|r| {
-            let ((kind, code, message), at, details, expires) = r?;
-            Ok(IssueRow {
+        for r in rows {
+            let (id, (kind, code, message), at, details, expires) = r?;
+            let row = IssueRow {
                 details: details
                     .map(|d| {
                         serde_json::from_str(&d).map_err(|_| StoreError::Corrupt {
@@ -676,8 +713,11 @@ impl Store {
                 code,
                 message,
                 created_at: parse_ts("access_code_issues.created_at", &at)?,
-            })
-        })
-        .collect()
+            };
+            out.entry(parse_uuid("access_code_issues.access_code_id", &id)?)
+                .or_default()
+                .push(row);
+        }
+        Ok(out)
     }
 }

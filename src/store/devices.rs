@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
-use super::{parse_opt_ts, parse_ts, parse_uuid, ts, Store, StoreError};
+use super::{parse_opt_ts, parse_ts, parse_uuid, ts, Cached, Store, StoreError};
 use crate::security::SecurityClass;
 
 /// How a lock tells about keypad use and code changes.
@@ -238,7 +238,7 @@ impl Store {
         let now_s = ts(now);
         match existing {
             Some(d) => {
-                conn.execute(
+                conn.exec(
                     // Code lengths are kept: Z-Wave locks do not report them, so what the
                     // row holds came from the lock's refusals or from a user's report.
                     "UPDATE devices SET info_json = COALESCE(?2, info_json), \
@@ -258,7 +258,7 @@ impl Store {
                 )?;
             }
             None => {
-                conn.execute(
+                conn.exec(
                     "INSERT INTO devices (device_id, node_id, name, info_json, slot_count, min_code_length, \
                      max_code_length, code_characters, battery_level, locked, created_at, updated_at) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
@@ -282,7 +282,7 @@ impl Store {
             }
         }
         let f = &facts.facts;
-        conn.execute(
+        conn.exec(
             "UPDATE devices SET manufacturer_id = ?2, product_type = ?3, product_id = ?4, \
              user_code_version = ?5, supports_checksum = ?6, supports_bulk_reports = ?7, \
              supports_schedule = ?8, notifications = ?9, security_class = ?10, \
@@ -309,11 +309,11 @@ impl Store {
 
     /// Forget a device that left the network; its codes and slots go with it.
     pub fn delete_device(conn: &Connection, id: &Uuid) -> Result<bool, StoreError> {
-        Ok(conn.execute("DELETE FROM devices WHERE device_id = ?1", [id.to_string()])? > 0)
+        Ok(conn.exec("DELETE FROM devices WHERE device_id = ?1", [id.to_string()])? > 0)
     }
 
     pub fn device(conn: &Connection, id: &Uuid) -> Result<Option<DeviceRow>, StoreError> {
-        conn.query_row(
+        conn.one(
             &format!("SELECT {COLUMNS} FROM devices WHERE device_id = ?1"),
             [id.to_string()],
             from_row,
@@ -326,7 +326,7 @@ impl Store {
         conn: &Connection,
         node_id: u16,
     ) -> Result<Option<DeviceRow>, StoreError> {
-        conn.query_row(
+        conn.one(
             &format!("SELECT {COLUMNS} FROM devices WHERE node_id = ?1"),
             [node_id],
             from_row,
@@ -336,7 +336,8 @@ impl Store {
     }
 
     pub fn devices(conn: &Connection) -> Result<Vec<DeviceRow>, StoreError> {
-        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM devices ORDER BY node_id"))?;
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {COLUMNS} FROM devices ORDER BY node_id"))?;
         let rows = stmt.query_map([], from_row)?;
         rows.map(|r| r?).collect()
     }
@@ -347,7 +348,7 @@ impl Store {
         online: bool,
         now: &DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        conn.execute(
+        conn.exec(
             "UPDATE devices SET online = ?2, updated_at = ?3 WHERE device_id = ?1",
             params![id.to_string(), online, ts(now)],
         )?;
@@ -359,7 +360,7 @@ impl Store {
         id: &Uuid,
         now: &DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        conn.execute(
+        conn.exec(
             "UPDATE devices SET last_contact_at = ?2, online = 1 WHERE device_id = ?1",
             params![id.to_string(), ts(now)],
         )?;
@@ -372,7 +373,7 @@ impl Store {
         battery_level: Option<u8>,
         locked: Option<bool>,
     ) -> Result<(), StoreError> {
-        conn.execute(
+        conn.exec(
             "UPDATE devices SET battery_level = COALESCE(?2, battery_level), locked = COALESCE(?3, locked) \
              WHERE device_id = ?1",
             params![id.to_string(), battery_level, locked],
@@ -386,7 +387,7 @@ impl Store {
         id: &Uuid,
         capacity: Option<u16>,
     ) -> Result<(), StoreError> {
-        conn.execute(
+        conn.exec(
             "UPDATE devices SET code_capacity = ?2 WHERE device_id = ?1",
             params![id.to_string(), capacity],
         )?;
@@ -403,7 +404,7 @@ impl Store {
         refused: &[u8],
     ) -> Result<(), StoreError> {
         let json = serde_json::to_string(refused).expect("a list of numbers");
-        conn.execute(
+        conn.exec(
             "UPDATE devices SET min_code_length = ?2, max_code_length = ?3, refused_code_lengths = ?4 \
              WHERE device_id = ?1",
             params![id.to_string(), min, max, json],
@@ -423,7 +424,7 @@ impl Store {
                 v.push(length);
                 v.sort_unstable();
                 let json = serde_json::to_string(&v).expect("a list of numbers");
-                conn.execute(
+                conn.exec(
                     "UPDATE devices SET refused_code_lengths = ?2 WHERE device_id = ?1",
                     params![id.to_string(), json],
                 )?;
@@ -440,20 +441,20 @@ impl Store {
         backup_pool_size: Option<u8>,
     ) -> Result<(), StoreError> {
         if let Some(n) = name {
-            conn.execute(
+            conn.exec(
                 "UPDATE devices SET name = ?2 WHERE device_id = ?1",
                 params![id.to_string(), n],
             )?;
         }
         if let Some(r) = reserved_slots {
             let json = serde_json::to_string(r).expect("a list of numbers");
-            conn.execute(
+            conn.exec(
                 "UPDATE devices SET reserved_slots = ?2 WHERE device_id = ?1",
                 params![id.to_string(), json],
             )?;
         }
         if let Some(b) = backup_pool_size {
-            conn.execute(
+            conn.exec(
                 "UPDATE devices SET backup_pool_size = ?2 WHERE device_id = ?1",
                 params![id.to_string(), b],
             )?;

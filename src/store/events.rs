@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, Row, ToSql};
 use uuid::Uuid;
 
-use super::{parse_ts, parse_uuid, ts, Store, StoreError};
+use super::{parse_ts, parse_uuid, ts, Cached, Store, StoreError};
 
 /// An event as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,7 +77,7 @@ impl Store {
     ) -> Result<EventRow, StoreError> {
         let id = Uuid::new_v4();
         let text = payload.to_string();
-        conn.execute(
+        conn.exec(
             "INSERT INTO events (event_id, event_type, device_id, access_code_id, occurred_at, created_at, payload) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
             params![
@@ -103,7 +103,7 @@ impl Store {
 
     pub fn event(conn: &Connection, id: &Uuid) -> Result<Option<EventRow>, StoreError> {
         use rusqlite::OptionalExtension;
-        conn.query_row(
+        conn.one(
             &format!("SELECT {COLUMNS} FROM events WHERE event_id = ?1"),
             [id.to_string()],
             from_row,
@@ -136,14 +136,14 @@ impl Store {
         if let Some(l) = f.limit {
             q.sql.push_str(&format!(" LIMIT {l}"));
         }
-        let mut stmt = conn.prepare(&q.sql)?;
+        let mut stmt = conn.prepare_cached(&q.sql)?;
         let refs: Vec<&dyn ToSql> = q.args.iter().map(|a| a.as_ref()).collect();
         let rows = stmt.query_map(refs.as_slice(), from_row)?;
         rows.map(|r| r?).collect()
     }
 
     pub fn last_event_seq(conn: &Connection) -> Result<i64, StoreError> {
-        Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
+        Ok(conn.one("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
     }
 }
 

@@ -30,6 +30,35 @@ pub use repo::{Repo, Tx};
 pub use schema::SCHEMA_VERSION;
 pub use slots::{SlotRow, SlotState};
 
+/// Statements the store runs again and again are compiled once per connection: parsing a
+/// 28-column upsert cost more than running it.
+const STATEMENT_CACHE: usize = 64;
+
+/// `execute` and `query_row` through the connection's statement cache.
+pub(crate) trait Cached {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn one<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+    fn one<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -133,6 +162,7 @@ impl Store {
             source,
         })?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema {
@@ -149,6 +179,8 @@ impl Store {
 
     fn configure(&self) -> Result<(), StoreError> {
         self.conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        self.conn
+            .set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         self.conn.pragma_update(None, "journal_mode", "WAL")?;
         self.conn.pragma_update(None, "synchronous", "FULL")?;
         self.conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -192,7 +224,7 @@ impl Store {
     }
 
     pub fn set_state(conn: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
-        conn.execute(
+        conn.exec(
             "INSERT INTO daemon_state (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
             [key, value],
         )?;
@@ -201,7 +233,7 @@ impl Store {
 
     /// Forget a daemon state entry (absent is fine).
     pub fn delete_state(conn: &Connection, key: &str) -> Result<(), StoreError> {
-        conn.execute("DELETE FROM daemon_state WHERE key = ?1", [key])?;
+        conn.exec("DELETE FROM daemon_state WHERE key = ?1", [key])?;
         Ok(())
     }
 
@@ -218,12 +250,36 @@ pub fn ts(t: &DateTime<Utc>) -> String {
 }
 
 pub(crate) fn parse_ts(what: &'static str, s: &str) -> Result<DateTime<Utc>, StoreError> {
+    if let Some(t) = parse_own_ts(s) {
+        return Ok(t);
+    }
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| StoreError::Corrupt {
             what,
             value: s.to_string(),
         })
+}
+
+/// The one form [`ts`] writes, `2026-12-02T04:05:06.789Z`, read without the general RFC 3339
+/// parser (a plan of a big lock reads tens of thousands of times); `None` for anything else,
+/// which the general parser then takes (or refuses).
+fn parse_own_ts(s: &str) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' || b[19] != b'.' || b[23] != b'Z' {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(num(0, 4)? as i32, num(5, 7)?, num(8, 10)?)?;
+    let time = date.and_hms_milli_opt(num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 23)?)?;
+    Some(time.and_utc())
 }
 
 pub(crate) fn parse_opt_ts(
@@ -243,6 +299,33 @@ pub(crate) fn parse_uuid(what: &'static str, s: &str) -> Result<uuid::Uuid, Stor
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_own_time_form_reads_as_the_general_parser_reads_it() {
+        let cases = [
+            "2026-12-02T04:05:06.789Z",
+            "1970-01-01T00:00:00.000Z",
+            "2028-02-29T23:59:59.999Z",
+        ];
+        for c in cases {
+            let general = DateTime::parse_from_rfc3339(c).unwrap().with_timezone(&Utc);
+            assert_eq!(parse_own_ts(c), Some(general), "{c}");
+            assert_eq!(ts(&general), c);
+        }
+        // Other forms go to the general parser (or are refused by it).
+        for other in [
+            "2026-12-02T04:05:06Z",
+            "2026-12-02T04:05:06.789+01:00",
+            "2026-02-30T04:05:06.789Z",
+            "2026-12-02T24:05:06.789Z",
+            "2026-12-02T04:05:06.7a9Z",
+            "2026-12-02 04:05:06.789Z",
+        ] {
+            assert_eq!(parse_own_ts(other), None, "{other}");
+        }
+        assert!(parse_ts("t", "2026-12-02T04:05:06+01:00").is_ok());
+        assert!(parse_ts("t", "2026-02-30T04:05:06.789Z").is_err());
+    }
 
     #[test]
     fn creates_the_file_0600_in_wal_mode_with_foreign_keys() {

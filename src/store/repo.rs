@@ -61,13 +61,21 @@ impl Repo {
         Ok(v)
     }
 
-    /// Run `f` on the read-only connection.
+    /// Run `f` on the read-only connection, in one read transaction: what it reads is one
+    /// state of the store (a page and its codes' issues agree), and its statements share one
+    /// WAL snapshot instead of taking one each.
     pub fn read<T, E: From<StoreError>>(
         &self,
         f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let store = guard(&self.reader);
-        f(&Tx { conn: store.conn() })
+        let mut store = guard(&self.reader);
+        let tx = store
+            .conn_mut()
+            .transaction()
+            .map_err(|e| E::from(e.into()))?;
+        let v = f(&Tx { conn: &tx })?;
+        drop(tx);
+        Ok(v)
     }
 
     /// Run `f` on a consistent snapshot (one read transaction) of the engine task's own
@@ -143,7 +151,7 @@ impl Tx<'_> {
     }
     /// Managed codes (not deleted, not pool spares) per status.
     pub fn codes_by_status(&self) -> Result<Vec<(CodeStatus, u64)>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT status, COUNT(*) FROM access_codes WHERE deleted_at IS NULL AND is_backup = 0 \
              GROUP BY status ORDER BY status",
         )?;
@@ -201,6 +209,13 @@ impl Tx<'_> {
     }
     pub fn issues(&self, id: &Uuid) -> Result<Vec<IssueRow>, StoreError> {
         Store::issues(self.conn, id)
+    }
+    /// The issues of several codes in one query, by code.
+    pub fn issues_of(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, Vec<IssueRow>>, StoreError> {
+        Store::issues_of(self.conn, ids)
     }
     /// The codes of a device that carry an issue.
     pub fn codes_with_issue(
@@ -350,7 +365,7 @@ impl Tx<'_> {
     }
     /// Keys of daemon state entries that start with `prefix`.
     pub fn state_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT key FROM daemon_state WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
         )?;
         let rows = stmt.query_map([prefix], |r| r.get::<_, String>(0))?;

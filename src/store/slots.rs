@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
-use super::{parse_ts, parse_uuid, ts, Store, StoreError};
+use super::{parse_ts, parse_uuid, ts, Cached, Store, StoreError};
 
 /// What a slot held when the lock last reported it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +114,7 @@ impl Store {
             (Some(p), true) => p.unmanaged_id,
             _ => Uuid::new_v4(),
         };
-        conn.execute(
+        conn.exec(
             "INSERT INTO slots (device_id, slot, state, code, unmanaged_id, reported_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
              ON CONFLICT(device_id, slot) DO UPDATE SET state = ?3, code = ?4, unmanaged_id = ?5, reported_at = ?6, disabled = 0",
@@ -135,7 +135,7 @@ impl Store {
         device_id: &Uuid,
         slot: u16,
     ) -> Result<Option<SlotRow>, StoreError> {
-        conn.query_row(
+        conn.one(
             &format!("SELECT {COLUMNS} FROM slots WHERE device_id = ?1 AND slot = ?2"),
             params![device_id.to_string(), slot],
             from_row,
@@ -145,7 +145,7 @@ impl Store {
     }
 
     pub fn slots(conn: &Connection, device_id: &Uuid) -> Result<Vec<SlotRow>, StoreError> {
-        let mut stmt = conn.prepare(&format!(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM slots WHERE device_id = ?1 ORDER BY slot"
         ))?;
         let rows = stmt.query_map([device_id.to_string()], from_row)?;
@@ -169,7 +169,7 @@ impl Store {
         conn: &Connection,
         id: &Uuid,
     ) -> Result<Option<SlotRow>, StoreError> {
-        conn.query_row(
+        conn.one(
             &format!("SELECT {COLUMNS} FROM slots WHERE unmanaged_id = ?1"),
             [id.to_string()],
             from_row,
@@ -185,7 +185,7 @@ impl Store {
         slot: u16,
         disabled: bool,
     ) -> Result<(), StoreError> {
-        conn.execute(
+        conn.exec(
             "UPDATE slots SET disabled = ?3 WHERE device_id = ?1 AND slot = ?2",
             params![device_id.to_string(), slot, disabled],
         )?;
@@ -199,7 +199,7 @@ impl Store {
         slot: u16,
         id: &Uuid,
     ) -> Result<(), StoreError> {
-        conn.execute(
+        conn.exec(
             "UPDATE slots SET unmanaged_id = ?3 WHERE device_id = ?1 AND slot = ?2",
             params![device_id.to_string(), slot, id.to_string()],
         )?;
