@@ -22,6 +22,73 @@ pub struct Repo {
     /// the writer (so creates do not wait behind a plan of a lock with thousands of codes)
     /// or the API's reader.
     planner: Mutex<Store>,
+    /// Commits, told to the checkpointer (see [`Checkpointer`]).
+    commits: std::sync::mpsc::SyncSender<()>,
+    checkpointer: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Checkpoints taken off the writer: SQLite would otherwise copy the WAL into the database
+/// (and fsync it, tens of milliseconds on a Pi's SD card) inside whichever commit crossed
+/// 1,000 pages, a create's answer among them. The writer's automatic checkpoint is off;
+/// this thread, on its own connection, checkpoints (PASSIVE: writers and readers go on)
+/// after [`Checkpointer::EVERY`] commits, or [`Checkpointer::IDLE`] after the last one.
+/// It stops when the repository is dropped.
+struct Checkpointer;
+
+impl Checkpointer {
+    const EVERY: u32 = 100;
+    const IDLE: Duration = Duration::from_secs(2);
+
+    fn start(
+        path: &std::path::Path,
+    ) -> Result<(std::sync::mpsc::SyncSender<()>, std::thread::JoinHandle<()>), StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1024);
+        let thread = std::thread::Builder::new()
+            .name("zwlock-checkpoint".into())
+            .spawn(move || {
+                use std::sync::mpsc::RecvTimeoutError;
+                let mut since = 0u32;
+                loop {
+                    let wait = if since > 0 { Self::IDLE } else { Duration::MAX };
+                    match rx.recv_timeout(wait) {
+                        Ok(()) => since += 1,
+                        Err(RecvTimeoutError::Timeout) => since = Self::EVERY,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                    if since >= Self::EVERY {
+                        since = 0;
+                        if let Err(e) = conn.pragma_update(None, "wal_checkpoint", "PASSIVE") {
+                            tracing::warn!(error = %e, "WAL checkpoint failed");
+                        }
+                    }
+                }
+            })
+            .map_err(|e| StoreError::File {
+                path: path.to_path_buf(),
+                reason: format!("cannot start the checkpoint thread: {e}"),
+            })?;
+        Ok((tx, thread))
+    }
+}
+
+impl Drop for Repo {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread (after a checkpoint under way, if any).
+        let (closed, _) = std::sync::mpsc::sync_channel(0);
+        drop(std::mem::replace(&mut self.commits, closed));
+        if let Some(t) = self.checkpointer.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for Repo {
@@ -39,10 +106,14 @@ impl Repo {
     pub fn new(store: Store) -> Result<Repo, StoreError> {
         let reader = Store::open_read_only(store.path())?;
         let planner = Store::open_read_only(store.path())?;
+        store.conn().pragma_update(None, "wal_autocheckpoint", 0)?;
+        let (commits, checkpointer) = Checkpointer::start(store.path())?;
         Ok(Repo {
             writer: Mutex::new(store),
             reader: Mutex::new(reader),
             planner: Mutex::new(planner),
+            commits,
+            checkpointer: Some(checkpointer),
         })
     }
 
@@ -58,6 +129,9 @@ impl Repo {
             .map_err(|e| E::from(e.into()))?;
         let v = f(&Tx { conn: &tx })?;
         tx.commit().map_err(|e| E::from(e.into()))?;
+        drop(store);
+        // Full (the checkpointer is behind): this commit is counted in the next one.
+        let _ = self.commits.try_send(());
         Ok(v)
     }
 
@@ -370,5 +444,38 @@ impl Tx<'_> {
         )?;
         let rows = stmt.query_map([prefix], |r| r.get::<_, String>(0))?;
         rows.map(|r| r.map_err(StoreError::from)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The writer never checkpoints (its automatic checkpoint is off), yet the database file
+    /// takes the commits in: the checkpointer thread copied them out of the WAL.
+    #[test]
+    fn commits_reach_the_database_file_through_the_checkpointer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("z.db");
+        let repo = Repo::new(Store::open(&path).unwrap()).unwrap();
+        let before = std::fs::metadata(&path).unwrap().len();
+        let value = "x".repeat(4000);
+        // About 300 pages: under SQLite's own threshold of 1,000, over the checkpointer's count.
+        for n in 0..150 {
+            repo.write(|tx| tx.set_state(&format!("k{n}"), &value))
+                .unwrap();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::fs::metadata(&path).unwrap().len() < before + 150 * 4000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the database file did not grow: no checkpoint"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let value_back = repo.read(|tx| tx.state("k149")).unwrap();
+        assert_eq!(value_back.as_deref(), Some(value.as_str()));
+        // Dropping the repository stops the thread (the drop joins it).
+        drop(repo);
     }
 }
