@@ -62,116 +62,193 @@ impl Request {
     }
 }
 
-type Handler = fn(&Engine, &Request) -> routes::Answer;
+/// A route's handler: most answer a JSON value (given `"ok": true` and serialized after);
+/// the lists write their answer themselves, straight from the API objects (a page of 100
+/// codes built as a [`Value`] tree first cost as much again as reading it).
+#[derive(Clone, Copy)]
+pub enum Handler {
+    Json(fn(&Engine, &Request) -> routes::Answer),
+    Written(fn(&Engine, &Request) -> Result<Bytes, ApiError>),
+}
+
+impl Handler {
+    /// The answer's body.
+    fn answer(self, engine: &Engine, req: &Request) -> Result<Bytes, ApiError> {
+        match self {
+            Handler::Json(f) => f(engine, req).map(ok_body),
+            Handler::Written(f) => f(engine, req),
+        }
+    }
+}
 
 /// Every route: path, methods, handler.
 pub const ROUTES: &[(&str, &[&str], Handler)] = &[
-    ("/access_codes/create", &["POST"], routes::create),
+    (
+        "/access_codes/create",
+        &["POST"],
+        Handler::Json(routes::create),
+    ),
     (
         "/access_codes/create_multiple",
         &["POST", "PUT"],
-        routes::create_multiple,
+        Handler::Json(routes::create_multiple),
     ),
-    ("/access_codes/get", &["GET", "POST"], routes::get),
-    ("/access_codes/list", &["GET", "POST"], routes::list),
+    (
+        "/access_codes/get",
+        &["GET", "POST"],
+        Handler::Json(routes::get),
+    ),
+    (
+        "/access_codes/list",
+        &["GET", "POST"],
+        Handler::Written(routes::list),
+    ),
     (
         "/access_codes/update",
         &["PATCH", "POST", "PUT"],
-        routes::update,
+        Handler::Json(routes::update),
     ),
     (
         "/access_codes/update_multiple",
         &["PATCH", "POST"],
-        routes::update_multiple,
+        Handler::Json(routes::update_multiple),
     ),
-    ("/access_codes/delete", &["DELETE", "POST"], routes::delete),
+    (
+        "/access_codes/delete",
+        &["DELETE", "POST"],
+        Handler::Json(routes::delete),
+    ),
     (
         "/access_codes/generate_code",
         &["GET", "POST"],
-        routes::generate_code,
+        Handler::Json(routes::generate_code),
     ),
     (
         "/access_codes/pull_backup_access_code",
         &["POST"],
-        routes::pull_backup,
+        Handler::Json(routes::pull_backup),
     ),
     (
         "/access_codes/unmanaged/list",
         &["GET", "POST"],
-        routes::unmanaged_list,
+        Handler::Written(routes::unmanaged_list),
     ),
     (
         "/access_codes/unmanaged/get",
         &["GET", "POST"],
-        routes::unmanaged_get,
+        Handler::Json(routes::unmanaged_get),
     ),
     (
         "/access_codes/unmanaged/update",
         &["PATCH", "POST"],
-        routes::unmanaged_update,
+        Handler::Json(routes::unmanaged_update),
     ),
     (
         "/access_codes/unmanaged/delete",
         &["DELETE", "POST"],
-        routes::unmanaged_delete,
+        Handler::Json(routes::unmanaged_delete),
     ),
     (
         "/access_codes/unmanaged/convert_to_managed",
         &["PATCH", "POST"],
-        routes::unmanaged_convert,
+        Handler::Json(routes::unmanaged_convert),
     ),
-    ("/devices/list", &["GET", "POST"], routes::devices_list),
-    ("/devices/get", &["GET", "POST"], routes::devices_get),
+    (
+        "/devices/list",
+        &["GET", "POST"],
+        Handler::Json(routes::devices_list),
+    ),
+    (
+        "/devices/get",
+        &["GET", "POST"],
+        Handler::Json(routes::devices_get),
+    ),
     (
         "/devices/update",
         &["POST", "PATCH"],
-        routes::devices_update,
+        Handler::Json(routes::devices_update),
     ),
-    ("/locks/list", &["GET", "POST"], routes::devices_list),
-    ("/locks/get", &["GET", "POST"], routes::devices_get),
-    ("/locks/lock_door", &["POST"], routes::lock_door),
-    ("/locks/unlock_door", &["POST"], routes::unlock_door),
+    (
+        "/locks/list",
+        &["GET", "POST"],
+        Handler::Json(routes::devices_list),
+    ),
+    (
+        "/locks/get",
+        &["GET", "POST"],
+        Handler::Json(routes::devices_get),
+    ),
+    (
+        "/locks/lock_door",
+        &["POST"],
+        Handler::Json(routes::lock_door),
+    ),
+    (
+        "/locks/unlock_door",
+        &["POST"],
+        Handler::Json(routes::unlock_door),
+    ),
     (
         "/locks/sync_access_codes",
         &["POST"],
-        routes::sync_access_codes,
+        Handler::Json(routes::sync_access_codes),
     ),
-    ("/zwave/include", &["POST"], routes::zwave_include),
-    ("/zwave/exclude", &["POST"], routes::zwave_exclude),
+    (
+        "/zwave/include",
+        &["POST"],
+        Handler::Json(routes::zwave_include),
+    ),
+    (
+        "/zwave/exclude",
+        &["POST"],
+        Handler::Json(routes::zwave_exclude),
+    ),
     (
         "/zwave/remove_failed",
         &["POST"],
-        routes::zwave_remove_failed,
+        Handler::Json(routes::zwave_remove_failed),
     ),
-    ("/events/list", &["GET", "POST"], routes::events_list),
+    (
+        "/events/list",
+        &["GET", "POST"],
+        Handler::Json(routes::events_list),
+    ),
     (
         "/action_attempts/get",
         &["GET", "POST"],
-        routes::action_attempts_get,
+        Handler::Json(routes::action_attempts_get),
     ),
-    ("/health", &["GET", "POST"], routes::health),
+    ("/health", &["GET", "POST"], Handler::Json(routes::health)),
     (
         "/access_codes/report_device_constraints",
         &["POST"],
-        routes::report_device_constraints,
+        Handler::Json(routes::report_device_constraints),
     ),
     (
         "/access_codes/simulate/create_unmanaged_access_code",
         &["POST"],
-        routes::simulate_create_unmanaged,
+        Handler::Json(routes::simulate_create_unmanaged),
     ),
     (
         "/locks/simulate/keypad_code_entry",
         &["POST"],
-        routes::simulate_keypad_code_entry,
+        Handler::Json(routes::simulate_keypad_code_entry),
     ),
     (
         "/action_attempts/list",
         &["GET", "POST"],
-        routes::action_attempts_list,
+        Handler::Json(routes::action_attempts_list),
     ),
-    ("/events/get", &["GET", "POST"], routes::events_get),
-    ("/workspaces/get", &["GET", "POST"], routes::workspaces_get),
+    (
+        "/events/get",
+        &["GET", "POST"],
+        Handler::Json(routes::events_get),
+    ),
+    (
+        "/workspaces/get",
+        &["GET", "POST"],
+        Handler::Json(routes::workspaces_get),
+    ),
 ];
 
 #[derive(Clone)]
@@ -379,11 +456,13 @@ async fn answer(
     let engine = state.engine.clone();
     // Handlers touch SQLite: run them off the async workers, and never let one take the daemon down.
     let result = tokio::task::spawn_blocking(move || {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&engine, &req)))
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            handler.answer(&engine, &req)
+        }))
     })
     .await;
     let (status, body) = match result {
-        Ok(Ok(Ok(value))) => (StatusCode::OK, ok_body(value)),
+        Ok(Ok(Ok(body))) => (StatusCode::OK, body),
         Ok(Ok(Err(e))) => return e.into_response(),
         _ => return ApiError::internal("the request failed inside the daemon").into_response(),
     };

@@ -1,5 +1,6 @@
 //! The routes: Seam's paths, methods, parameters and response keys.
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -132,7 +133,25 @@ struct ListParams {
     page_cursor: Option<String>,
 }
 
-pub fn list(e: &Engine, r: &Request) -> Answer {
+/// A list's answer as JSON text: its objects, the pagination, `"ok": true`; serialized
+/// straight from the API objects.
+fn written_list<T: serde::Serialize>(items: &[T], pagination: Value) -> Result<Bytes, ApiError> {
+    #[derive(serde::Serialize)]
+    struct Listed<'a, T> {
+        access_codes: &'a [T],
+        pagination: Value,
+        ok: bool,
+    }
+    serde_json::to_vec(&Listed {
+        access_codes: items,
+        pagination,
+        ok: true,
+    })
+    .map(Bytes::from)
+    .map_err(|_| ApiError::internal("the answer could not be written"))
+}
+
+pub fn list(e: &Engine, r: &Request) -> Result<Bytes, ApiError> {
     let p: ListParams = r.params()?;
     if p.device_id.is_none() && p.access_code_ids.is_none() && p.search.is_none() {
         return Err(ApiError::field(
@@ -151,10 +170,10 @@ pub fn list(e: &Engine, r: &Request) -> Answer {
         ..Default::default()
     };
     let page = e.list_page(filter, Some(limit), p.page_cursor.as_deref())?;
-    Ok(json!({
-        "access_codes": page.items,
-        "pagination": pagination(&r.path, &r.params, page.next_cursor),
-    }))
+    written_list(
+        &page.items,
+        pagination(&r.path, &r.params, page.next_cursor),
+    )
 }
 
 pub fn update(e: &Engine, r: &Request) -> Answer {
@@ -249,7 +268,7 @@ fn matches(search: &str, fields: &[Option<&str>]) -> bool {
         .any(|f| f.to_lowercase().contains(&s))
 }
 
-pub fn unmanaged_list(e: &Engine, r: &Request) -> Answer {
+pub fn unmanaged_list(e: &Engine, r: &Request) -> Result<Bytes, ApiError> {
     let p: UnmanagedListParams = r.params()?;
     if p.search.as_deref() == Some("") {
         return Err(ApiError::field("search", "must not be empty"));
@@ -271,7 +290,7 @@ pub fn unmanaged_list(e: &Engine, r: &Request) -> Answer {
         limit,
         p.page_cursor.as_deref(),
     )?;
-    Ok(json!({ "access_codes": codes, "pagination": pagination(&r.path, &r.params, next) }))
+    written_list(&codes, pagination(&r.path, &r.params, next))
 }
 
 pub fn unmanaged_get(e: &Engine, r: &Request) -> Answer {

@@ -378,6 +378,23 @@ impl AsyncRead for TimedIo {
     }
 }
 
+impl TimedIo {
+    /// A write's outcome, with the stall clock: started when the peer stops taking bytes,
+    /// cleared when it takes some, an error when it has not for `timeout`.
+    fn timed<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match r {
+            Poll::Pending => match self.check_stall(cx) {
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                _ => Poll::Pending,
+            },
+            done => {
+                self.stalled = None;
+                done
+            }
+        }
+    }
+}
+
 impl AsyncWrite for TimedIo {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -385,45 +402,35 @@ impl AsyncWrite for TimedIo {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let r = match &mut this.inner {
-            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-        };
-        match r {
-            Poll::Pending => match this.check_stall(cx) {
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                _ => Poll::Pending,
-            },
-            done => {
-                this.stalled = None;
-                done
-            }
-        }
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.timed(cx, r)
+    }
+
+    /// Vectored, as the sockets are: hyper then queues an answer's body as it is instead of
+    /// copying it into the connection's write buffer (which kept every keep-alive
+    /// connection's buffer at the size of the largest list page it had sent).
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.timed(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let r = match &mut this.inner {
-            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
-        };
-        match r {
-            Poll::Pending => match this.check_stall(cx) {
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                _ => Poll::Pending,
-            },
-            done => {
-                this.stalled = None;
-                done
-            }
-        }
+        let r = Pin::new(&mut this.inner).poll_flush(cx);
+        this.timed(cx, r)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().inner {
-            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-        }
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 
@@ -436,6 +443,24 @@ impl tokio::io::AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Unix(s) => s.is_write_vectored(),
+            Stream::Tcp(s) => s.is_write_vectored(),
         }
     }
 
@@ -477,6 +502,33 @@ mod tests {
         let r = tokio::time::timeout(Duration::from_secs(30), async {
             loop {
                 io.write_all(&chunk).await?;
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), io::Error>(())
+        })
+        .await;
+        let e = r.expect("the write gave up by itself").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+    }
+
+    /// Vectored writes reach the socket whole and are timed like plain ones (hyper queues
+    /// answer bodies instead of copying them only when the IO says it is vectored).
+    #[tokio::test]
+    async fn vectored_writes_pass_through_and_stall_out() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (a, mut b) = tokio::net::UnixStream::pair().unwrap();
+        let mut io = TimedIo::new(Stream::Unix(a), Duration::from_millis(200));
+        assert!(io.is_write_vectored());
+        let parts = [io::IoSlice::new(b"head "), io::IoSlice::new(b"body")];
+        let n = io.write_vectored(&parts).await.unwrap();
+        assert_eq!(n, 9);
+        let mut got = [0u8; 9];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"head body");
+        let chunk = vec![0u8; 64 * 1024];
+        let r = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                io.write_vectored(&[io::IoSlice::new(&chunk)]).await?;
             }
             #[allow(unreachable_code)]
             Ok::<(), io::Error>(())
