@@ -103,6 +103,11 @@ impl Pick {
 }
 
 fn main() {
+    // `cargo bench --bench store_scale -- one_big_lock` runs the one-lock case alone.
+    if std::env::args().skip(1).any(|a| a == "one_big_lock") {
+        one_big_lock::run();
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("zwlock.db");
     let socket = dir.path().join("api.sock");
