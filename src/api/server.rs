@@ -528,7 +528,8 @@ mod tests {
         let chunk = vec![0u8; 64 * 1024];
         let r = tokio::time::timeout(Duration::from_secs(30), async {
             loop {
-                io.write_vectored(&[io::IoSlice::new(&chunk)]).await?;
+                let n = io.write_vectored(&[io::IoSlice::new(&chunk)]).await?;
+                assert!(n > 0);
             }
             #[allow(unreachable_code)]
             Ok::<(), io::Error>(())
