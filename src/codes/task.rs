@@ -71,8 +71,10 @@ struct LockRt {
 }
 
 /// A lock is planned again no sooner than this many times its last pass took, after it: a
-/// lock's passes take at most a quarter of the engine's time.
-const PASS_BUDGET: u32 = 3;
+/// lock's passes take at most a tenth of the engine's time. A pass of a lock with 10,000
+/// codes costs 25-80 ms of CPU (a small lock's, well under one), and while it runs the API
+/// has one core of two: at 3x, one create in fifty waited 10-20 ms for it (`store_scale`).
+const PASS_BUDGET: u32 = 10;
 
 /// Run `f`, a pass that may take tens of milliseconds of SQLite and planning, without holding
 /// up the other tasks of the async worker it runs on (the API's connections): on the daemon's

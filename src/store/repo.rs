@@ -101,6 +101,20 @@ fn guard(m: &Mutex<Store>) -> MutexGuard<'_, Store> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Run `f` in one read transaction of a read-only connection (rolled back at the end: it
+/// wrote nothing).
+fn read_in<T, E: From<StoreError>>(
+    conn: &Mutex<Store>,
+    f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
+) -> Result<T, E> {
+    let mut store = guard(conn);
+    let tx = store
+        .conn_mut()
+        .transaction()
+        .map_err(|e| E::from(e.into()))?;
+    f(&Tx { conn: &tx })
+}
+
 impl Repo {
     /// The repository over an open store (a read-only connection to the same file is opened).
     pub fn new(store: Store) -> Result<Repo, StoreError> {
@@ -142,14 +156,7 @@ impl Repo {
         &self,
         f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut store = guard(&self.reader);
-        let tx = store
-            .conn_mut()
-            .transaction()
-            .map_err(|e| E::from(e.into()))?;
-        let v = f(&Tx { conn: &tx })?;
-        drop(tx);
-        Ok(v)
+        read_in(&self.reader, f)
     }
 
     /// Run `f` on a consistent snapshot (one read transaction) of the engine task's own
@@ -158,14 +165,7 @@ impl Repo {
         &self,
         f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut store = guard(&self.planner);
-        let tx = store
-            .conn_mut()
-            .transaction()
-            .map_err(|e| E::from(e.into()))?;
-        let v = f(&Tx { conn: &tx })?;
-        drop(tx);
-        Ok(v)
+        read_in(&self.planner, f)
     }
 
     /// Whether the writer is free within `within` (a wedged store stops the watchdog).
