@@ -342,17 +342,17 @@ impl Task {
                 let split =
                     plan.changes.len().saturating_sub(1) / CHANGES_PER_COMMIT * CHANGES_PER_COMMIT;
                 let (early, last) = plan.changes.split_at(split);
+                let bookkeeping = |tx: &crate::store::Tx<'_>, chunk: &[planner::Change]| {
+                    let events = apply::changes(tx, id, chunk, &now)?;
+                    settle_changes(&ctx, tx, chunk, &now)?;
+                    Ok::<_, StoreError>(events)
+                };
                 let mut events = Vec::new();
                 for chunk in early.chunks(CHANGES_PER_COMMIT) {
-                    events.extend(ctx.repo.write(|tx| {
-                        let events = apply::changes(tx, id, chunk, &now)?;
-                        settle_changes(&ctx, tx, chunk, &now)?;
-                        Ok::<_, StoreError>(events)
-                    })?);
+                    events.extend(ctx.repo.write(|tx| bookkeeping(tx, chunk))?);
                 }
                 let (more, begun) = ctx.repo.write(|tx| {
-                    let events = apply::changes(tx, id, last, &now)?;
-                    settle_changes(&ctx, tx, last, &now)?;
+                    let events = bookkeeping(tx, last)?;
                     let Some(action) = &plan.action else {
                         return Ok::<_, StoreError>((events, true));
                     };

@@ -22,9 +22,7 @@ pub struct Repo {
     /// the writer (so creates do not wait behind a plan of a lock with thousands of codes)
     /// or the API's reader.
     planner: Mutex<Store>,
-    /// Commits, told to the checkpointer (see [`Checkpointer`]).
-    commits: std::sync::mpsc::SyncSender<()>,
-    checkpointer: Option<std::thread::JoinHandle<()>>,
+    checkpointer: Checkpointer,
 }
 
 /// Checkpoints taken off the writer: SQLite would otherwise copy the WAL into the database
@@ -32,26 +30,19 @@ pub struct Repo {
 /// 1,000 pages, a create's answer among them. The writer's automatic checkpoint is off;
 /// this thread, on its own connection, checkpoints (PASSIVE: writers and readers go on)
 /// after [`Checkpointer::EVERY`] commits, or [`Checkpointer::IDLE`] after the last one.
-/// It stops when the repository is dropped.
-struct Checkpointer;
+/// Dropping it stops the thread (after a checkpoint under way, if any).
+struct Checkpointer {
+    commits: Option<std::sync::mpsc::SyncSender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
 
 impl Checkpointer {
     const EVERY: u32 = 100;
     const IDLE: Duration = Duration::from_secs(2);
 
-    fn start(
-        path: &std::path::Path,
-    ) -> Result<(std::sync::mpsc::SyncSender<()>, std::thread::JoinHandle<()>), StoreError> {
-        let conn = Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|source| StoreError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1024);
+    fn start(path: &std::path::Path) -> Result<Checkpointer, StoreError> {
+        let conn = Store::connect(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let (commits, rx) = std::sync::mpsc::sync_channel::<()>(1024);
         let thread = std::thread::Builder::new()
             .name("zwlock-checkpoint".into())
             .spawn(move || {
@@ -76,16 +67,24 @@ impl Checkpointer {
                 path: path.to_path_buf(),
                 reason: format!("cannot start the checkpoint thread: {e}"),
             })?;
-        Ok((tx, thread))
+        Ok(Checkpointer {
+            commits: Some(commits),
+            thread: Some(thread),
+        })
+    }
+
+    /// A commit was made. (When the thread is behind, it is counted with the next one.)
+    fn committed(&self) {
+        if let Some(c) = &self.commits {
+            let _ = c.try_send(());
+        }
     }
 }
 
-impl Drop for Repo {
+impl Drop for Checkpointer {
     fn drop(&mut self) {
-        // Closing the channel ends the thread (after a checkpoint under way, if any).
-        let (closed, _) = std::sync::mpsc::sync_channel(0);
-        drop(std::mem::replace(&mut self.commits, closed));
-        if let Some(t) = self.checkpointer.take() {
+        drop(self.commits.take());
+        if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
@@ -121,13 +120,12 @@ impl Repo {
         let reader = Store::open_read_only(store.path())?;
         let planner = Store::open_read_only(store.path())?;
         store.conn().pragma_update(None, "wal_autocheckpoint", 0)?;
-        let (commits, checkpointer) = Checkpointer::start(store.path())?;
+        let checkpointer = Checkpointer::start(store.path())?;
         Ok(Repo {
             writer: Mutex::new(store),
             reader: Mutex::new(reader),
             planner: Mutex::new(planner),
-            commits,
-            checkpointer: Some(checkpointer),
+            checkpointer,
         })
     }
 
@@ -144,8 +142,7 @@ impl Repo {
         let v = f(&Tx { conn: &tx })?;
         tx.commit().map_err(|e| E::from(e.into()))?;
         drop(store);
-        // Full (the checkpointer is behind): this commit is counted in the next one.
-        let _ = self.commits.try_send(());
+        self.checkpointer.committed();
         Ok(v)
     }
 
