@@ -367,6 +367,15 @@ pub struct IssueRow {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// Every engine pass runs this, in a write transaction. Walked from the expiring issues (by
+/// their index: usually none), each checked for its device. Left to itself SQLite walks the
+/// device's codes instead and looks each one's issues up: 25-40 ms holding the writer on a
+/// lock with 10,000 codes, which every create then waited for.
+pub(super) const DROP_EXPIRED_ISSUES: &str =
+    "DELETE FROM access_code_issues INDEXED BY access_code_issues_expiring \
+     WHERE expires_at IS NOT NULL AND expires_at <= ?2 AND EXISTS (SELECT 1 FROM access_codes c \
+     WHERE c.access_code_id = access_code_issues.access_code_id AND c.device_id = ?1)";
+
 impl Store {
     /// Write a whole code row (insert, or update in place: a REPLACE would delete the row and
     /// with it, by cascade, its errors and warnings).
@@ -595,11 +604,7 @@ impl Store {
         device_id: &Uuid,
         now: &DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        Ok(conn.exec(
-            "DELETE FROM access_code_issues WHERE expires_at IS NOT NULL AND expires_at <= ?2 \
-             AND access_code_id IN (SELECT access_code_id FROM access_codes WHERE device_id = ?1)",
-            params![device_id.to_string(), ts(now)],
-        )?)
+        Ok(conn.exec(DROP_EXPIRED_ISSUES, params![device_id.to_string(), ts(now)])?)
     }
 
     /// Remove an error or warning; returns whether it was there.
