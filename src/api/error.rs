@@ -38,6 +38,20 @@ impl ApiError {
         )
     }
 
+    /// An `Idempotency-Key` given again with other parameters (a 422 naming the header).
+    pub fn key_reused() -> Self {
+        let mut e = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "Idempotency-Key: this key was used with different parameters; use a new key for a new request",
+        );
+        e.validation = vec![(
+            "Idempotency-Key".into(),
+            "was used with different parameters".into(),
+        )];
+        e
+    }
+
     pub fn invalid_fields(errors: Vec<(String, String)>) -> Self {
         let message = match errors.as_slice() {
             [(field, message)] => format!("{field}: {message}"),
@@ -115,6 +129,7 @@ impl From<EngineError> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "hub_disconnected", m)
             }
             EngineError::Busy(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", m),
+            EngineError::KeyReused => ApiError::key_reused(),
             EngineError::Stopped => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "stopping",

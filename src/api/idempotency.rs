@@ -6,10 +6,13 @@
 //! The same key with the same parameters replays it; with other parameters it is a 422
 //! naming the header; while the first request is still being answered, a 409. An answer
 //! that is an error is not kept: nothing was created, so a retry is simply tried again.
+//!
+//! This is the fast path, for one run of the daemon. The engine also keeps each key with the
+//! code it made, in that code's transaction ([`crate::codes::IdempotencyKey`], the store's
+//! `idempotency_keys`): a retry after a restart, or after this map let the answer go, gets
+//! that code as it is now.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -82,11 +85,14 @@ impl Drop for Ticket {
     }
 }
 
-/// The fingerprint of a request's parameters (their canonical JSON: keys sorted).
+/// The fingerprint of a request's parameters: FNV-1a (64 bits) of their canonical JSON (keys
+/// sorted). Stable across builds, as it must be: the store keeps it with the key, and a
+/// retry after an upgrade must still match. (Not a secret: it tells a retry from a reuse.)
 pub fn fingerprint(params: &Map<String, Value>) -> u64 {
-    let mut h = DefaultHasher::new();
-    Value::Object(params.clone()).to_string().hash(&mut h);
-    h.finish()
+    let text = Value::Object(params.clone()).to_string();
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// The key of a request, if it has one; a malformed one is a 400 naming the header.
@@ -139,18 +145,7 @@ impl Store {
                     "Idempotency-Key: a request with this key is still being answered; retry once it is",
                 ))
             }
-            Some(_) => {
-                let mut e = ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "idempotency_key_reused",
-                    "Idempotency-Key: this key was used with different parameters; use a new key for a new request",
-                );
-                e.validation = vec![(
-                    "Idempotency-Key".into(),
-                    "was used with different parameters".into(),
-                )];
-                return Err(e);
-            }
+            Some(_) => return Err(ApiError::key_reused()),
             None => {}
         }
         while inner.entries.len() >= CAPACITY {

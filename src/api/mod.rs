@@ -32,7 +32,7 @@ pub use error::ApiError;
 pub use server::Limits;
 use server::Peer;
 
-use crate::codes::Engine;
+use crate::codes::{Engine, IdempotencyKey};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -59,6 +59,15 @@ impl Request {
     /// The request's parameters as `T`.
     pub fn params<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         params::from_object(self.params.clone())
+    }
+
+    /// Its `Idempotency-Key`, for the engine to keep with what the request makes.
+    pub fn idempotency_key(&self) -> Result<Option<IdempotencyKey>, ApiError> {
+        Ok(idempotency::key(&self.headers)?.map(|key| IdempotencyKey {
+            route: self.path.clone(),
+            key,
+            fingerprint: format!("{:016x}", idempotency::fingerprint(&self.params)),
+        }))
     }
 }
 

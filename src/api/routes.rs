@@ -57,10 +57,21 @@ fn refuse_if_offline(e: &Engine, r: &Request, devices: &[Uuid]) -> Result<(), Ap
 }
 
 pub fn create(e: &Engine, r: &Request) -> Answer {
-    let req: CreateRequest = r.params()?;
-    refuse_if_offline(e, r, &[req.device_id])?;
+    let mut req: CreateRequest = r.params()?;
+    req.idempotency = r.idempotency_key()?;
     let sync = req.sync == Some(true);
-    let (code, attempt) = e.create(req)?;
+    // A retry of a create that was made gets its code, whatever the lock's state now.
+    let made = match &req.idempotency {
+        Some(key) => e.keyed(key, &req.device_id)?,
+        None => None,
+    };
+    let (code, attempt) = match made {
+        Some(made) => made,
+        None => {
+            refuse_if_offline(e, r, &[req.device_id])?;
+            e.create(req)?
+        }
+    };
     let attempt = synced(e, sync, attempt)?;
     let code = if sync {
         serde_json::to_value(e.get(&code.access_code_id)?).unwrap_or(Value::Null)
@@ -91,7 +102,8 @@ pub fn create_multiple(e: &Engine, r: &Request) -> Answer {
     };
     // The base needs a device id to parse; each lock gets its own.
     base.insert("device_id".into(), json!(Uuid::nil()));
-    let base: CreateRequest = super::params::from_object(base)?;
+    let mut base: CreateRequest = super::params::from_object(base)?;
+    base.idempotency = r.idempotency_key()?;
     let codes = e.create_multiple(
         &req.device_ids,
         base,

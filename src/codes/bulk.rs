@@ -12,7 +12,7 @@ use super::ctx::{Ctx, Request};
 use super::error::EngineError;
 use super::intents::{self, check_pin_free, pins_in_use};
 use super::model::{self, AccessCode};
-use super::requests::{CreateRequest, UpdateRequest};
+use super::requests::{CreateRequest, IdempotencyKey, UpdateRequest};
 use super::validate;
 use super::validate::rules;
 use crate::store::{CodeFilter, Desired};
@@ -50,19 +50,34 @@ pub(super) fn create_multiple(
         ));
     }
     let explicit = base.code.is_some();
+    // A retry (its answer lost, or the daemon stopped part way) goes on with the shared PIN
+    // and key the first request chose; the locks it did already answer with their code.
+    let Made {
+        locks: made,
+        shared,
+    } = match &base.idempotency {
+        Some(k) => already_made(ctx, k)?,
+        None => Made::default(),
+    };
     // A PIN every lock accepts and none holds yet.
-    let pin = match &base.code {
-        Some(c) => c.clone(),
-        None => shared_pin(ctx, device_ids, base.preferred_code_length)?,
+    let pin = match (&base.code, &shared) {
+        (Some(c), _) => c.clone(),
+        (None, Some((pin, _))) => pin.clone(),
+        (None, None) => shared_pin(ctx, device_ids, base.preferred_code_length)?,
     };
     let key = (!explicit).then(|| {
-        base.common_code_key
-            .clone()
+        shared
+            .map(|(_, key)| key)
+            .or_else(|| base.common_code_key.clone())
             .unwrap_or_else(|| Uuid::new_v4().to_string())
     });
     // Check every lock before creating anything.
     let mut fits = Vec::new();
     for d in device_ids {
+        if made.contains(d) {
+            fits.push(true);
+            continue;
+        }
         let ok = ctx.repo.read(|tx| {
             let device = tx.device(d)?;
             Ok::<_, EngineError>(device.map(|dev| {
@@ -99,6 +114,36 @@ pub(super) fn create_multiple(
         out.push(intents::create(ctx, req)?.0);
     }
     Ok(out)
+}
+
+/// What an idempotency key made before: the locks it made a code on, and the PIN and
+/// common key those codes share (if they do).
+#[derive(Default)]
+struct Made {
+    locks: BTreeSet<Uuid>,
+    shared: Option<(String, String)>,
+}
+
+/// What `key` made before. The key with other parameters is refused.
+fn already_made(ctx: &Ctx, key: &IdempotencyKey) -> Result<Made, EngineError> {
+    ctx.repo.read(|tx| {
+        let made = tx.keyed(&key.route, &key.key, &ctx.now())?;
+        if made.iter().any(|k| k.fingerprint != key.fingerprint) {
+            return Err(EngineError::KeyReused);
+        }
+        let mut shared = None;
+        for k in &made {
+            if let Some(c) = tx.code(&k.access_code_id)? {
+                if let (None, Some(common)) = (&shared, c.common_code_key) {
+                    shared = Some((c.code, common));
+                }
+            }
+        }
+        Ok(Made {
+            locks: made.iter().map(|k| k.device_id).collect(),
+            shared,
+        })
+    })
 }
 
 fn shared_pin(

@@ -24,7 +24,7 @@ use super::model::{AccessCode, UnmanagedAccessCode};
 use super::network::IncludeRequest;
 use super::planner;
 use super::queries::Page;
-pub use super::requests::{CreateRequest, UpdateRequest};
+pub use super::requests::{CreateRequest, IdempotencyKey, UpdateRequest};
 use super::task::{Control, Task};
 use crate::driver::{DriverEvent, DriverHandle};
 use crate::lock::zwave::ZwavePort;
@@ -319,6 +319,15 @@ impl Engine {
     pub fn create(&self, req: CreateRequest) -> Result<(AccessCode, Value), EngineError> {
         self.ctx.running()?;
         super::intents::create(&self.ctx, req)
+    }
+
+    /// What a create's idempotency key made on a lock (None: nothing yet), as it is now.
+    pub fn keyed(
+        &self,
+        key: &IdempotencyKey,
+        device_id: &Uuid,
+    ) -> Result<Option<(AccessCode, Value)>, EngineError> {
+        super::intents::keyed(&self.ctx, key, device_id, &self.ctx.now())
     }
 
     /// Change an access code.

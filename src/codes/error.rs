@@ -32,6 +32,9 @@ pub enum EngineError {
     Busy(String),
     #[error("the engine has stopped")]
     Stopped,
+    /// An idempotency key given again with other parameters.
+    #[error("this idempotency key was used with other parameters")]
+    KeyReused,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

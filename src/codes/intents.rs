@@ -12,10 +12,11 @@ use super::ctx::Ctx;
 use super::error::EngineError;
 use super::model::{self, error_code, rfc3339, warning_code, AccessCode};
 use super::render::render;
-use super::requests::{CreateRequest, UpdateRequest};
+use super::requests::{CreateRequest, IdempotencyKey, UpdateRequest};
 use super::validate::{self, rules, CodeRules, FieldError};
 use crate::store::{
-    AttemptRow, CodeRow, CodeStatus, Desired, IssueKind, MutationKind, SlotRow, StoreError, Tx,
+    AttemptRow, CodeRow, CodeStatus, Desired, IssueKind, KeyRow, MutationKind, SlotRow, StoreError,
+    Tx,
 };
 
 /// An action attempt that does not follow a code's work.
@@ -158,9 +159,54 @@ fn offline(requested: Option<bool>) -> Option<FieldError> {
     })
 }
 
+/// What a create's idempotency key made on its lock, as it is now: the code and its action
+/// attempt (None: the key is new there). The key with other parameters is refused, and so is
+/// a key whose code has since been deleted: a retry never brings a deleted code back.
+pub(super) fn keyed(
+    ctx: &Ctx,
+    key: &IdempotencyKey,
+    device_id: &Uuid,
+    now: &DateTime<Utc>,
+) -> Result<Option<(AccessCode, Value)>, EngineError> {
+    ctx.repo.read(|tx| {
+        let made = tx.keyed(&key.route, &key.key, now)?;
+        if made.iter().any(|k| k.fingerprint != key.fingerprint) {
+            return Err(EngineError::KeyReused);
+        }
+        let Some(k) = made.iter().find(|k| k.device_id == *device_id) else {
+            return Ok(None);
+        };
+        let Some(row) = tx
+            .code(&k.access_code_id)?
+            .filter(|c| c.desired != Desired::Deleted)
+        else {
+            return Err(EngineError::Conflict {
+                kind: "idempotency_key_used",
+                message: format!(
+                    "the access code this idempotency key created ({}) has since been deleted; use a new key for a new code",
+                    k.access_code_id
+                ),
+                other_id: Some(k.access_code_id),
+            });
+        };
+        let attempt = tx
+            .attempt(&k.action_attempt_id)?
+            .map(|a| model::attempt_json(&a))
+            .unwrap_or(Value::Null);
+        Ok(Some((render(ctx, tx, &row)?, attempt)))
+    })
+}
+
 /// Create an access code. Returns it and the (already successful) action attempt.
 pub(super) fn create(ctx: &Ctx, req: CreateRequest) -> Result<(AccessCode, Value), EngineError> {
     let now = ctx.now();
+    // A retried create (its first answer lost, the daemon maybe restarted since) finds what
+    // the first one made.
+    if let Some(key) = &req.idempotency {
+        if let Some(made) = keyed(ctx, key, &req.device_id, &now)? {
+            return Ok(made);
+        }
+    }
     let mut errors: Vec<FieldError> = offline(req.is_offline_access_code).into_iter().collect();
     if let Some(n) = &req.name {
         if let Err(e) = validate::check_name(n) {
@@ -272,6 +318,17 @@ pub(super) fn create(ctx: &Ctx, req: CreateRequest) -> Result<(AccessCode, Value
             json!({}),
         )?;
         let attempt = code_attempt(ctx, tx, attempts::CREATE, &row, radio, &now)?;
+        if let Some(key) = &req.idempotency {
+            tx.put_key(&KeyRow {
+                route: key.route.clone(),
+                key: key.key.clone(),
+                device_id: row.device_id,
+                fingerprint: key.fingerprint.clone(),
+                access_code_id: row.access_code_id,
+                action_attempt_id: attempt.action_attempt_id,
+                created_at: now,
+            })?;
+        }
         Ok::<_, EngineError>((row, vec![ev], attempt))
     })?;
     ctx.publish(events);

@@ -80,6 +80,6 @@ pub mod watch;
 
 pub use bulk::WhenCannotShare;
 pub use clock::{Clock, SystemClock, TestClock};
-pub use engine::{CreateRequest, Engine, EngineConfig, EngineError, UpdateRequest};
+pub use engine::{CreateRequest, Engine, EngineConfig, EngineError, IdempotencyKey, UpdateRequest};
 pub use model::AccessCode;
 pub use queries::Page;

@@ -22,6 +22,18 @@ pub struct CreateRequest {
     pub use_backup_access_code_pool: Option<bool>,
     /// Answer only once the lock has the code (or the wait runs out): Seam's `sync`.
     pub sync: Option<bool>,
+    /// The request's idempotency key (a header, not a parameter).
+    #[serde(skip)]
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+/// A create's idempotency key: the route it came on, the key, and a fingerprint of the
+/// request's parameters (the same key with other parameters is refused).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub route: String,
+    pub key: String,
+    pub fingerprint: String,
 }
 
 /// A request to change an access code; absent fields keep their value.

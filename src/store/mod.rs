@@ -9,6 +9,7 @@ mod attempts;
 mod codes;
 mod devices;
 mod events;
+mod keys;
 mod models;
 mod repo;
 mod schema;
@@ -25,6 +26,7 @@ pub use codes::{
 };
 pub use devices::{DeviceFacts, DeviceRow, LockFacts, Notifications, SecurityProblem};
 pub use events::{EventFilter, EventRow};
+pub use keys::{KeyRow, KEYS_KEPT, KEY_TTL};
 pub use models::{ModelKeyRow, ModelRow};
 pub use repo::{Repo, Tx};
 pub use schema::SCHEMA_VERSION;

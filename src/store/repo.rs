@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{
     AttemptRow, CodeFilter, CodeRow, CodeStatus, DeviceFacts, DeviceRow, EventFilter, EventRow,
-    IssueKind, IssueRow, SlotRow, SlotState, Store, StoreError,
+    IssueKind, IssueRow, KeyRow, SlotRow, SlotState, Store, StoreError,
 };
 
 /// The engine's store: a writer and a reader.
@@ -430,6 +430,22 @@ impl Tx<'_> {
     }
     pub fn pending_attempts(&self, code: &Uuid) -> Result<Vec<AttemptRow>, StoreError> {
         Store::pending_attempts(self.conn, code)
+    }
+
+    // Idempotency keys.
+    pub fn put_key(&self, k: &KeyRow) -> Result<(), StoreError> {
+        Store::put_key(self.conn, k)
+    }
+    pub fn keyed(
+        &self,
+        route: &str,
+        key: &str,
+        now: &DateTime<Utc>,
+    ) -> Result<Vec<KeyRow>, StoreError> {
+        Store::keyed(self.conn, route, key, now)
+    }
+    pub fn key_count(&self) -> Result<usize, StoreError> {
+        Store::key_count(self.conn)
     }
 
     // Small pieces of daemon state.

@@ -196,6 +196,23 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX access_code_issues_expiring ON access_code_issues(expires_at)
         WHERE expires_at IS NOT NULL;
     "#,
+    // 5: creates' idempotency keys, kept with the code each made (in that code's own
+    // transaction), so that a create retried after the daemon restarted (a power cut before
+    // the answer went out) finds its code instead of making a second one. No foreign key: a
+    // key outlives its code, so that a retry never brings a deleted code back.
+    r#"
+    CREATE TABLE idempotency_keys (
+        route             TEXT NOT NULL,
+        key               TEXT NOT NULL,
+        device_id         TEXT NOT NULL,
+        fingerprint       TEXT NOT NULL,
+        access_code_id    TEXT NOT NULL,
+        action_attempt_id TEXT NOT NULL,
+        created_at        TEXT NOT NULL,
+        PRIMARY KEY (route, key, device_id)
+    );
+    CREATE INDEX idempotency_keys_age ON idempotency_keys(created_at);
+    "#,
 ];
 
 /// The schema version this binary writes.
