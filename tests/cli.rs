@@ -5,7 +5,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{daemon, sim_serve, tcp_config, BIN};
+use common::{daemon, shows_pin, sim_serve, tcp_config, BIN};
 
 const SIM: &str = r#"
 [[network]]
@@ -80,14 +80,14 @@ fn codes_devices_door_and_events_from_the_command_line() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(err.contains("status: set"), "{err}");
     assert!(
-        !out.contains("4821"),
+        !shows_pin(&out, "4821"),
         "an explicit PIN is not echoed: {out}"
     );
     let id = out.trim().strip_prefix("created ").unwrap().to_string();
     // Lists hide PINs unless asked.
     let (_, out, _) = zw(&s, &["codes", "list", "--device", &dev]);
     assert!(
-        out.contains("****") && !out.contains("4821") && out.contains("Guest 12"),
+        out.contains("****") && !shows_pin(&out, "4821") && out.contains("Guest 12"),
         "{out}"
     );
     let (_, out, _) = zw(&s, &["codes", "list", "--device", &dev, "--show-codes"]);
@@ -135,7 +135,7 @@ fn codes_devices_door_and_events_from_the_command_line() {
     // Unmanaged: slot 1 holds a keypad code (read before the first code was placed).
     let (code, out, _) = zw(&s, &["unmanaged", "list", "--device", &dev]);
     assert_eq!(code, 0);
-    assert!(out.contains("****") && !out.contains("2580"), "{out}");
+    assert!(out.contains("****") && !shows_pin(&out, "2580"), "{out}");
     let (code, out, err) = zw(&s, &["unmanaged", "sync", "--device", &dev]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("reading every slot"), "{out}");
@@ -200,4 +200,24 @@ fn codes_devices_door_and_events_from_the_command_line() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// The PIN checks above look past ids.
+#[test]
+fn a_pin_is_seen_as_a_whole_number_outside_ids() {
+    assert!(shows_pin("code: 4821\n", "4821"));
+    assert!(shows_pin("\"code\":\"4821\"", "4821"));
+    assert!(!shows_pin(
+        "created 8f4821e0-1234-4abc-8def-0123456789ab",
+        "4821"
+    ));
+    assert!(!shows_pin(
+        "id 0a1b4821-4821-4821-8821-482100000000 ****",
+        "4821"
+    ));
+    assert!(!shows_pin("slot 148210", "4821"));
+    assert!(shows_pin(
+        "8f4821e0-1234-4abc-8def-0123456789ab 4821",
+        "4821"
+    ));
 }

@@ -373,3 +373,25 @@ pub fn sdk_daemon(dir: &std::path::Path) -> SdkDaemon {
         daemon,
     }
 }
+
+/// Whether `text` shows `pin`: as a whole number (not inside a longer one), once every UUID in
+/// it is taken out (a UUID's hex can spell a PIN's digits: a plain substring check of an
+/// answer full of ids failed about one run in ten thousand).
+pub fn shows_pin(text: &str, pin: &str) -> bool {
+    let mut rest = String::with_capacity(text.len());
+    let mut i = 0;
+    while let Some(c) = text[i..].chars().next() {
+        let id = text
+            .get(i..i + 36)
+            .filter(|w| uuid::Uuid::try_parse(w).is_ok());
+        if id.is_some() {
+            rest.push(' ');
+            i += 36;
+        } else {
+            rest.push(c);
+            i += c.len_utf8();
+        }
+    }
+    rest.split(|c: char| !c.is_ascii_digit())
+        .any(|run| run == pin)
+}
